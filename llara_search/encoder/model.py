@@ -1,0 +1,264 @@
+"""`LlaraEncoder`: exact LLaRA embeddings (llara-spec §1), batched for speed without changing a single value.
+
+Speed comes from tokenizing once and grouping texts of similar length (less padding), never from changing the
+computation: left padding, positions 0..L-1 and the last-8 mean pooling are the same as the reference README code,
+so an embedding does not depend on its batch partners (beyond float noise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .prompts import (
+    EBAE_SUFFIX,
+    EBAR_SUFFIX,
+    N_POOL,
+    PREFIX,
+    PromptIds,
+    build_inputs,
+    tokenize_texts,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "BAAI/LLARA-passage"
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+class EncoderOutputError(FloatingPointError):
+    """The model produced NaN or inf embeddings (broken weights, or fp16 overflow)."""
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16, auto") from None
+
+
+def _local_files_only() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _resolve_model_dir(name_or_path: str) -> Path:
+    """A local directory as is; a hub id through the HF cache/download (which honours HF_HUB_OFFLINE)."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return p.resolve()
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name_or_path, local_files_only=_local_files_only()))
+    except Exception as exc:  # noqa: BLE001 - the hub raises many types; one clear line is what the user needs
+        raise OSError(
+            f"cannot load model {name_or_path!r}: not a local directory and not available from the Hugging Face hub "
+            f"({type(exc).__name__}). Pass a local path with --model, or set HF_HUB_OFFLINE=1 with the model in "
+            "the HF cache."
+        ) from exc
+
+
+def files_fingerprint(directory: Path) -> str:
+    """A cheap but weight-sensitive hash of a model or adapter folder.
+
+    Hashing 27 GB of fp32 weights would take minutes, so each file contributes its name, size and three 1 MiB
+    samples (start, middle, end): enough to tell apart two checkpoints of the same architecture.
+    """
+    h = hashlib.sha256()
+    files = sorted(f for f in directory.rglob("*") if f.is_file() and not f.name.startswith("."))
+    for f in files:
+        rel = f.relative_to(directory).as_posix()
+        if rel.startswith(("checkpoint-", "runs/")):
+            continue
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        with f.open("rb") as fh:
+            for off in sorted({0, max(0, size // 2 - 2**19), max(0, size - 2**20)}):
+                fh.seek(off)
+                h.update(fh.read(2**20))
+    return h.hexdigest()[:16]
+
+
+class LlaraEncoder:
+    """Encodes passages (EBAE prompt) and queries (EBAR prompt) into L2-normalized float32 vectors."""
+
+    def __init__(self, model, tokenizer, *, name: str, device: torch.device, dtype: torch.dtype,
+                 max_length: int = 512, model_hash: str = "", adapter_hash: str | None = None,
+                 max_batch_tokens: int | None = None, show_progress: bool = True):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = device
+        self.dtype = dtype
+        self.max_length = int(max_length)
+        if self.max_length < 1:
+            raise ValueError("max_length must be at least 1 token")
+        self.model_hash = model_hash
+        self.adapter_hash = adapter_hash
+        self.prompt = PromptIds.for_tokenizer(tokenizer, name)
+        self.max_batch_tokens = max_batch_tokens or (32768 if device.type == "cuda" else 8192)
+        self.show_progress = show_progress
+
+    # ----------------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = DEFAULT_MODEL, *, adapter: str | os.PathLike | None = None,
+                        device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+                        max_length: int = 512, max_batch_tokens: int | None = None,
+                        show_progress: bool = True) -> "LlaraEncoder":
+        """Load a LLaRA checkpoint (hub id or local folder), optionally merging a peft LoRA adapter at load."""
+        from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the load report lists lm_head as "unexpected": expected for an encoder
+        hf_logging.disable_progress_bar()
+        model_dir = _resolve_model_dir(str(name_or_path))
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        tok_dir = model_dir
+        adapter_dir = None
+        if adapter is not None:
+            adapter_dir = Path(adapter).expanduser().resolve()
+            if not (adapter_dir / "adapter_config.json").is_file():
+                raise FileNotFoundError(f"{adapter_dir} is not a peft adapter folder (no adapter_config.json)")
+            if (adapter_dir / "tokenizer_config.json").is_file():
+                tok_dir = adapter_dir  # training may have added the LLaRA tokens to a base tokenizer
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
+        tokenizer.padding_side = "left"
+        if adapter_dir is None:
+            model = AutoModel.from_pretrained(model_dir, dtype=dt, local_files_only=True)
+        else:
+            from peft import PeftModel
+
+            causal = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dt, local_files_only=True)
+            if len(tokenizer) > causal.get_input_embeddings().weight.shape[0]:
+                causal.resize_token_embeddings(len(tokenizer))
+            causal = PeftModel.from_pretrained(causal, str(adapter_dir)).merge_and_unload()
+            model = causal.get_decoder()
+        model.to(dev)
+        return cls(model, tokenizer, name=str(name_or_path), device=dev, dtype=dt, max_length=max_length,
+                   model_hash=files_fingerprint(model_dir),
+                   adapter_hash=files_fingerprint(adapter_dir) if adapter_dir else None,
+                   max_batch_tokens=max_batch_tokens, show_progress=show_progress)
+
+    # ----------------------------------------------------------------------------------------------- identity
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable id of everything that determines a vector: weights, adapter, prompts, max_length.
+
+        Indexes store it and refuse queries encoded by anything else (mixing spaces gives silent garbage).
+        """
+        h = hashlib.sha256(json.dumps({
+            "model": self.model_hash, "adapter": self.adapter_hash, "prefix": PREFIX, "ebae": EBAE_SUFFIX,
+            "ebar": EBAR_SUFFIX, "max_length": self.max_length, "pool": N_POOL,
+        }, sort_keys=True).encode())
+        return f"llara-{h.hexdigest()[:16]}"
+
+    # ----------------------------------------------------------------------------------------------- encoding
+    def encode_passages(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return self._encode(texts, "passage", batch_size)
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return self._encode(texts, "query", batch_size)
+
+    def encode(self, texts: Sequence[str], kind: str = "passage", batch_size: int | None = None) -> np.ndarray:
+        return self._encode(texts, kind, batch_size)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Text tokens as the encoder sees them (before truncation), for chunking to a token budget."""
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        return [len(x) for x in enc]
+
+    def _encode(self, texts: Sequence[str], kind: str, batch_size: int | None) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("pass a list of texts, not a single string")
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text #{i} is {type(t).__name__}, not str")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        seqs = build_inputs(self.prompt, tokenize_texts(self.tokenizer, texts, self.max_length), kind)
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+        budget = self.max_batch_tokens
+        cap = batch_size or 256
+        pos = 0
+        bar = None
+        if self.show_progress and len(texts) >= 256:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc=f"encode {kind}s", unit="text", leave=False)
+        try:
+            while pos < len(order):
+                longest = _round8(len(seqs[order[pos]]))
+                n = max(1, min(cap, budget // longest, len(order) - pos))
+                idx = order[pos:pos + n]
+                try:
+                    out[idx] = self._forward([seqs[i] for i in idx])
+                except torch.cuda.OutOfMemoryError:
+                    if n == 1:
+                        raise
+                    torch.cuda.empty_cache()
+                    budget = max(longest, (n // 2) * longest)
+                    cap = max(1, n // 2)
+                    log.warning("CUDA out of memory at %d texts x %d tokens; retrying with %d", n, longest, cap)
+                    continue
+                pos += n
+                if bar is not None:
+                    bar.update(n)
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
+
+    @torch.inference_mode()
+    def _forward(self, seqs: list[list[int]]) -> np.ndarray:
+        length = _round8(max(len(s) for s in seqs))
+        ids = torch.full((len(seqs), length), self.prompt.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), length), dtype=torch.long)
+        for row, s in enumerate(seqs):
+            ids[row, length - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[row, length - len(s):] = 1
+        hidden = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+        emb = hidden[:, -N_POOL:, :].float().mean(dim=1)
+        emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
+        arr = emb.cpu().numpy()
+        if not np.isfinite(arr).all():
+            raise EncoderOutputError(
+                f"{self.name} produced NaN/inf embeddings (dtype {self.dtype}); the weights may be broken, or try "
+                "--dtype float32"
+            )
+        return arr
+
+
+def _round8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+def iter_batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

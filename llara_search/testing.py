@@ -1,0 +1,81 @@
+"""Tiny random LLaRA models for tests, benchmarks and trying the pipeline without downloading 27 GB.
+
+Random weights give meaningless rankings but exercise exactly the code paths (and time exactly like) a real
+checkpoint of the same shape.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SHARED_TOKENIZER = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "llama2-llara-tokenizer"
+
+_CORPUS = """
+The quick brown fox jumps over the lazy dog. A llama is a domesticated South American camelid.
+Search engines index documents and answer queries with ranked passages. Vectors are compared by dot product.
+Installation requires Python and a recent version of pip. The configuration file sets the port and the host.
+Neural networks learn representations from data; transformers use attention over tokens.
+HAProxy is a load balancer; JAX transforms numerical functions with grad, jit and vmap.
+""".strip()
+
+
+def shared_tokenizer_dir() -> Path | None:
+    env = os.environ.get("LLARA_SEARCH_TOKENIZER")
+    for cand in ([Path(env)] if env else []) + [SHARED_TOKENIZER, Path.cwd().parent / "shared" / "models" /
+                                                 "llama2-llara-tokenizer"]:
+        if (cand / "tokenizer.model").is_file() or (cand / "tokenizer.json").is_file():
+            return cand
+    return None
+
+
+def train_fallback_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 600):
+    """A small SentencePiece-like BPE tokenizer with the 16 LLaRA tokens, for clones without ../shared."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from .encoder.prompts import EBAE_SUFFIX, EBAR_SUFFIX, LLARA_TOKENS, add_llara_tokens
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size + 259, special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens,
+                                  show_progress=False)
+    text = _CORPUS + "\n" + EBAE_SUFFIX + "\n" + EBAR_SUFFIX
+    tok.train_from_iterator([text.replace("<s", " ")] * 3, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   padding_side="left")
+    assert not set(LLARA_TOKENS) & set(fast.get_vocab())
+    add_llara_tokens(fast)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def make_tiny_llara(out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike | None = None,
+                    hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4, intermediate_size: int | None = None,
+                    seed: int = 0, tie_embeddings: bool = False) -> Path:
+    """Write a random Llama with the LLaRA tokenizer to `out_dir` (loadable by AutoModel / AutoModelForCausalLM)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    src = Path(tokenizer_dir) if tokenizer_dir else shared_tokenizer_dir()
+    if src is None:
+        tokenizer = train_fallback_tokenizer(out / "_tokenizer")
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(src)
+    tokenizer.padding_side = "left"
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size or hidden_size * 3,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads,
+        max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=0, tie_word_embeddings=tie_embeddings,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
