@@ -97,6 +97,33 @@ def files_fingerprint(directory: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def make_fingerprint(model_hash: str, adapter_hash: str | None, max_length: int) -> str:
+    h = hashlib.sha256(json.dumps({
+        "model": model_hash, "adapter": adapter_hash, "prefix": PREFIX, "ebae": EBAE_SUFFIX,
+        "ebar": EBAR_SUFFIX, "max_length": int(max_length), "pool": N_POOL,
+    }, sort_keys=True).encode())
+    return f"llara-{h.hexdigest()[:16]}"
+
+
+def fingerprint_for(name_or_path: str, adapter: str | os.PathLike | None = None, max_length: int = 512) -> str:
+    """The fingerprint a model would have, without loading its weights (cheap: sampled file hashes)."""
+    model_dir = _resolve_model_dir(str(name_or_path))
+    adapter_hash = files_fingerprint(Path(adapter).expanduser().resolve()) if adapter else None
+    return make_fingerprint(files_fingerprint(model_dir), adapter_hash, max_length)
+
+
+def load_tokenizer(name_or_path: str, adapter: str | os.PathLike | None = None):
+    """The model's tokenizer alone (chunking needs it; the weights are loaded only when something is encoded)."""
+    from transformers import AutoTokenizer
+
+    src = _resolve_model_dir(str(name_or_path))
+    if adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file():
+        src = Path(adapter)
+    tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
+    tok.padding_side = "left"
+    return tok
+
+
 class LlaraEncoder:
     """Encodes passages (EBAE prompt) and queries (EBAR prompt) into L2-normalized float32 vectors."""
 
@@ -169,11 +196,7 @@ class LlaraEncoder:
 
         Indexes store it and refuse queries encoded by anything else (mixing spaces gives silent garbage).
         """
-        h = hashlib.sha256(json.dumps({
-            "model": self.model_hash, "adapter": self.adapter_hash, "prefix": PREFIX, "ebae": EBAE_SUFFIX,
-            "ebar": EBAR_SUFFIX, "max_length": self.max_length, "pool": N_POOL,
-        }, sort_keys=True).encode())
-        return f"llara-{h.hexdigest()[:16]}"
+        return make_fingerprint(self.model_hash, self.adapter_hash, self.max_length)
 
     # ----------------------------------------------------------------------------------------------- encoding
     def encode_passages(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:

@@ -1,0 +1,326 @@
+"""`Engine`: one facade over an index folder. The CLI, the HTTP server and the tests all go through it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .encoder import DEFAULT_MODEL, LlaraEncoder, fingerprint_for, load_tokenizer
+from .index import VectorStore
+from .index.generations import needs_retrain
+from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
+from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
+from .layout import IndexPaths, WriteLock, default_index_dir
+from .search import MODES, SearchResult, Searcher, rrf
+from .store import Document, Store
+from .store.db import StoreError
+
+MAX_K = 1000
+
+
+class EngineError(RuntimeError):
+    """Wrong use (bad argument, wrong model, missing index): the message is one line saying what to do."""
+
+
+def model_identity(name_or_path: str) -> str:
+    """Local folders are recorded by absolute path, hub ids as given."""
+    p = Path(name_or_path).expanduser()
+    return str(p.resolve()) if p.exists() else name_or_path
+
+
+class Engine:
+    def __init__(self, paths: IndexPaths, store: Store, *, device: str | None = None, dtype: str | None = None,
+                 show_progress: bool = False):
+        self.paths = paths
+        self.store = store
+        self.device = device
+        self.dtype = dtype
+        self.show_progress = show_progress
+        self._encoder: LlaraEncoder | None = None
+        self._searcher: Searcher | None = None
+        self._load_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, index_dir: str | os.PathLike | None = None, *, db_url: str | None = None,
+             model: str | None = None, create: bool = False, device: str | None = None, dtype: str | None = None,
+             show_progress: bool = False) -> "Engine":
+        """Open an index folder (and its database). `create=True` makes a new one; otherwise it must exist."""
+        paths = IndexPaths(Path(index_dir) if index_dir else default_index_dir(), db_url)
+        if not create:
+            if not paths.root.is_dir():
+                raise EngineError(f"no index at {paths.root}; build one with `llara-search ingest PATH --index "
+                                  f"{paths.root}`")
+            if db_url is None and not (paths.root / "meta.sqlite").is_file():
+                raise EngineError(f"{paths.root} is not a llara-search index (no meta.sqlite); point --index at an "
+                                  "index folder or build one with `llara-search ingest`")
+        else:
+            paths.root.mkdir(parents=True, exist_ok=True)
+        try:
+            store = Store(paths.db_url, create=create)
+        except StoreError as exc:
+            raise EngineError(str(exc)) from None
+        engine = cls(paths, store, device=device, dtype=dtype, show_progress=show_progress)
+        info = store.get_info()
+        if model is not None and info.get("model") and model_identity(model) != info["model"]:
+            raise EngineError(
+                f"index {paths.root} was built with model {info['model']}, not {model_identity(model)}; use a new "
+                "--index for the other model, or rebuild this one (delete the folder and ingest again)"
+            )
+        return engine
+
+    @property
+    def info(self) -> dict:
+        return self.store.get_info()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------------ parts
+    @property
+    def encoder(self) -> LlaraEncoder:
+        """The index's own model and adapter, loaded on first use and checked against the recorded fingerprint."""
+        with self._load_lock:
+            if self._encoder is None:
+                info = self.info
+                if not info.get("model"):
+                    raise EngineError(f"index {self.paths.root} has no model recorded yet; ingest something first")
+                enc = LlaraEncoder.from_pretrained(info["model"], adapter=info.get("adapter"), device=self.device,
+                                                   dtype=self.dtype, max_length=int(info.get("max_length", 512)),
+                                                   show_progress=self.show_progress)
+                if info.get("fingerprint") and enc.fingerprint != info["fingerprint"]:
+                    raise EngineError(
+                        f"the model at {info['model']} no longer matches index {self.paths.root} (fingerprint "
+                        f"{enc.fingerprint} != {info['fingerprint']}): its weights changed; rebuild the index"
+                    )
+                self._encoder = enc
+            return self._encoder
+
+    def use_encoder(self, encoder: LlaraEncoder) -> None:
+        """Share an already loaded encoder (tests, the server) after checking it is the index's own."""
+        fp = self.info.get("fingerprint")
+        if fp and encoder.fingerprint != fp:
+            raise EngineError(f"encoder fingerprint {encoder.fingerprint} does not match the index's {fp}")
+        self._encoder = encoder
+
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            dim = self.info.get("dim")
+            if dim is None:
+                raise EngineError(f"index {self.paths.root} is empty; run `llara-search ingest` first")
+            self._searcher = Searcher(self.paths, self.store, int(dim))
+        return self._searcher
+
+    # ------------------------------------------------------------------------------------------------ search
+    def search(self, query: str, k: int = 10, mode: str = "dense", where: str | None = None) -> list[SearchResult]:
+        return self.search_many([query], k=k, mode=mode, where=where)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "dense",
+                    where: str | None = None, query_vectors: np.ndarray | None = None) -> list[list[SearchResult]]:
+        """Search several queries with one batched encode (or with `query_vectors` already encoded)."""
+        if mode not in MODES:
+            raise EngineError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if not 1 <= int(k) <= MAX_K:
+            raise EngineError(f"k must be between 1 and {MAX_K}, not {k}")
+        queries = list(queries)
+        if any(not isinstance(q, str) or not q.strip() for q in queries):
+            raise EngineError("every query must be a non-empty string")
+        if not queries:
+            return []
+        searcher = self.searcher
+        searcher.refresh()
+        depth = max(k, 100) if mode == "hybrid" else k
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        if mode in ("dense", "hybrid"):
+            qv = query_vectors if query_vectors is not None else self.encode_queries(queries)
+            dense = searcher.dense(qv, depth, where)
+        out = []
+        for qi, q in enumerate(queries):
+            if mode == "dense":
+                hits = dense[qi]
+            elif mode == "bm25":
+                hits = searcher.bm25(q, k, where)
+            else:
+                hits = rrf([dense[qi], searcher.bm25(q, depth, where)], k)
+            out.append(searcher.results(hits))
+        return out
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return self.embed(queries, "query")
+
+    def embed(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
+        """Vectors of texts with the index's encoder; one forward at a time (torch is not re-entrant-friendly)."""
+        if kind not in ("passage", "query"):
+            raise EngineError(f"kind must be 'passage' or 'query', not {kind!r}")
+        encoder = self.encoder
+        with self._encode_lock:
+            return encoder.encode(list(texts), kind)
+
+    # ------------------------------------------------------------------------------------------------ writing
+    def _prepare_write(self, model: str | None, adapter: str | None, chunk_tokens: int | None,
+                       index_type: str | None, index_factory: str | None) -> tuple[dict, Chunker, str]:
+        info = self.info
+        if not info.get("model"):
+            name = model_identity(model or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL)
+            adapter_id = str(Path(adapter).resolve()) if adapter else None
+            try:
+                tokenizer = load_tokenizer(name, adapter_id)
+                fp = fingerprint_for(name, adapter_id, 512)
+            except OSError as exc:
+                raise EngineError(str(exc).splitlines()[0]) from None
+            from transformers import AutoConfig
+
+            from .encoder.model import _resolve_model_dir
+
+            dim = int(AutoConfig.from_pretrained(_resolve_model_dir(name), local_files_only=True).hidden_size)
+            with self.store.session() as s:
+                self.store.set_info(s, model=name, adapter=adapter_id, fingerprint=fp, dim=dim, max_length=512,
+                                    chunk_tokens=int(chunk_tokens or DEFAULT_CHUNK_TOKENS),
+                                    index_type=index_type or "auto", index_factory=index_factory)
+            info = self.info
+        else:
+            if adapter is not None and str(Path(adapter).resolve()) != info.get("adapter"):
+                raise EngineError(
+                    f"index {self.paths.root} was encoded with adapter {info.get('adapter')}, not {adapter}; "
+                    "re-encoding an index under a new adapter needs a new --index for now")
+            updates = {}
+            if index_type and index_type != info.get("index_type"):
+                updates["index_type"] = index_type
+            if index_factory and index_factory != info.get("index_factory"):
+                updates["index_factory"] = index_factory
+            if chunk_tokens and int(chunk_tokens) != int(info.get("chunk_tokens", DEFAULT_CHUNK_TOKENS)):
+                updates["chunk_tokens"] = int(chunk_tokens)
+            if updates:
+                with self.store.session() as s:
+                    self.store.set_info(s, **updates)
+                info = self.info
+            tokenizer = self._encoder.tokenizer if self._encoder else load_tokenizer(info["model"], info.get("adapter"))
+        chunker = Chunker(tokenizer, int(info.get("chunk_tokens", DEFAULT_CHUNK_TOKENS)), int(info["max_length"]))
+        return info, chunker, info["fingerprint"]
+
+    def _ingestor(self, chunker: Chunker, fingerprint: str, options: IngestOptions,
+                  progress: Callable | None) -> Ingestor:
+        vectors = VectorStore(self.paths.vectors, int(self.info["dim"]))
+        return Ingestor(self.paths, self.store, vectors, chunker,
+                        lambda texts: self.encoder.encode_passages(texts, options.batch_size),
+                        fingerprint, options, progress)
+
+    def ingest(self, paths: Sequence[str | os.PathLike], *, model: str | None = None, adapter: str | None = None,
+               chunk_tokens: int | None = None, options: IngestOptions | None = None, wait: bool = False,
+               progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+        """Sync files/folders into the index: new and changed files encoded, missing ones removed."""
+        roots = [Path(p) for p in paths]
+        missing = [str(p) for p in roots if not p.exists()]
+        if missing:
+            raise EngineError(f"no such file or folder: {missing[0]}")
+        options = options or IngestOptions()
+        with WriteLock(self.paths.lock, wait=wait):
+            _, chunker, fp = self._prepare_write(model, adapter, chunk_tokens, options.index_type,
+                                                 options.index_factory)
+            return self._ingestor(chunker, fp, options, progress).run_files(roots)
+
+    def ingest_records(self, records, source: str, *, model: str | None = None, chunk_tokens: int | None = None,
+                       options: IngestOptions | None = None) -> IngestReport:
+        """Ingest `(doc_key, title, text)` records (BEIR corpora) under the document prefix `source:`."""
+        options = options or IngestOptions()
+        with WriteLock(self.paths.lock):
+            _, chunker, fp = self._prepare_write(model, None, chunk_tokens, options.index_type, options.index_factory)
+            return self._ingestor(chunker, fp, options, None).run_records(records, source)
+
+    def delete(self, paths: Sequence[str | os.PathLike]) -> IngestReport:
+        """Remove documents (files, or everything under folders) from the index explicitly."""
+        from sqlalchemy import select
+
+        with WriteLock(self.paths.lock):
+            info, chunker, fp = self._prepare_write(None, None, None, None, None)
+            ing = self._ingestor(chunker, fp, IngestOptions(), None)
+            with self.store.sessions() as s:
+                live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
+            targets = []
+            for p in paths:
+                a = os.path.abspath(p)
+                targets += [d for d in live if d == a or d.startswith(a.rstrip("/") + "/") or d == str(p)]
+            ing.remove_documents(sorted(set(targets)))
+            ing.commit_generation()
+            counts = self.store.counts(ing.report.generation or 0)
+            ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
+            return ing.report
+
+    def reindex(self, index_type: str | None = None, index_factory: str | None = None) -> IngestReport:
+        """Retrain and rebuild the FAISS index from the stored vectors (no re-encoding) as a new generation."""
+        with WriteLock(self.paths.lock):
+            _, chunker, fp = self._prepare_write(None, None, None, index_type, index_factory)
+            ing = self._ingestor(chunker, fp, IngestOptions(index_type=index_type, index_factory=index_factory), None)
+            t = time.perf_counter()
+            ing.commit_generation(rebuild=True, force=True)
+            ing.report.seconds = time.perf_counter() - t
+            counts = self.store.counts(ing.report.generation or 0)
+            ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
+            return ing.report
+
+    # ------------------------------------------------------------------------------------------------ facts
+    def status(self) -> dict:
+        info = self.info
+        gen = self.store.current_generation()
+        counts = self.store.counts(gen.id if gen else 0)
+        out = {
+            "index": str(self.paths.root), "model": info.get("model"), "adapter": info.get("adapter"),
+            "fingerprint": info.get("fingerprint"), "dim": info.get("dim"), **counts,
+            "generation": gen.id if gen else None, "index_type": gen.index_type if gen else None,
+            "factory": gen.factory if gen else None, "ntotal": gen.ntotal if gen else 0,
+            "nprobe": gen.nprobe if gen else None, "trained_on": gen.trained_on if gen else None,
+        }
+        sizes = {"database": 0, "vectors": 0, "index": 0}
+        for name in ("meta.sqlite", "meta.sqlite-wal"):
+            p = self.paths.root / name
+            sizes["database"] += p.stat().st_size if p.exists() else 0
+        if info.get("dim"):
+            sizes["vectors"] = VectorStore(self.paths.vectors, int(info["dim"])).disk_bytes()
+        if gen is not None and self.paths.generation_file(gen.id).exists():
+            sizes["index"] = self.paths.generation_file(gen.id).stat().st_size
+        out["bytes_on_disk"] = sizes
+        out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
+                                            info.get("index_type", "auto")) if gen else None
+        return out
+
+    def bench(self, n_queries: int = 200, k: int = 10, seed: int = 0) -> dict:
+        """recall@k of the ANN + re-rank path against exact search over the stored vectors, and its latency.
+
+        Queries are midpoints of random pairs of stored vectors, so no model is needed and no query is an exact
+        copy of a stored vector.
+        """
+        searcher = self.searcher
+        gen, ann = searcher.refresh()
+        ids = self.store.visible_chunk_ids(gen.id)
+        if len(ids) == 0:
+            raise EngineError(f"index {self.paths.root} is empty; nothing to benchmark")
+        rng = np.random.default_rng(seed)
+        a = searcher.vectors.get(rng.choice(ids, n_queries))
+        b = searcher.vectors.get(rng.choice(ids, n_queries))
+        q = a + b
+        q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-12
+        truth = searcher.exact_all(q, k)
+        lat, hits = [], 0
+        for qi in range(n_queries):
+            t = time.perf_counter()
+            got = searcher.dense(q[qi:qi + 1], k)[0]
+            lat.append((time.perf_counter() - t) * 1000)
+            hits += len({i for i, _ in got} & {i for i, _ in truth[qi]})
+        denom = sum(len(t) for t in truth) or 1
+        return {"index_type": gen.index_type, "factory": gen.factory, "ntotal": ann.ntotal, "queries": n_queries,
+                f"recall@{k}": round(hits / denom, 4), "p50_ms": round(float(np.percentile(lat, 50)), 3),
+                "p99_ms": round(float(np.percentile(lat, 99)), 3),
+                "bytes_per_vector": round(ann.memory_bytes() / max(1, ann.ntotal), 1)}

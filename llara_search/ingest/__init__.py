@@ -1,0 +1,1 @@
+"""Ingestion: walking folders, parsers per format, chunking, incremental sync into the store and the index."""

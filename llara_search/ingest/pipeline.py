@@ -1,0 +1,393 @@
+"""Incremental, resumable sync of files into the store, the stored vectors and the next index generation.
+
+All rows written by one ingest carry the generation G it is building (`added_gen` / `removed_gen`). Encoded
+chunks are committed in batches: vectors appended and fsynced first, then their rows in one transaction. After a
+crash, G was never committed, so readers never saw any of it; the next run builds the same G, finds the rows
+already there (no re-encoding) and finishes. At the end one FAISS file for G is written and named in the database
+in a single commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sqlalchemy import select, update
+
+from ..index import VectorStore
+from ..index.generations import next_ann
+from ..layout import IndexPaths
+from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
+from ..store.models import utcnow
+from .chunking import CHUNKER_VERSION, ChunkData, Chunker
+from .parsers import ParsedDocument, ParseError, SkipFile, parse_file
+from .walk import walk
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FILE_MB = 20.0
+
+
+@dataclass
+class IngestOptions:
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    hidden: bool = False
+    delete_missing: bool = True
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+    commit_chunks: int = 256  # chunks encoded per committed batch
+    index_type: str | None = None
+    index_factory: str | None = None
+    batch_size: int | None = None
+
+
+@dataclass
+class IngestReport:
+    files_seen: int = 0
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    files_skipped: int = 0
+    files_failed: list[dict] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_encoded: int = 0
+    chunks_removed: int = 0
+    chunks_total: int = 0
+    documents: int = 0
+    generation: int | None = None
+    index_type: str | None = None
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items()}
+        d["stages"] = {k: round(v, 3) for k, v in self.stages.items()}
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+@dataclass
+class _Work:
+    """One changed document: its rows to write and the chunks to encode."""
+
+    path: str
+    stat: os.stat_result
+    digest: str
+    parsed: ParsedDocument
+    chunks: list[ChunkData]
+    doc_key: str | None = None
+
+
+class Ingestor:
+    def __init__(self, paths: IndexPaths, store: Store, vectors: VectorStore, chunker: Chunker,
+                 encode: Callable[[list[str]], np.ndarray], fingerprint: str, options: IngestOptions,
+                 progress: Callable[[str, int, int], None] | None = None):
+        self.paths = paths
+        self.store = store
+        self.vectors = vectors
+        self.chunker = chunker
+        self.encode = encode
+        self.fingerprint = fingerprint
+        self.opt = options
+        self.progress = progress or (lambda stage, done, total: None)
+        self.report = IngestReport()
+        self.gen = store.next_generation()
+        self._pending: list[_Work] = []
+        self._pending_chunks = 0
+
+    # ------------------------------------------------------------------------------------------------ files
+    def run_files(self, roots: list[Path]) -> IngestReport:
+        t0 = time.perf_counter()
+        run_id = self._start_run()
+        found = walk(roots, self.opt.include, self.opt.exclude, self.opt.hidden)
+        for path, reason in found.failures:
+            self._fail(path, reason)
+        self.report.files_seen = len(found.files)
+        seen: set[str] = set()
+        for n, f in enumerate(found.files):
+            self.progress("parse", n, len(found.files))
+            seen.add(str(f))
+            self._sync_file(f)
+        self._flush()
+        if self.opt.delete_missing:
+            self._remove_missing([Path(os.path.abspath(r)) for r in roots], seen)
+        self._finish(run_id, t0)
+        return self.report
+
+    def run_records(self, records, source: str) -> IngestReport:
+        """Ingest in-memory documents `(doc_key, title, text)` (BEIR corpora), keyed as `<source>:<doc_key>`."""
+        t0 = time.perf_counter()
+        run_id = self._start_run()
+        from .parsers import parse_underlined
+
+        seen: set[str] = set()
+        for doc_key, title, text in records:
+            self.report.files_seen += 1
+            path = f"{source}:{doc_key}"
+            seen.add(path)
+            body = text if not title else f"{title}\n\n{text}"
+            digest = hashlib.sha256(body.encode()).hexdigest()
+            doc = self._doc(path)
+            if doc is not None and doc.removed_gen is None and doc.content_hash == digest:
+                self.report.files_unchanged += 1
+                continue
+            parsed = parse_underlined(text, "beir")
+            if title:
+                for s in parsed.sections:
+                    s.heading = [title] + s.heading
+            parsed.title = title
+            self._queue(_Work(path, os.stat_result((0,) * 10), digest, parsed, self.chunker.chunk(parsed), doc_key))
+        self._flush()
+        if self.opt.delete_missing:
+            self._remove_prefix(f"{source}:", seen)
+        self._finish(run_id, t0)
+        return self.report
+
+    def _sync_file(self, f: Path) -> None:
+        path = str(f)
+        t = time.perf_counter()
+        try:
+            st = f.stat()
+            doc = self._doc(path)
+            if doc is not None and doc.removed_gen is None and doc.size == st.st_size and doc.mtime_ns == st.st_mtime_ns:
+                self.report.files_unchanged += 1
+                return
+            if st.st_size > self.opt.max_file_mb * 2**20:
+                raise ParseError(f"file too large ({st.st_size / 2**20:.1f} MB > --max-file-mb {self.opt.max_file_mb:g})")
+            data = f.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            if doc is not None and doc.removed_gen is None and doc.content_hash == digest:
+                with self.store.session() as s:
+                    s.execute(update(Document).where(Document.id == doc.id).values(size=st.st_size,
+                                                                                   mtime_ns=st.st_mtime_ns))
+                self.report.files_unchanged += 1
+                return
+            parsed = parse_file(f, data)
+            self.report.stages["parse"] += time.perf_counter() - t
+            t = time.perf_counter()
+            chunks = self.chunker.chunk(parsed)
+            self.report.stages["chunk"] += time.perf_counter() - t
+        except SkipFile:
+            self.report.files_skipped += 1
+            return
+        except ParseError as exc:
+            self._fail(path, str(exc))
+            return
+        except FileNotFoundError:
+            self._fail(path, "file disappeared while ingesting")
+            return
+        except PermissionError:
+            self._fail(path, "permission denied")
+            return
+        except OSError as exc:
+            self._fail(path, f"cannot read: {exc.strerror or exc}")
+            return
+        except RecursionError:
+            self._fail(path, "document nested too deeply to parse")
+            return
+        self._queue(_Work(path, st, digest, parsed, chunks))
+
+    def _doc(self, path: str) -> Document | None:
+        with self.store.sessions() as s:
+            return s.scalars(select(Document).where(Document.path == path)).first()
+
+    # ------------------------------------------------------------------------------------------------ batches
+    def _queue(self, work: _Work) -> None:
+        self._pending.append(work)
+        self._pending_chunks += len(work.chunks)
+        if self._pending_chunks >= self.opt.commit_chunks:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Encode what the queued documents need, append vectors, then commit their rows in one transaction."""
+        if not self._pending:
+            return
+        works, self._pending, self._pending_chunks = self._pending, [], 0
+        G = self.gen
+        plans = []  # (work, doc, reuse: dict[ordinal -> row id], new chunks, stale row ids)
+        to_encode: list[ChunkData] = []
+        with self.store.sessions() as s:
+            for w in works:
+                doc = s.scalars(select(Document).where(Document.path == w.path)).first()
+                live = [] if doc is None else list(s.scalars(select(Chunk).where(
+                    Chunk.document_id == doc.id, Chunk.removed_gen.is_(None))))
+                by_hash: dict[str, list[Chunk]] = defaultdict(list)
+                for row in live:
+                    by_hash[row.content_hash].append(row)
+                reuse, new = {}, []
+                for c in w.chunks:
+                    if by_hash.get(c.content_hash):
+                        reuse[c.ordinal] = by_hash[c.content_hash].pop(0).id
+                    else:
+                        new.append(c)
+                stale = [r for rows in by_hash.values() for r in rows]
+                plans.append((w, reuse, new, stale))
+                to_encode.extend(new)
+        t = time.perf_counter()
+        vecs = self.encode([c.passage for c in to_encode]) if to_encode else None
+        self.report.stages["encode"] += time.perf_counter() - t
+        self.report.chunks_encoded += len(to_encode)
+        self.progress("encode", self.report.chunks_encoded, 0)
+        t = time.perf_counter()
+        with self.store.session() as s:
+            new_rows: list[Chunk] = []
+            for w, reuse, new, stale in plans:
+                doc = s.scalars(select(Document).where(Document.path == w.path)).first()
+                is_new = doc is None or doc.removed_gen is not None
+                if doc is None:
+                    doc = Document(path=w.path, added_gen=G)
+                    s.add(doc)
+                elif doc.removed_gen is not None:
+                    doc.removed_gen, doc.added_gen = None, G
+                doc.doc_key = w.doc_key
+                doc.format = w.parsed.format
+                doc.title = w.parsed.title
+                doc.size, doc.mtime_ns = int(w.stat.st_size), int(w.stat.st_mtime_ns)
+                doc.content_hash = w.digest
+                doc.n_chunks = len(w.chunks)
+                doc.updated_at = utcnow()
+                s.flush()
+                self.report.files_new += int(is_new)
+                self.report.files_changed += int(not is_new)
+                for row in stale:
+                    if row.added_gen >= G:
+                        s.delete(row)  # written by this (unfinished) generation: nobody ever saw it
+                    else:
+                        row.removed_gen = G
+                    self.report.chunks_removed += 1
+                by_ordinal = {c.ordinal: c for c in w.chunks}
+                for ordinal, row_id in reuse.items():
+                    c = by_ordinal[ordinal]
+                    s.execute(update(Chunk).where(Chunk.id == row_id).values(
+                        ordinal=c.ordinal, start_line=c.start_line, end_line=c.end_line, page=c.page,
+                        char_start=c.char_start, char_end=c.char_end))
+                for c in new:
+                    row = Chunk(document_id=doc.id, ordinal=c.ordinal, heading=c.heading, text=c.text,
+                                start_line=c.start_line, end_line=c.end_line, page=c.page, char_start=c.char_start,
+                                char_end=c.char_end, content_hash=c.content_hash, n_tokens=c.n_tokens,
+                                chunker_version=CHUNKER_VERSION, added_gen=G)
+                    s.add(row)
+                    new_rows.append(row)
+            s.flush()
+            if new_rows:
+                ids = np.array([r.id for r in new_rows], dtype=np.int64)
+                self.vectors.append(ids, vecs)  # fsynced before the commit that makes the rows exist
+            self.report.chunks_added += len(new_rows)
+        self.report.stages["store"] += time.perf_counter() - t
+
+    # ------------------------------------------------------------------------------------------------ removal
+    def _remove_missing(self, roots: list[Path], seen: set[str]) -> None:
+        prefixes = [str(r) if not r.is_dir() else str(r).rstrip("/") + "/" for r in roots]
+        with self.store.sessions() as s:
+            docs = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
+        gone = [p for p in docs if p not in seen and any(p == pre or p.startswith(pre) for pre in prefixes)]
+        self.remove_documents(gone)
+
+    def _remove_prefix(self, prefix: str, seen: set[str]) -> None:
+        with self.store.sessions() as s:
+            docs = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None),
+                                                              Document.path.startswith(prefix))))
+        self.remove_documents([p for p in docs if p not in seen])
+
+    def remove_documents(self, doc_paths: list[str]) -> int:
+        G = self.gen
+        n = 0
+        with self.store.session() as s:
+            for p in doc_paths:
+                doc = s.scalars(select(Document).where(Document.path == p)).first()
+                if doc is None or doc.removed_gen is not None:
+                    continue
+                for row in s.scalars(select(Chunk).where(Chunk.document_id == doc.id, Chunk.removed_gen.is_(None))):
+                    if row.added_gen >= G:
+                        s.delete(row)
+                    else:
+                        row.removed_gen = G
+                    self.report.chunks_removed += 1
+                doc.removed_gen = G
+                n += 1
+        self.report.files_removed += n
+        return n
+
+    # ------------------------------------------------------------------------------------------------ commit
+    def _start_run(self) -> int:
+        with self.store.session() as s:
+            run = IngestRun(pid=os.getpid(), generation=self.gen)
+            s.add(run)
+            s.flush()
+            self.run_id = run.id
+            return run.id
+
+    def _fail(self, path: str, reason: str) -> None:
+        self.report.files_failed.append({"path": path, "error": reason})
+        with self.store.session() as s:
+            s.add(IngestFailure(run_id=self.run_id, path=path, error=reason))
+
+    def commit_generation(self, *, rebuild: bool = False, force: bool = False) -> None:
+        """Write the FAISS file for generation G and name it in the database, with the run's end, in one commit."""
+        G = self.gen
+        t = time.perf_counter()
+        prev = self.store.current_generation()
+        with self.store.sessions() as s:
+            all_ids = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen.is_(None)).order_by(Chunk.id)),
+                                  np.int64)
+            added = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.added_gen == G, Chunk.removed_gen.is_(None))),
+                                np.int64)
+            removed = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen == G, Chunk.added_gen < G)),
+                                  np.int64)
+            docs_changed = s.scalar(select(Document.id).where((Document.added_gen == G) | (Document.removed_gen == G))
+                                    .limit(1))
+        info = self.store.get_info()
+        index_type = self.opt.index_type or info.get("index_type", "auto")
+        factory = self.opt.index_factory or info.get("index_factory")
+        unchanged = prev is not None and not len(added) and not len(removed) and docs_changed is None
+        if unchanged and not rebuild and not force:
+            self.report.generation = prev.id
+            self.report.index_type = prev.index_type
+            self.report.stages["index"] += time.perf_counter() - t
+            return
+        prev_path = self.paths.generation_file(prev.id) if prev else None
+        ann = next_ann(prev, prev_path, self.vectors, all_ids, added, removed, index_type=index_type,
+                       factory=factory, rebuild=rebuild)
+        self.paths.generations.mkdir(parents=True, exist_ok=True)
+        path = self.paths.generation_file(G)
+        ann.save(path)
+        with self.store.session() as s:
+            s.add(Generation(id=G, index_file=path.name, index_type=ann.plan.index_type, factory=ann.plan.factory,
+                             ntotal=ann.ntotal, trained_on=ann.trained_on, nprobe=ann.plan.nprobe,
+                             vector_rows=self.vectors.rows_on_disk(), fingerprint=self.fingerprint))
+        self.report.generation = G
+        self.report.index_type = ann.plan.index_type
+        self.report.stages["index"] += time.perf_counter() - t
+        self._cleanup(G)
+
+    def _finish(self, run_id: int, t0: float) -> None:
+        self.commit_generation()
+        g = self.store.current_generation()
+        counts = self.store.counts(g.id if g else 0)
+        self.report.documents = counts["documents"]
+        self.report.chunks_total = counts["chunks_total"]
+        self.report.seconds = time.perf_counter() - t0
+        with self.store.session() as s:
+            s.execute(update(IngestRun).where(IngestRun.id == run_id).values(
+                status="done", finished_at=utcnow(), seconds=self.report.seconds,
+                stats=json.dumps(self.report.to_dict())))
+
+    def _cleanup(self, G: int) -> None:
+        """Keep generation G and G-1 (a reader may still be on it); purge rows and files older than that."""
+        self.store.purge_removed(G - 1)
+        keep = {self.paths.generation_file(G).name, self.paths.generation_file(G - 1).name}
+        for f in self.paths.generations.glob("gen-*.faiss*"):
+            if f.name not in keep:
+                try:
+                    f.unlink()
+                except OSError:
+                    pass

@@ -1,0 +1,85 @@
+"""Finding the files to ingest: globs, hidden folders, symlink loops and unreadable folders handled."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Walk:
+    files: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    hidden_skipped: int = 0
+
+
+def _matches(path: Path, root: Path, patterns: list[str]) -> bool:
+    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(path.name, p) for p in patterns)
+
+
+def walk(paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None,
+         hidden: bool = False) -> Walk:
+    """Files under `paths` (or the files themselves), sorted, each real file once."""
+    out = Walk()
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
+    include, exclude = include or [], exclude or []
+
+    def consider(f: Path, root: Path) -> None:
+        key = os.path.abspath(f)
+        if key in seen_files:
+            return
+        if include and not _matches(f, root, include):
+            return
+        if exclude and _matches(f, root, exclude):
+            return
+        seen_files.add(key)
+        out.files.append(Path(key))
+
+    for root in paths:
+        root = Path(os.path.abspath(root))
+        if root.is_file():
+            consider(root, root.parent)
+            continue
+        stack = [root]
+        while stack:
+            d = stack.pop()
+            try:
+                st = d.stat()
+            except OSError as exc:
+                out.failures.append((str(d), f"cannot read folder: {exc.strerror or exc}"))
+                continue
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                if d.is_symlink():
+                    out.failures.append((str(d), "symlink loop (folder already visited)"))
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            try:
+                entries = sorted(os.scandir(d), key=lambda e: e.name)
+            except OSError as exc:
+                out.failures.append((str(d), f"cannot read folder: {exc.strerror or exc}"))
+                continue
+            subdirs = []
+            for e in entries:
+                p = Path(e.path)
+                if e.name.startswith(".") and not hidden:
+                    out.hidden_skipped += 1
+                    continue
+                try:
+                    is_dir = e.is_dir()
+                    is_file = e.is_file()
+                except OSError as exc:
+                    out.failures.append((str(p), f"cannot stat: {exc.strerror or exc}"))
+                    continue
+                if is_dir:
+                    subdirs.append(p)
+                elif is_file:
+                    consider(p, root)
+                elif e.is_symlink():
+                    out.failures.append((str(p), "broken or looping symlink"))
+            stack.extend(reversed(subdirs))
+    out.files.sort()
+    return out

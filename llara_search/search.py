@@ -1,0 +1,149 @@
+"""Search over one pinned generation: dense (ANN + exact re-rank), BM25 (FTS5) and hybrid (RRF)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .index import AnnIndex, VectorStore
+from .index.generations import load_ann
+from .layout import IndexPaths
+from .store import Store
+
+MODES = ("dense", "bm25", "hybrid")
+RRF_K = 60
+RERANK_FACTOR = 10  # ANN candidates re-ranked exactly: RERANK_FACTOR * k
+EXACT_FILTER_MAX = 50_000  # a filter this selective is scored exactly over its allowed ids
+
+
+@dataclass
+class SearchResult:
+    rank: int
+    score: float
+    chunk_id: int
+    path: str
+    heading: str | None
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+    text: str
+    doc_key: str | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["heading"] = d["heading"] or None
+        return d
+
+
+class EmptyIndexError(RuntimeError):
+    pass
+
+
+class Searcher:
+    """Holds the FAISS index of the latest committed generation and reloads it when a newer one is committed."""
+
+    def __init__(self, paths: IndexPaths, store: Store, dim: int):
+        self.paths = paths
+        self.store = store
+        self.vectors = VectorStore(paths.vectors, dim)
+        self._lock = threading.Lock()
+        self.gen = None
+        self.ann: AnnIndex | None = None
+
+    def refresh(self):
+        """Pin the newest committed generation (cheap when it has not changed)."""
+        gen = self.store.current_generation()
+        if gen is None:
+            raise EmptyIndexError(f"index {self.paths.root} has no committed data yet; run `llara-search ingest` first")
+        with self._lock:
+            if self.gen is None or gen.id != self.gen.id:
+                self.ann = load_ann(self.paths.generation_file(gen.id), gen)
+                self.gen = gen
+            return self.gen, self.ann
+
+    # ------------------------------------------------------------------------------------------------ dense
+    def dense(self, qvecs: np.ndarray, k: int, where: str | None = None,
+              nprobe: int | None = None, rerank: int | None = None) -> list[list[tuple[int, float]]]:
+        gen, ann = self.refresh()
+        allowed = self.store.visible_chunk_ids(gen.id, where) if where else None
+        if allowed is not None and len(allowed) == 0:
+            return [[] for _ in range(len(qvecs))]
+        if ann.exact:
+            scores, ids = ann.search(qvecs, k, allowed=allowed)
+            return [_pairs(i, s) for i, s in zip(ids, scores)]
+        if allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
+            return self._exact(qvecs, allowed, k)
+        n_cand = max(k, (rerank or RERANK_FACTOR) * k)
+        _, ids = ann.search(qvecs, n_cand, allowed=allowed, nprobe=nprobe)
+        out = []
+        for q, cand in zip(qvecs, ids):
+            cand = cand[cand >= 0]
+            if len(cand) == 0:
+                out.append([])
+                continue
+            exact = self.vectors.scores(q[None, :], cand)[0]
+            order = np.argsort(-exact, kind="stable")[:k]
+            out.append([(int(cand[j]), float(exact[j])) for j in order])
+        return out
+
+    def _exact(self, qvecs: np.ndarray, ids: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        scores = self.vectors.scores(qvecs, ids)
+        out = []
+        for row in scores:
+            top = np.argsort(-row, kind="stable")[:k]
+            out.append([(int(ids[j]), float(row[j])) for j in top])
+        return out
+
+    def exact_all(self, qvecs: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """Exact search over every visible stored vector: the ground truth for `bench`."""
+        gen, _ = self.refresh()
+        ids = self.store.visible_chunk_ids(gen.id)
+        out: list[list[tuple[int, float]]] = [[] for _ in range(len(qvecs))]
+        best = [np.zeros(0, np.float32)] * len(qvecs)
+        best_ids = [np.zeros(0, np.int64)] * len(qvecs)
+        for i in range(0, len(ids), 65536):
+            part = ids[i:i + 65536]
+            sc = self.vectors.scores(qvecs, part)
+            for qi in range(len(qvecs)):
+                s = np.concatenate([best[qi], sc[qi]])
+                d = np.concatenate([best_ids[qi], part])
+                top = np.argsort(-s, kind="stable")[:k]
+                best[qi], best_ids[qi] = s[top], d[top]
+        for qi in range(len(qvecs)):
+            out[qi] = [(int(a), float(b)) for a, b in zip(best_ids[qi], best[qi])]
+        return out
+
+    # ------------------------------------------------------------------------------------------------ sparse
+    def bm25(self, query: str, k: int, where: str | None = None) -> list[tuple[int, float]]:
+        gen, _ = self.refresh()
+        return self.store.bm25(query, k, gen.id, where)
+
+    # ------------------------------------------------------------------------------------------------ results
+    def results(self, hits: list[tuple[int, float]]) -> list[SearchResult]:
+        records = self.store.chunk_records([i for i, _ in hits])
+        out = []
+        for i, score in hits:
+            r = records.get(i)
+            if r is None:  # purged between search and lookup (a reader two generations behind)
+                continue
+            out.append(SearchResult(len(out) + 1, round(float(score), 6), i, r.path, r.heading or None, r.start_line,
+                                    r.end_line, r.page, r.text, r.doc_key))
+        return out
+
+
+def rrf(rankings: list[list[tuple[int, float]]], k: int, k0: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: robust to BM25 and cosine living on different scales."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (i, _) in enumerate(ranking, start=1):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (k0 + rank)
+    return sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:k]
+
+
+def _pairs(ids: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
+    return [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
+
+
+__all__ = ["EmptyIndexError", "MODES", "SearchResult", "Searcher", "rrf"]

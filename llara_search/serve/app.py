@@ -1,0 +1,237 @@
+"""The FastAPI app over `Engine`.
+
+Concurrent single queries are micro-batched: requests arriving within a couple of milliseconds share one encoder
+forward, which is where a 7B model spends its time. A generation committed by a concurrent ingest is picked up on
+the next request (the searcher re-pins the newest committed generation each time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+from typing import Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..engine import MAX_K, Engine, EngineError
+from ..search import EmptyIndexError
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 8192
+MAX_BATCH = 256
+MAX_TEXT_CHARS = 100_000
+MAX_BODY_BYTES = 4 * 2**20
+BATCH_WINDOW_S = 0.003
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
+    k: int = Field(10, ge=1, le=MAX_K)
+    mode: Literal["dense", "bm25", "hybrid"] = "dense"
+    where: str | None = Field(None, max_length=1024, description="path glob, e.g. 'api/*' or '*.pdf'")
+
+
+class BatchSearchRequest(BaseModel):
+    queries: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
+    k: int = Field(10, ge=1, le=MAX_K)
+    mode: Literal["dense", "bm25", "hybrid"] = "dense"
+    where: str | None = Field(None, max_length=1024)
+
+
+class EmbedRequest(BaseModel):
+    texts: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
+    kind: Literal["query", "passage"] = "passage"
+
+
+class OpenAIEmbeddingRequest(BaseModel):
+    input: str | list[str]
+    model: str | None = None
+    encoding_format: Literal["float"] = "float"
+    input_type: Literal["query", "passage"] = Field("passage", description="llara-search extension: EBAR or EBAE")
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MicroBatcher:
+    """Collects concurrent query encodes for a few milliseconds and runs them as one encoder call."""
+
+    def __init__(self, engine: Engine, window: float = BATCH_WINDOW_S, max_batch: int = 64):
+        self.engine = engine
+        self.window = window
+        self.max_batch = max_batch
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+        self.calls = 0  # encoder calls made (observable for tests)
+
+    async def encode(self, text: str):
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            self.task = asyncio.create_task(self._run())
+        fut = asyncio.get_running_loop().create_future()
+        await self.queue.put((text, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        while True:
+            items = [await self.queue.get()]
+            deadline = asyncio.get_running_loop().time() + self.window
+            while len(items) < self.max_batch:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                try:
+                    items.append(await asyncio.wait_for(self.queue.get(), timeout))
+                except asyncio.TimeoutError:
+                    break
+            texts = [t for t, _ in items]
+            try:
+                self.calls += 1
+                vecs = await asyncio.to_thread(self.engine.encode_queries, texts)
+                for (_, fut), v in zip(items, vecs):
+                    if not fut.done():
+                        fut.set_result(v)
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting request
+                for _, fut in items:
+                    if not fut.done():
+                        fut.set_exception(exc)
+
+
+def create_app(engine: Engine, token: str | None = None) -> FastAPI:
+    app = FastAPI(title="llara-search", version=__version__,
+                  description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, hybrid).")
+    bearer = HTTPBearer(auto_error=False)
+    batcher = MicroBatcher(engine)
+    app.state.batcher = batcher
+    app.state.engine = engine
+
+    def auth(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if token is None:
+            return
+        given = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError):
+        msgs = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            msgs.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
+        return JSONResponse({"detail": "; ".join(msgs) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(EngineError)
+    async def engine_error(_request: Request, exc: EngineError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(EmptyIndexError)
+    async def empty(_request: Request, exc: EmptyIndexError):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, exc: Exception):
+        log.exception("internal error")
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    async def run_search(query: str, k: int, mode: str, where: str | None):
+        qv = None
+        if mode != "bm25":
+            import numpy as np
+
+            qv = np.asarray([await batcher.encode(query)])
+        results = await asyncio.to_thread(engine.search_many, [query], k, mode, where, qv)
+        return [_public(r) for r in results[0]]
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], dependencies=[Depends(auth)])
+    async def readyz():
+        try:
+            gen, _ = await asyncio.to_thread(engine.searcher.refresh)
+        except (EmptyIndexError, EngineError) as exc:
+            return JSONResponse({"status": "not ready", "detail": str(exc)}, status_code=503)
+        return {"status": "ready", "generation": gen.id}
+
+    @app.get("/info", tags=["ops"], dependencies=[Depends(auth)])
+    async def info():
+        return await asyncio.to_thread(engine.status)
+
+    @app.get("/search", tags=["search"], dependencies=[Depends(auth)])
+    async def search_get(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS),
+                         k: int = Query(10, ge=1, le=MAX_K),
+                         mode: Literal["dense", "bm25", "hybrid"] = "dense",
+                         where: str | None = Query(None, max_length=1024)):
+        return {"query": q, "mode": mode, "results": await run_search(q, k, mode, where)}
+
+    @app.post("/search", tags=["search"], dependencies=[Depends(auth)])
+    async def search_post(body: SearchRequest):
+        return {"query": body.query, "mode": body.mode,
+                "results": await run_search(body.query, body.k, body.mode, body.where)}
+
+    @app.post("/batch_search", tags=["search"], dependencies=[Depends(auth)])
+    async def batch_search(body: BatchSearchRequest):
+        _check_lengths(body.queries, MAX_QUERY_CHARS)
+        results = await asyncio.to_thread(engine.search_many, body.queries, body.k, body.mode, body.where)
+        return {"results": [[_public(r) for r in rs] for rs in results]}
+
+    @app.post("/embed", tags=["embeddings"], dependencies=[Depends(auth)])
+    async def embed(body: EmbedRequest):
+        _check_lengths(body.texts, MAX_TEXT_CHARS)
+        vecs = await asyncio.to_thread(engine.embed, body.texts, body.kind)
+        return {"kind": body.kind, "dim": int(vecs.shape[1]), "embeddings": vecs.tolist()}
+
+    @app.post("/v1/embeddings", tags=["embeddings"], dependencies=[Depends(auth)])
+    async def openai_embeddings(body: OpenAIEmbeddingRequest):
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not texts or len(texts) > MAX_BATCH:
+            raise HTTPException(422, f"input must hold 1 to {MAX_BATCH} texts")
+        _check_lengths(texts, MAX_TEXT_CHARS)
+        vecs = await asyncio.to_thread(engine.embed, texts, body.input_type)
+        n_tokens = sum(await asyncio.to_thread(engine.encoder.count_tokens, texts))
+        return {"object": "list", "model": engine.info.get("model"),
+                "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vecs)],
+                "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens}}
+
+    return app
+
+
+def _check_lengths(texts: list[str], limit: int) -> None:
+    for i, t in enumerate(texts):
+        if not t or len(t) > limit:
+            raise HTTPException(422, f"text #{i} must have 1 to {limit} characters")
+
+
+def _public(r) -> dict:
+    d = r.to_dict()
+    d.pop("doc_key", None)
+    return d
+
+
+def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
+    import uvicorn
+
+    engine.encoder  # load the model before accepting traffic  # noqa: B018
+    uvicorn.run(create_app(engine, token), host=host, port=port, log_level="warning")

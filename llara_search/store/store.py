@@ -1,0 +1,180 @@
+"""`Store`: the index's metadata database — what the rest of the engine asks of SQL, in one place."""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from .db import open_database
+from .models import Chunk, Document, Generation, IndexInfo
+from .stopwords import STOPWORDS
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def visible(model, gen: int):
+    """SQL condition: the row is part of committed generation `gen`."""
+    return and_(model.added_gen <= gen, or_(model.removed_gen.is_(None), model.removed_gen > gen))
+
+
+def path_glob(where: str) -> str:
+    """A user's `--where` glob matched against absolute paths: `api/*.md` means any `.../api/*.md`."""
+    where = where.strip()
+    if where.startswith(("/", "*")):
+        return where
+    return "*/" + where
+
+
+def fts_query(q: str) -> str | None:
+    """User text → an FTS5 OR-query of quoted terms (no FTS syntax can leak in); stopwords dropped."""
+    words = [w.lower() for w in _WORD.findall(q)]
+    terms = [w for w in words if w not in STOPWORDS] or words
+    seen: list[str] = []
+    for w in terms:
+        if w not in seen:
+            seen.append(w)
+    if not seen:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in seen[:64])
+
+
+@dataclass
+class ChunkRecord:
+    """What a search result needs to say about one chunk."""
+
+    chunk_id: int
+    path: str
+    doc_key: str | None
+    format: str
+    heading: str
+    text: str
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+
+
+class Store:
+    def __init__(self, url: str, *, create: bool = True):
+        self.url = url
+        self.engine = open_database(url, create=create)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        with self.sessions() as s, s.begin():
+            yield s
+
+    # ------------------------------------------------------------------------------------------------ info
+    def get_info(self) -> dict[str, object]:
+        with self.sessions() as s:
+            return {row.key: json.loads(row.value) for row in s.scalars(select(IndexInfo))}
+
+    def set_info(self, s: Session, **values: object) -> None:
+        for k, v in values.items():
+            s.merge(IndexInfo(key=k, value=json.dumps(v)))
+
+    # ------------------------------------------------------------------------------------------------ generations
+    def current_generation(self) -> Generation | None:
+        with self.sessions() as s:
+            return s.scalars(select(Generation).order_by(Generation.id.desc()).limit(1)).first()
+
+    def generation_ids(self) -> list[int]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Generation.id).order_by(Generation.id)))
+
+    def next_generation(self) -> int:
+        g = self.current_generation()
+        return (g.id if g else 0) + 1
+
+    # ------------------------------------------------------------------------------------------------ reads
+    def counts(self, gen: int) -> dict[str, int]:
+        with self.sessions() as s:
+            docs = s.scalar(select(func.count()).select_from(Document).where(visible(Document, gen)))
+            chunks = s.scalar(select(func.count()).select_from(Chunk).where(visible(Chunk, gen)))
+        return {"documents": int(docs or 0), "chunks_total": int(chunks or 0)}
+
+    def visible_chunk_ids(self, gen: int, where: str | None = None) -> np.ndarray:
+        stmt = select(Chunk.id).where(visible(Chunk, gen))
+        if where:
+            stmt = stmt.join(Document, Document.id == Chunk.document_id).where(Document.path.op("GLOB")(path_glob(where))) \
+                if self.dialect == "sqlite" else stmt.join(Document).where(Document.path.like(_glob_to_like(where)))
+        with self.sessions() as s:
+            return np.fromiter(s.scalars(stmt.order_by(Chunk.id)), dtype=np.int64)
+
+    def chunk_records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        out: dict[int, ChunkRecord] = {}
+        ids = [int(i) for i in ids]
+        with self.sessions() as s:
+            for i in range(0, len(ids), 900):
+                rows = s.execute(
+                    select(Chunk.id, Document.path, Document.doc_key, Document.format, Chunk.heading, Chunk.text,
+                           Chunk.start_line, Chunk.end_line, Chunk.page)
+                    .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(ids[i:i + 900]))
+                )
+                for r in rows:
+                    out[r[0]] = ChunkRecord(*r)
+        return out
+
+    def bm25(self, query: str, k: int, gen: int, where: str | None = None) -> list[tuple[int, float]]:
+        """Top-k chunk ids by FTS5 BM25 (higher is better), restricted to generation `gen` and the path glob."""
+        q = fts_query(query)
+        if q is None or k <= 0:
+            return []
+        sql = ("SELECT c.id, -bm25(chunks_fts, 1.0, 1.0) AS score FROM chunks_fts "
+               "JOIN chunks c ON c.id = chunks_fts.rowid ")
+        params: dict[str, object] = {"q": q, "g": gen, "k": int(k)}
+        if where:
+            sql += "JOIN documents d ON d.id = c.document_id "
+        sql += ("WHERE chunks_fts MATCH :q AND c.added_gen <= :g AND (c.removed_gen IS NULL OR c.removed_gen > :g) ")
+        if where:
+            sql += "AND d.path GLOB :glob "
+            params["glob"] = path_glob(where)
+        sql += "ORDER BY score DESC, c.id LIMIT :k"
+        with self.engine.connect() as conn:
+            return [(int(i), float(s)) for i, s in conn.execute(text(sql), params)]
+
+    def fts_rowids(self) -> np.ndarray:
+        """Row ids present in the FTS index (for doctor): read from the FTS5 docsize shadow table."""
+        with self.engine.connect() as conn:
+            return np.fromiter((r[0] for r in conn.execute(text("SELECT id FROM chunks_fts_docsize ORDER BY id"))),
+                               dtype=np.int64)
+
+    # ------------------------------------------------------------------------------------------------ maintenance
+    def purge_removed(self, before_gen: int) -> list[int]:
+        """Physically delete rows removed at or before `before_gen` (no reader can still see them)."""
+        with self.session() as s:
+            ids = list(s.scalars(select(Chunk.id).where(Chunk.removed_gen.is_not(None),
+                                                        Chunk.removed_gen <= before_gen)))
+            for i in range(0, len(ids), 900):
+                s.execute(delete(Chunk).where(Chunk.id.in_(ids[i:i + 900])))
+            s.execute(delete(Document).where(Document.removed_gen.is_not(None), Document.removed_gen <= before_gen,
+                                             ~Document.chunks.any()))
+        return ids
+
+    def rebuild_fts(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')"))
+
+    def abandon_pending(self, gen: int) -> None:
+        """Undo the uncommitted part of generation `gen` (rows an interrupted ingest wrote)."""
+        with self.session() as s:
+            s.execute(delete(Chunk).where(Chunk.added_gen >= gen))
+            s.execute(update(Chunk).where(Chunk.removed_gen >= gen).values(removed_gen=None))
+            s.execute(delete(Document).where(Document.added_gen >= gen, ~Document.chunks.any()))
+            s.execute(update(Document).where(Document.removed_gen >= gen).values(removed_gen=None))
+
+
+def _glob_to_like(where: str) -> str:
+    return path_glob(where).replace("%", r"\%").replace("_", r"\_").replace("*", "%").replace("?", "_")
