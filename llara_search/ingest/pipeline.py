@@ -34,6 +34,21 @@ from .walk import walk
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_MB = 20.0
+_batches_committed = 0
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the crash suite: `LLARA_SEARCH_CRASH_AT=batch:N|save|commit` kills this process (-9)."""
+    at = os.environ.get("LLARA_SEARCH_CRASH_AT")
+    if not at:
+        return
+    global _batches_committed
+    if name == "batch":
+        _batches_committed += 1
+        if at == f"batch:{_batches_committed}":
+            os.kill(os.getpid(), 9)
+    elif at == name:
+        os.kill(os.getpid(), 9)
 
 
 @dataclass
@@ -282,6 +297,8 @@ class Ingestor:
                 ids = np.array([r.id for r in new_rows], dtype=np.int64)
                 self.vectors.append(ids, vecs)  # fsynced before the commit that makes the rows exist
             self.report.chunks_added += len(new_rows)
+            crash_point("commit")  # inside the transaction, after the vectors were written
+        crash_point("batch")
         self.report.stages["store"] += time.perf_counter() - t
 
     # ------------------------------------------------------------------------------------------------ removal
@@ -359,7 +376,9 @@ class Ingestor:
                        factory=factory, rebuild=rebuild)
         self.paths.generations.mkdir(parents=True, exist_ok=True)
         path = self.paths.generation_file(G)
+        crash_point("save")
         ann.save(path)
+        crash_point("saved")  # file renamed into place, not yet named in the database
         with self.store.session() as s:
             s.add(Generation(id=G, index_file=path.name, index_type=ann.plan.index_type, factory=ann.plan.factory,
                              ntotal=ann.ntotal, trained_on=ann.trained_on, nprobe=ann.plan.nprobe,

@@ -1,0 +1,129 @@
+"""Builders for real fixture files (every format, bad inputs) used by the ingest, search and server tests."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+MD = """# Llama Handbook
+
+Intro paragraph about camelids and their history in the Andes.
+
+## Care
+
+Llamas need shelter, fresh water and hay. Shear them once a year.
+
+```python
+# not a heading inside code
+feed(llama, hay=2)
+```
+
+## Packing
+
+A llama carries up to a quarter of its weight on long treks.
+"""
+
+RST = """Configuration
+=============
+
+The server reads ``server.conf`` at start-up.
+
+Ports
+-----
+
+Set ``port = 8080`` to change the listening port of the server.
+"""
+
+HTML = """<html><head><title>Proxy Guide</title><style>p{}</style></head><body>
+<nav>skip me</nav><h1>Proxy Guide</h1><p>The proxy balances load across backends.</p>
+<h2>Timeouts</h2><p>Timeouts protect the proxy from slow clients.</p><script>var x=1;</script></body></html>"""
+
+
+def make_pdf(path: Path, pages: list[str], encrypt: str | None = None) -> None:
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), encrypt=encrypt)
+    for text in pages:
+        y = 800
+        for line in text.split("\n"):
+            c.drawString(72, y, line)
+            y -= 14
+        c.showPage()
+    c.save()
+
+
+def make_docx(path: Path) -> None:
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Release Notes", level=1)
+    d.add_paragraph("Version two adds hybrid search over documents.")
+    d.add_heading("Upgrading", level=2)
+    d.add_paragraph("Run the migration before starting the server.")
+    d.save(str(path))
+
+
+def make_notebook(path: Path) -> None:
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# Notebook Title\n", "Some intro about gradients."]},
+                    {"cell_type": "code", "source": ["import jax\n", "jax.grad(f)(1.0)"]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+
+
+def make_corpus(root: Path) -> Path:
+    """A folder with every supported format, an image, a hidden folder and a nested folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "handbook.md").write_text(MD)
+    (root / "config.rst").write_text(RST)
+    (root / "notes.txt").write_text("Plain notes.\n\nThe backup runs nightly at two.\n")
+    (root / "README").write_text("Project readme without an extension.\n\nIt explains the layout.\n")
+    (root / "guide.html").write_text(HTML)
+    make_pdf(root / "manual.pdf", ["Manual page one about installation.", "Page two covers troubleshooting."])
+    make_notebook(root / "demo.ipynb")
+    make_docx(root / "release.docx")
+    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "secret.md").write_text("# Secret\n\nhidden text")
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "sub" / "deeper" / "nested.md").write_text("# Nested\n\nA nested page about vectors and indexes.\n")
+    (root / "utf16.txt").write_bytes("UTF-16 text about koalas.\n".encode("utf-16"))
+    return root
+
+
+def db_state(index: Path) -> dict:
+    """Chunk ids, FTS row ids and counts straight from SQLite (not through our code)."""
+    con = sqlite3.connect(index / "meta.sqlite")
+    try:
+        gen = con.execute("SELECT max(id) FROM generations").fetchone()[0]
+        rows = con.execute("SELECT id, content_hash FROM chunks WHERE added_gen <= ? AND (removed_gen IS NULL OR "
+                           "removed_gen > ?) ORDER BY id", (gen, gen)).fetchall()
+        fts = [r[0] for r in con.execute("SELECT rowid FROM chunks_fts ORDER BY rowid")]
+        docs = con.execute("SELECT count(*) FROM documents WHERE added_gen <= ? AND (removed_gen IS NULL OR "
+                           "removed_gen > ?)", (gen, gen)).fetchone()[0]
+        return {"generation": gen, "chunk_ids": [r[0] for r in rows], "hashes": sorted(r[1] for r in rows),
+                "fts": fts, "documents": docs}
+    finally:
+        con.close()
+
+
+def faiss_ids(index: Path, generation: int) -> np.ndarray:
+    import faiss
+
+    idx = faiss.read_index(str(index / "generations" / f"gen-{generation:08d}.faiss"))
+    ivf = None
+    try:
+        ivf = faiss.extract_index_ivf(idx)
+    except RuntimeError:
+        pass
+    if ivf is None:
+        return np.sort(faiss.vector_to_array(idx.id_map))
+    out = []
+    invlists = ivf.invlists
+    for lst in range(ivf.nlist):
+        n = invlists.list_size(lst)
+        if n:
+            out.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy())
+    return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)

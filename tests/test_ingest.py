@@ -1,0 +1,195 @@
+"""Ingestion on real files: every format, incremental sync, deletes, crash + resume, locking, bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import db_state, faiss_ids, make_corpus, make_pdf
+from llara_search.engine import Engine, EngineError
+from llara_search.layout import IndexLockedError, WriteLock
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    return make_corpus(tmp_path / "docs")
+
+
+def ingest(index: Path, paths, model=None, **kw):
+    engine = Engine.open(index, create=True)
+    return engine, engine.ingest([str(p) for p in paths], model=str(model) if model else None, **kw)
+
+
+def test_every_format_is_parsed_with_provenance(tmp_path, corpus, tiny_model):
+    engine, r = ingest(tmp_path / "idx", [corpus], tiny_model)
+    assert r.files_failed == []
+    assert r.files_new == 10 and r.files_skipped == 1  # logo.png skipped; .hidden not even seen
+    assert r.chunks_total == r.chunks_encoded == r.chunks_added > 0
+    care = engine.search("llama shelter hay", k=50, mode="bm25")[0]
+    assert care.path.endswith("handbook.md")
+    assert care.heading == "Llama Handbook > Care" and care.start_line == 7
+    assert "not a heading inside code" in care.text
+    pdf = engine.search("troubleshooting", k=5, mode="bm25")[0]
+    assert pdf.path.endswith("manual.pdf") and pdf.page == 2 and pdf.start_line is None
+    port = engine.search("listening port", k=5, mode="bm25")[0]
+    assert port.path.endswith("config.rst") and port.heading == "Configuration > Ports"
+    assert engine.search("hybrid search documents", k=3, mode="bm25")[0].path.endswith("release.docx")
+    assert engine.search("gradients", k=3, mode="bm25")[0].heading == "Notebook Title"
+    html = engine.search("slow clients", k=3, mode="bm25")[0]
+    assert html.heading == "Proxy Guide > Timeouts" and "var x" not in html.text
+    assert engine.search("koalas", k=3, mode="bm25")[0].path.endswith("utf16.txt")
+    assert engine.search("readme layout", k=3, mode="bm25")[0].path.endswith("README")
+    assert not engine.search("secret hidden", k=3, mode="bm25")
+
+
+def test_incremental_sync_edit_delete_and_bm25_sees_new_text(tmp_path, corpus, tiny_model):
+    index = tmp_path / "idx"
+    engine, first = ingest(index, [corpus], tiny_model)
+    again = engine.ingest([str(corpus)])
+    assert again.chunks_encoded == 0 and again.files_unchanged == first.files_new
+    assert again.generation == first.generation  # nothing changed: no new generation
+    before = db_state(index)
+
+    (corpus / "notes.txt").write_text("Plain notes.\n\nThe backup runs nightly at two.\n\nZebras graze quietly.\n")
+    os.remove(corpus / "config.rst")
+    r = engine.ingest([str(corpus)])
+    assert r.files_changed == 1 and r.files_removed == 1
+    notes_chunks = len(engine.search("zebras", k=5, mode="bm25")[0].text.split("\n\n"))
+    assert r.chunks_encoded == 1 and notes_chunks >= 1  # only the edited file's new chunk was encoded
+    assert r.chunks_removed >= 2  # the old notes chunk and the rst chunks
+    assert engine.search("zebras graze", k=3, mode="bm25")[0].path.endswith("notes.txt")
+    assert not any(h.path.endswith("config.rst") for h in engine.search("listening port server", k=50, mode="bm25"))
+    after = db_state(index)
+    assert after["generation"] == before["generation"] + 1
+    # one id everywhere: live rows == FTS rows (after purge) == FAISS ids
+    assert np.array_equal(faiss_ids(index, after["generation"]), np.array(after["chunk_ids"]))
+    unchanged = set(before["chunk_ids"]) & set(after["chunk_ids"])
+    assert len(unchanged) == len(after["chunk_ids"]) - 1  # every surviving chunk kept its id and vector
+
+
+def test_touch_without_change_is_not_reencoded(tmp_path, corpus, tiny_model):
+    engine, _ = ingest(tmp_path / "idx", [corpus], tiny_model)
+    os.utime(corpus / "handbook.md", (time.time() + 100, time.time() + 100))
+    r = engine.ingest([str(corpus)])
+    assert r.chunks_encoded == 0 and r.files_unchanged == 10
+
+
+def test_no_delete_and_explicit_delete(tmp_path, corpus, tiny_model):
+    from llara_search.ingest.pipeline import IngestOptions
+
+    engine, _ = ingest(tmp_path / "idx", [corpus], tiny_model)
+    os.remove(corpus / "notes.txt")
+    r = engine.ingest([str(corpus)], options=IngestOptions(delete_missing=False))
+    assert r.files_removed == 0 and engine.search("backup nightly", k=3, mode="bm25")
+    d = engine.delete([str(corpus / "notes.txt")])
+    assert d.files_removed == 1 and not engine.search("backup nightly", k=3, mode="bm25")
+    d = engine.delete([str(corpus / "sub")])
+    assert d.files_removed == 1 and not engine.search("nested vectors", k=3, mode="bm25")
+
+
+def test_bad_inputs_are_reported_and_the_rest_ingested(tmp_path, corpus, tiny_model):
+    bad = corpus / "bad dir ü"
+    bad.mkdir()
+    (bad / "empty.md").write_bytes(b"")
+    (bad / "binary.md").write_bytes(os.urandom(2000) + b"\x00" * 10)
+    (bad / "broken.ipynb").write_text("{not json")
+    (bad / "corrupt.pdf").write_bytes(b"%PDF-1.4\n1 0 obj garbage\n%%EOF")
+    make_pdf(bad / "locked.pdf", ["secret"], encrypt="pw")
+    (bad / "bad-utf16.txt").write_bytes(b"\xff\xfe" + b"\x00\xd8")  # BOM, then a lone surrogate
+    (bad / "huge.txt").write_bytes(b"x" * (2 * 2**20))
+    os.symlink(bad, bad / "loop")
+    (bad / "fine ü.md").write_text("# Fine\n\nUnicode path with spaces works.")
+    from llara_search.ingest.pipeline import IngestOptions
+
+    engine, r = ingest(tmp_path / "idx", [corpus], tiny_model, options=IngestOptions(max_file_mb=1))
+    reasons = {Path(f["path"]).name: f["error"] for f in r.files_failed}
+    assert reasons["empty.md"] == "empty file"
+    assert reasons["binary.md"] == "binary data, not text"
+    assert reasons["broken.ipynb"].startswith("broken notebook JSON")
+    assert reasons["corrupt.pdf"].startswith("corrupt PDF")
+    assert reasons["locked.pdf"].startswith("encrypted PDF")
+    assert reasons["bad-utf16.txt"].startswith("invalid UTF-16")
+    assert reasons["huge.txt"].startswith("file too large")
+    assert reasons["loop"].startswith("symlink loop")
+    assert all("\n" not in e for e in reasons.values())
+    assert r.files_new == 11  # the 10 good files and "fine ü.md"
+    assert engine.search("unicode path spaces", k=1, mode="bm25")[0].path.endswith("fine ü.md")
+
+
+def test_missing_path_and_wrong_model_are_errors_before_work(tmp_path, corpus, tiny_model, other_tiny_model):
+    engine, _ = ingest(tmp_path / "idx", [corpus], tiny_model)
+    state = db_state(tmp_path / "idx")
+    with pytest.raises(EngineError, match="no such file or folder"):
+        engine.ingest([str(tmp_path / "nope")])
+    with pytest.raises(EngineError, match=r"built with model .* not .*new --index"):
+        Engine.open(tmp_path / "idx", model=str(other_tiny_model))
+    assert db_state(tmp_path / "idx") == state
+
+
+def test_second_writer_gets_locked_by_pid(tmp_path, corpus, tiny_model):
+    engine, _ = ingest(tmp_path / "idx", [corpus], tiny_model)
+    with WriteLock(tmp_path / "idx" / ".lock"):
+        with pytest.raises(IndexLockedError, match=f"locked by PID {os.getpid()}"):
+            engine.ingest([str(corpus)])
+
+
+def _cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "llara_search", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300, **kw)
+
+
+@pytest.mark.parametrize("crash_at", ["batch:2", "commit", "save", "saved"])
+def test_kill_minus_9_then_resume_equals_uninterrupted(tmp_path, tiny_model, crash_at):
+    corpus = make_corpus(tmp_path / "docs")
+    for i in range(16):  # small chunks: several committed batches of 256
+        (corpus / f"page{i}.md").write_text(f"# Page {i}\n\n" + "\n\n".join(
+            f"Paragraph {j} of page {i} talks about topic {i * 31 + j}." for j in range(60)))
+    reference = tmp_path / "ref"
+    ok = _cli("ingest", corpus, "--index", reference, "--model", tiny_model, "--json", "--chunk-tokens", 32)
+    assert ok.returncode == 0, ok.stderr
+    crashed = tmp_path / "crashed"
+    r = _cli("ingest", corpus, "--index", crashed, "--model", tiny_model, "--json", "--chunk-tokens", 32,
+             env={"LLARA_SEARCH_CRASH_AT": crash_at})
+    assert r.returncode == -signal.SIGKILL
+    resumed = _cli("ingest", corpus, "--index", crashed, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    if crash_at.startswith("batch"):
+        import json
+
+        assert 0 < json.loads(resumed.stdout)["chunks_encoded"] < json.loads(ok.stdout)["chunks_encoded"]
+    a, b = db_state(reference), db_state(crashed)
+    assert a["hashes"] == b["hashes"] and a["documents"] == b["documents"]
+    assert b["fts"] == b["chunk_ids"]
+    assert np.array_equal(faiss_ids(crashed, b["generation"]), np.array(b["chunk_ids"]))
+    import sqlite3
+
+    # the stored vector of each chunk equals the uninterrupted run's, chunk by chunk
+    v1, v2 = Engine.open(reference).searcher.vectors, Engine.open(crashed).searcher.vectors
+
+    def vec_by_hash(index, vs):
+        con = sqlite3.connect(index / "meta.sqlite")
+        rows = dict(con.execute("SELECT content_hash, id FROM chunks WHERE removed_gen IS NULL").fetchall())
+        con.close()
+        return {h: vs.get(np.array([i]))[0] for h, i in rows.items()}
+
+    x, y = vec_by_hash(reference, v1), vec_by_hash(crashed, v2)
+    assert max(float(np.abs(x[h] - y[h]).max()) for h in x) <= 1e-3
+
+
+def test_corpus_copy_of_real_docs_folder(tmp_path, tiny_model):
+    src = Path(__file__).resolve().parents[2] / "shared" / "data" / "docs-haproxy" / "doc"
+    if not src.is_dir():
+        pytest.skip("../shared/data/docs-haproxy is not present")
+    docs = tmp_path / "doc"
+    shutil.copytree(src, docs, ignore=shutil.ignore_patterns("configuration.txt", "*.pdf"))
+    engine, r = ingest(tmp_path / "idx", [docs], tiny_model)
+    assert r.files_new > 20 and r.chunks_total > 500
+    assert engine.ingest([str(docs)]).chunks_encoded == 0
