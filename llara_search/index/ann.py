@@ -62,7 +62,7 @@ def plan_index(n: int, dim: int, index_type: str = "auto", factory: str | None =
 
 def _nlist(n: int) -> int:
     target = 4 * math.sqrt(n) if n < 1_000_000 else 8 * math.sqrt(n)
-    return int(max(1, min(target, n // 39)))
+    return int(max(1, min(math.ceil(target), n // 39)))
 
 
 def _nprobe(nlist: int) -> int:
