@@ -141,7 +141,9 @@ class Engine:
         if not queries:
             return []
         searcher = self.searcher
-        searcher.refresh()
+        gen, _ = searcher.refresh()
+        if gen.ntotal == 0:
+            raise EngineError(f"index {self.paths.root} is empty (0 chunks); ingest documents first")
         depth = max(k, 100) if mode == "hybrid" else k
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):

@@ -121,8 +121,9 @@ def test_empty_index_query_is_clear(tmp_path, tiny_model):
     empty.mkdir()
     engine = Engine.open(tmp_path / "idx", create=True)
     engine.ingest([str(empty)], model=str(tiny_model))
-    assert engine.search("anything", k=3) == []
-    with pytest.raises(EngineError, match="no model recorded"):
+    with pytest.raises(EngineError, match=r"is empty \(0 chunks\); ingest documents first"):
+        engine.search("anything", k=3)
+    with pytest.raises(EngineError, match="is empty; run `llara-search ingest` first"):
         Engine.open(tmp_path / "idx2", create=True).search("x")
 
 
