@@ -108,10 +108,12 @@ def ingest(
     opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
                          max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
                          batch_size=batch_size)
-    engine = _open(index, db_url, create=True, model=model, show_progress=not as_json)
-    progress = None if as_json else _progress_printer()
-    report = engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None, chunk_tokens=chunk_tokens,
-                           options=opts, wait=wait, progress=progress)
+    from contextlib import nullcontext
+
+    engine = _open(index, db_url, create=True, model=model)
+    with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
+        report = engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
+                               chunk_tokens=chunk_tokens, options=opts, wait=wait, progress=progress)
     ok_files = report.files_new + report.files_changed + report.files_unchanged
     if as_json:
         _print_json(report.to_dict())
@@ -121,20 +123,33 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _progress_printer():
-    state = {"last": 0.0}
+class _IngestProgress:
+    """Rich progress on stderr: files parsed (with ETA) and chunks encoded (with rate)."""
 
-    def progress(stage: str, done: int, total: int) -> None:
-        import time
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
 
-        now = time.monotonic()
-        if now - state["last"] < 0.5:
-            return
-        state["last"] = now
-        msg = f"{stage}: {done}/{total} files" if total else f"{stage}: {done} chunks"
-        err.print(f"[dim]{msg}[/]", end="\r", highlight=False)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=err, transient=True)
+        self.parse = self.bar.add_task("files parsed", total=None, rate="")
+        self.encode = self.bar.add_task("chunks encoded", total=None, rate="")
 
-    return progress
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage == "parse":
+            self.bar.update(self.parse, completed=done, total=total or None)
+        else:
+            task = self.bar.tasks[self.encode]
+            rate = done / task.elapsed if task.elapsed else 0.0
+            self.bar.update(self.encode, completed=done, rate=f"{rate:.1f} chunks/s")
+
+    def __enter__(self) -> "_IngestProgress":
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
 
 
 def _ingest_table(r) -> None:

@@ -163,6 +163,14 @@ def parse_rst(path: Path, data: bytes) -> ParsedDocument:
     return parse_underlined(decode_text(data, path.name), "rst")
 
 
+def _push_heading(stack: list[tuple[int, str]], sections: list[Section], level: int, name: str) -> None:
+    """Open a new section at `level`: close deeper or equal headings, keep the path of the ones above."""
+    while stack and stack[-1][0] >= level:
+        stack.pop()
+    stack.append((level, name))
+    sections.append(Section([t for _, t in stack]))
+
+
 # ------------------------------------------------------------------------------------------------ markdown
 def parse_markdown(path: Path, data: bytes) -> ParsedDocument:
     """markdown-it-py gives real headings (not `#` inside code) and the source line range of every block."""
@@ -180,11 +188,8 @@ def parse_markdown(path: Path, data: bytes) -> ParsedDocument:
         if tok.type == "heading_open":
             level = int(tok.tag[1])
             name = tokens[i + 1].content.strip() if i + 1 < len(tokens) else ""
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, name))
+            _push_heading(stack, sections, level, name)
             title = title or name
-            sections.append(Section([t for _, t in stack]))
             i += 3
             continue
         if tok.level == 0 and tok.map and tok.nesting in (0, 1):
@@ -222,11 +227,8 @@ def parse_html(path: Path, data: bytes) -> ParsedDocument:
             head = el.get_text(" ", strip=True)
             if not head:
                 continue
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, head))
+            _push_heading(stack, sections, level, head)
             title = title or head
-            sections.append(Section([t for _, t in stack]))
         elif name in block_tags and not el.find_parent(list(block_tags)):
             txt = el.get_text("\n" if name == "pre" else " ", strip=name != "pre").strip()
             if txt:
@@ -325,12 +327,9 @@ def parse_ipynb(path: Path, data: bytes) -> ParsedDocument:
             for line in src.split("\n"):
                 m = re.match(r"^(#{1,6})\s+(.*)", line)
                 if m:
-                    level, head = len(m.group(1)), m.group(2).strip()
-                    while stack and stack[-1][0] >= level:
-                        stack.pop()
-                    stack.append((level, head))
+                    head = m.group(2).strip()
+                    _push_heading(stack, sections, len(m.group(1)), head)
                     title = title or head
-                    sections.append(Section([t for _, t in stack]))
                     break
         text = src.strip() if kind == "markdown" else "```python\n" + src.strip() + "\n```"
         sections[-1].blocks.append(Block(text, start_line=n, end_line=n, char_start=pos))  # "lines" = cell numbers
@@ -361,12 +360,8 @@ def parse_docx(path: Path, data: bytes) -> ParsedDocument:
         style = (para.style.name or "") if para.style is not None else ""
         m = re.match(r"(Heading|Title)\s*(\d*)", style)
         if m:
-            level = int(m.group(2) or 1) if m.group(1) == "Heading" else 0
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, text))
+            _push_heading(stack, sections, int(m.group(2) or 1) if m.group(1) == "Heading" else 0, text)
             title = title or text
-            sections.append(Section([t for _, t in stack]))
             continue
         sections[-1].blocks.append(Block(text, char_start=pos))
         pos += len(text) + 2
