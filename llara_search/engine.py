@@ -141,22 +141,23 @@ class Engine:
         if not queries:
             return []
         searcher = self.searcher
-        gen, _ = searcher.refresh()
+        pinned = searcher.refresh()  # one generation for the whole call: dense and BM25 halves never mix
+        gen = pinned[0]
         if gen.ntotal == 0:
             raise EngineError(f"index {self.paths.root} is empty (0 chunks); ingest documents first")
         depth = max(k, 100) if mode == "hybrid" else k
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):
             qv = query_vectors if query_vectors is not None else self.encode_queries(queries)
-            dense = searcher.dense(qv, depth, where)
+            dense = searcher.dense(qv, depth, where, pinned=pinned)
         out = []
         for qi, q in enumerate(queries):
             if mode == "dense":
                 hits = dense[qi]
             elif mode == "bm25":
-                hits = searcher.bm25(q, k, where)
+                hits = searcher.bm25(q, k, where, pinned=pinned)
             else:
-                hits = rrf([dense[qi], searcher.bm25(q, depth, where)], k)
+                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], k)
             out.append(searcher.results(hits))
         return out
 
@@ -247,7 +248,7 @@ class Engine:
         from sqlalchemy import select
 
         with WriteLock(self.paths.lock):
-            info, chunker, fp = self._prepare_write(None, None, None, None, None)
+            _, chunker, fp = self._prepare_write(None, None, None, None, None)
             ing = self._ingestor(chunker, fp, IngestOptions(), None)
             with self.store.sessions() as s:
                 live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
@@ -305,7 +306,8 @@ class Engine:
         copy of a stored vector.
         """
         searcher = self.searcher
-        gen, ann = searcher.refresh()
+        pinned = searcher.refresh()
+        gen, ann = pinned
         ids = self.store.visible_chunk_ids(gen.id)
         if len(ids) == 0:
             raise EngineError(f"index {self.paths.root} is empty; nothing to benchmark")
@@ -318,7 +320,7 @@ class Engine:
         lat, hits = [], 0
         for qi in range(n_queries):
             t = time.perf_counter()
-            got = searcher.dense(q[qi:qi + 1], k)[0]
+            got = searcher.dense(q[qi:qi + 1], k, pinned=pinned)[0]
             lat.append((time.perf_counter() - t) * 1000)
             hits += len({i for i, _ in got} & {i for i, _ in truth[qi]})
         denom = sum(len(t) for t in truth) or 1

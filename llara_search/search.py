@@ -64,9 +64,10 @@ class Searcher:
             return self.gen, self.ann
 
     # ------------------------------------------------------------------------------------------------ dense
-    def dense(self, qvecs: np.ndarray, k: int, where: str | None = None,
-              nprobe: int | None = None, rerank: int | None = None) -> list[list[tuple[int, float]]]:
-        gen, ann = self.refresh()
+    def dense(self, qvecs: np.ndarray, k: int, where: str | None = None, nprobe: int | None = None,
+              rerank: int | None = None, pinned=None) -> list[list[tuple[int, float]]]:
+        """`pinned` = a (generation, index) pair from `refresh()`, so one search sees one generation throughout."""
+        gen, ann = pinned or self.refresh()
         allowed = self.store.visible_chunk_ids(gen.id, where) if where else None
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in range(len(qvecs))]
@@ -116,8 +117,8 @@ class Searcher:
         return out
 
     # ------------------------------------------------------------------------------------------------ sparse
-    def bm25(self, query: str, k: int, where: str | None = None) -> list[tuple[int, float]]:
-        gen, _ = self.refresh()
+    def bm25(self, query: str, k: int, where: str | None = None, pinned=None) -> list[tuple[int, float]]:
+        gen, _ = pinned or self.refresh()
         return self.store.bm25(query, k, gen.id, where)
 
     # ------------------------------------------------------------------------------------------------ results

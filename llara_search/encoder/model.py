@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -114,11 +114,14 @@ def fingerprint_for(name_or_path: str, adapter: str | os.PathLike | None = None,
 
 def load_tokenizer(name_or_path: str, adapter: str | os.PathLike | None = None):
     """The model's tokenizer alone (chunking needs it; the weights are loaded only when something is encoded)."""
+    return _tokenizer_from(_resolve_model_dir(str(name_or_path)), Path(adapter) if adapter is not None else None)
+
+
+def _tokenizer_from(model_dir: Path, adapter_dir: Path | None):
+    """An adapter folder's tokenizer wins: training may have added the LLaRA tokens to a base tokenizer."""
     from transformers import AutoTokenizer
 
-    src = _resolve_model_dir(str(name_or_path))
-    if adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file():
-        src = Path(adapter)
+    src = adapter_dir if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file() else model_dir
     tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
     tok.padding_side = "left"
     return tok
@@ -151,7 +154,7 @@ class LlaraEncoder:
                         max_length: int = 512, max_batch_tokens: int | None = None,
                         show_progress: bool = True) -> "LlaraEncoder":
         """Load a LLaRA checkpoint (hub id or local folder), optionally merging a peft LoRA adapter at load."""
-        from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModel, AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # the load report lists lm_head as "unexpected": expected for an encoder
@@ -159,16 +162,12 @@ class LlaraEncoder:
         model_dir = _resolve_model_dir(str(name_or_path))
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
-        tok_dir = model_dir
         adapter_dir = None
         if adapter is not None:
             adapter_dir = Path(adapter).expanduser().resolve()
             if not (adapter_dir / "adapter_config.json").is_file():
                 raise FileNotFoundError(f"{adapter_dir} is not a peft adapter folder (no adapter_config.json)")
-            if (adapter_dir / "tokenizer_config.json").is_file():
-                tok_dir = adapter_dir  # training may have added the LLaRA tokens to a base tokenizer
-        tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
-        tokenizer.padding_side = "left"
+        tokenizer = _tokenizer_from(model_dir, adapter_dir)
         if adapter_dir is None:
             model = AutoModel.from_pretrained(model_dir, dtype=dt, local_files_only=True)
         else:
@@ -281,7 +280,3 @@ class LlaraEncoder:
 def _round8(n: int) -> int:
     return (n + 7) // 8 * 8
 
-
-def iter_batches(items: Sequence, size: int) -> Iterator[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]

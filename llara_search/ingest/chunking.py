@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .parsers import Block, ParsedDocument
 
@@ -180,5 +180,3 @@ class Chunker:
             c.content_hash = content_hash(c.heading, c.text)
         return out
 
-
-TokenCounter = Callable[[Sequence[str]], list[int]]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import open_database
@@ -90,10 +90,6 @@ class Store:
         with self.sessions() as s:
             return s.scalars(select(Generation).order_by(Generation.id.desc()).limit(1)).first()
 
-    def generation_ids(self) -> list[int]:
-        with self.sessions() as s:
-            return list(s.scalars(select(Generation.id).order_by(Generation.id)))
-
     def next_generation(self) -> int:
         g = self.current_generation()
         return (g.id if g else 0) + 1
@@ -163,17 +159,6 @@ class Store:
                                              ~Document.chunks.any()))
         return ids
 
-    def rebuild_fts(self) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')"))
-
-    def abandon_pending(self, gen: int) -> None:
-        """Undo the uncommitted part of generation `gen` (rows an interrupted ingest wrote)."""
-        with self.session() as s:
-            s.execute(delete(Chunk).where(Chunk.added_gen >= gen))
-            s.execute(update(Chunk).where(Chunk.removed_gen >= gen).values(removed_gen=None))
-            s.execute(delete(Document).where(Document.added_gen >= gen, ~Document.chunks.any()))
-            s.execute(update(Document).where(Document.removed_gen >= gen).values(removed_gen=None))
 
 
 def _glob_to_like(where: str) -> str:
