@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from contextlib import nullcontext
 from typing import List, Optional
 
 import typer
@@ -108,8 +109,6 @@ def ingest(
     opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
                          max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
                          batch_size=batch_size)
-    from contextlib import nullcontext
-
     engine = _open(index, db_url, create=True, model=model)
     with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
         report = engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
@@ -247,6 +246,85 @@ def _snippet(text: str, terms: list[str], width: int = 300) -> Text:
     for term in terms:
         t.highlight_words([term], style="bold yellow", case_sensitive=False)
     return t
+
+
+# ---------------------------------------------------------------------------------------------------- eval
+@app.command("eval")
+@_guard
+def eval_(
+    beir_dir: Path = typer.Argument(..., help="BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv"),
+    split: str = typer.Option("test", "--split", help="Which qrels/<split>.tsv to evaluate"),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index to build or reuse [default: "
+                                         "./indexes/eval/<dataset>-<model>]"),
+    db_url: Optional[str] = DbUrlOpt,
+    model: Optional[str] = typer.Option(None, "--model", help="HF id or local folder; `none` = text-only BM25 index "
+                                        "[default: none for --mode bm25, else $LLARA_SEARCH_MODEL or "
+                                        "BAAI/LLARA-passage]"),
+    mode: str = typer.Option("dense", "--mode", help="dense | bm25 | hybrid"),
+    index_type: Optional[str] = typer.Option(None, "--index-type", help="auto | flat | ivfpq [auto]"),
+    chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=8, help="Token budget of a chunk [256]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Most texts per encoder batch"),
+    k: int = typer.Option(100, "-k", "--k", min=1, max=1000, help="Documents retrieved per query"),
+    run_file: Optional[Path] = typer.Option(None, "--run-file", help="Where to write the TREC run "
+                                            "[default: <index>/runs/<dataset>-<split>-<mode>.trec]"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ingest a BEIR corpus (reused when unchanged), run its judged queries, report nDCG@10, Recall@100, MRR@10, MAP@100."""
+    from .engine import TEXT_ONLY
+    from .eval import BeirError, evaluate, load_beir
+    from .index import INDEX_TYPES
+    from .ingest.pipeline import IngestOptions
+    from .layout import default_index_dir
+    from .search import MODES
+
+    if mode not in MODES:
+        _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}", 2)
+    if index_type is not None and index_type not in INDEX_TYPES:
+        _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
+    try:
+        data = load_beir(beir_dir, split)
+    except BeirError as exc:
+        _fail(str(exc), 2)
+    exists = index is not None and (index / "meta.sqlite").is_file()
+    if model is None and not exists:
+        model = TEXT_ONLY if mode == "bm25" else (os.environ.get("LLARA_SEARCH_MODEL") or None)
+    if index is None:
+        index = default_index_dir().parent / "eval" / f"{data.name}-{_model_slug(model)}"
+    engine = _open(index, db_url, create=True, model=model)
+    opts = IngestOptions(index_type=index_type, batch_size=batch_size)
+    try:
+        with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
+            report = engine.ingest_records(data.corpus(), f"beir:{data.name}", model=model, chunk_tokens=chunk_tokens,
+                                           options=opts, progress=progress)
+        result = evaluate(engine, data, mode=mode, k=k, run_file=run_file)
+    except BeirError as exc:
+        _fail(str(exc))
+    result.update(split=split, index=str(engine.paths.root), documents=report.documents,
+                  chunks=report.chunks_total, documents_ingested=report.files_new + report.files_changed,
+                  chunks_encoded=report.chunks_encoded)
+    if as_json:
+        _print_json(result)
+        return
+    t = Table(title=f"{data.name} ({split}, {result['queries']} queries) · {mode}")
+    for col in ("nDCG@10", "Recall@100", "MRR@10", "MAP@100", "ms/query"):
+        t.add_column(col, justify="right")
+    t.add_row(*(f"{result[m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10", "map@100")),
+              f"{result['ms_per_query']:.1f}")
+    out.print(t)
+    out.print(f"[dim]run file: {result['run_file']} · index: {result['index']} · {result['documents']} documents, "
+              f"{result['chunks']} chunks ({result['chunks_encoded']} encoded now)[/]")
+
+
+def _model_slug(model: str | None) -> str:
+    import hashlib
+
+    from .engine import TEXT_ONLY, model_identity
+
+    if model == TEXT_ONLY:
+        return "bm25"
+    name = model_identity(model) if model else "default"
+    tail = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).name or name).strip("-")
+    return f"{tail}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 # ---------------------------------------------------------------------------------------------------- status etc.

@@ -15,12 +15,14 @@ from .index import VectorStore
 from .index.generations import needs_retrain
 from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
+from .ingest.words import WordTokenizer
 from .layout import IndexPaths, WriteLock, default_index_dir
 from .search import MODES, SearchResult, Searcher, rrf
 from .store import Document, Store
 from .store.db import StoreError
 
 MAX_K = 1000
+TEXT_ONLY = "none"  # `--model none`: a text-only index searched by BM25 alone (no encoder, no vectors)
 
 
 class EngineError(RuntimeError):
@@ -29,6 +31,8 @@ class EngineError(RuntimeError):
 
 def model_identity(name_or_path: str) -> str:
     """Local folders are recorded by absolute path, hub ids as given."""
+    if name_or_path == TEXT_ONLY:
+        return TEXT_ONLY
     p = Path(name_or_path).expanduser()
     return str(p.resolve()) if p.exists() else name_or_path
 
@@ -97,6 +101,9 @@ class Engine:
                 info = self.info
                 if not info.get("model"):
                     raise EngineError(f"index {self.paths.root} has no model recorded yet; ingest something first")
+                if info["model"] == TEXT_ONLY:
+                    raise EngineError(f"index {self.paths.root} is text-only (built with --model none): it has no "
+                                      "encoder; use --mode bm25, or build an index with a model")
                 enc = LlaraEncoder.from_pretrained(info["model"], adapter=info.get("adapter"), device=self.device,
                                                    dtype=self.dtype, max_length=int(info.get("max_length", 512)),
                                                    show_progress=self.show_progress)
@@ -121,7 +128,7 @@ class Engine:
             dim = self.info.get("dim")
             if dim is None:
                 raise EngineError(f"index {self.paths.root} is empty; run `llara-search ingest` first")
-            self._searcher = Searcher(self.paths, self.store, int(dim))
+            self._searcher = Searcher(self.paths, self.store, int(dim) or None)
         return self._searcher
 
     # ------------------------------------------------------------------------------------------------ search
@@ -145,6 +152,8 @@ class Engine:
         gen = pinned[0]
         if gen.ntotal == 0:
             raise EngineError(f"index {self.paths.root} is empty (0 chunks); ingest documents first")
+        if mode != "bm25" and self.info.get("model") == TEXT_ONLY:
+            raise EngineError(f"index {self.paths.root} is text-only (built with --model none); use --mode bm25")
         depth = max(k, 100) if mode == "hybrid" else k
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):
@@ -179,6 +188,15 @@ class Engine:
         if not info.get("model"):
             name = model_identity(model or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL)
             adapter_id = str(Path(adapter).resolve()) if adapter else None
+            if name == TEXT_ONLY:
+                if adapter_id:
+                    raise EngineError("--adapter needs a model; a text-only index (--model none) has no encoder")
+                with self.store.session() as s:
+                    self.store.set_info(s, model=TEXT_ONLY, adapter=None, fingerprint="text-only", dim=0,
+                                        max_length=100_000, chunk_tokens=int(chunk_tokens or DEFAULT_CHUNK_TOKENS),
+                                        index_type="none", index_factory=None)
+                info = self.info
+                return info, Chunker(WordTokenizer(), int(info["chunk_tokens"]), int(info["max_length"])), "text-only"
             try:
                 tokenizer = load_tokenizer(name, adapter_id)
                 fp = fingerprint_for(name, adapter_id, 512)
@@ -210,12 +228,18 @@ class Engine:
                 with self.store.session() as s:
                     self.store.set_info(s, **updates)
                 info = self.info
+            if info["model"] == TEXT_ONLY:
+                if index_type or index_factory:
+                    raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index")
+                return info, Chunker(WordTokenizer(), int(info["chunk_tokens"]), int(info["max_length"])), "text-only"
             tokenizer = self._encoder.tokenizer if self._encoder else load_tokenizer(info["model"], info.get("adapter"))
         chunker = Chunker(tokenizer, int(info.get("chunk_tokens", DEFAULT_CHUNK_TOKENS)), int(info["max_length"]))
         return info, chunker, info["fingerprint"]
 
     def _ingestor(self, chunker: Chunker, fingerprint: str, options: IngestOptions,
                   progress: Callable | None) -> Ingestor:
+        if self.info.get("model") == TEXT_ONLY:
+            return Ingestor(self.paths, self.store, None, chunker, None, fingerprint, options, progress)
         vectors = VectorStore(self.paths.vectors, int(self.info["dim"]))
         return Ingestor(self.paths, self.store, vectors, chunker,
                         lambda texts: self.encoder.encode_passages(texts, options.batch_size),
@@ -236,12 +260,13 @@ class Engine:
             return self._ingestor(chunker, fp, options, progress).run_files(roots)
 
     def ingest_records(self, records, source: str, *, model: str | None = None, chunk_tokens: int | None = None,
-                       options: IngestOptions | None = None) -> IngestReport:
+                       options: IngestOptions | None = None,
+                       progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
         """Ingest `(doc_key, title, text)` records (BEIR corpora) under the document prefix `source:`."""
         options = options or IngestOptions()
         with WriteLock(self.paths.lock):
             _, chunker, fp = self._prepare_write(model, None, chunk_tokens, options.index_type, options.index_factory)
-            return self._ingestor(chunker, fp, options, None).run_records(records, source)
+            return self._ingestor(chunker, fp, options, progress).run_records(records, source)
 
     def delete(self, paths: Sequence[str | os.PathLike]) -> IngestReport:
         """Remove documents (files, or everything under folders) from the index explicitly."""
@@ -264,6 +289,8 @@ class Engine:
 
     def reindex(self, index_type: str | None = None, index_factory: str | None = None) -> IngestReport:
         """Retrain and rebuild the FAISS index from the stored vectors (no re-encoding) as a new generation."""
+        if self.info.get("model") == TEXT_ONLY:
+            raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index to rebuild")
         with WriteLock(self.paths.lock):
             _, chunker, fp = self._prepare_write(None, None, None, index_type, index_factory)
             ing = self._ingestor(chunker, fp, IngestOptions(index_type=index_type, index_factory=index_factory), None)
@@ -290,13 +317,13 @@ class Engine:
         for name in ("meta.sqlite", "meta.sqlite-wal"):
             p = self.paths.root / name
             sizes["database"] += p.stat().st_size if p.exists() else 0
-        if info.get("dim"):
+        if info.get("dim"):  # 0 for text-only indexes
             sizes["vectors"] = VectorStore(self.paths.vectors, int(info["dim"])).disk_bytes()
-        if gen is not None and self.paths.generation_file(gen.id).exists():
+        if gen is not None and gen.index_file and self.paths.generation_file(gen.id).exists():
             sizes["index"] = self.paths.generation_file(gen.id).stat().st_size
         out["bytes_on_disk"] = sizes
         out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
-                                            info.get("index_type", "auto")) if gen else None
+                                            info.get("index_type", "auto")) if gen and gen.index_file else None
         return out
 
     def bench(self, n_queries: int = 200, k: int = 10, seed: int = 0) -> dict:
@@ -305,6 +332,8 @@ class Engine:
         Queries are midpoints of random pairs of stored vectors, so no model is needed and no query is an exact
         copy of a stored vector.
         """
+        if self.info.get("model") == TEXT_ONLY:
+            raise EngineError(f"index {self.paths.root} is text-only (--model none): there is no vector index to bench")
         searcher = self.searcher
         pinned = searcher.refresh()
         gen, ann = pinned

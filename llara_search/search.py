@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .index import AnnIndex, VectorStore
+from .index.ann import exact_top_k
 from .index.generations import load_ann
 from .layout import IndexPaths
 from .store import Store
@@ -44,10 +45,11 @@ class EmptyIndexError(RuntimeError):
 class Searcher:
     """Holds the FAISS index of the latest committed generation and reloads it when a newer one is committed."""
 
-    def __init__(self, paths: IndexPaths, store: Store, dim: int):
+    def __init__(self, paths: IndexPaths, store: Store, dim: int | None):
+        """`dim=None`: a text-only index (BM25 only), which has no vectors and no FAISS file."""
         self.paths = paths
         self.store = store
-        self.vectors = VectorStore(paths.vectors, dim)
+        self.vectors = VectorStore(paths.vectors, dim) if dim else None
         self._lock = threading.Lock()
         self.gen = None
         self.ann: AnnIndex | None = None
@@ -59,7 +61,7 @@ class Searcher:
             raise EmptyIndexError(f"index {self.paths.root} has no committed data yet; run `llara-search ingest` first")
         with self._lock:
             if self.gen is None or gen.id != self.gen.id:
-                self.ann = load_ann(self.paths.generation_file(gen.id), gen)
+                self.ann = load_ann(self.paths.generation_file(gen.id), gen) if gen.index_file else None
                 self.gen = gen
             return self.gen, self.ann
 
@@ -100,21 +102,9 @@ class Searcher:
     def exact_all(self, qvecs: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """Exact search over every visible stored vector: the ground truth for `bench`."""
         gen, _ = self.refresh()
-        ids = self.store.visible_chunk_ids(gen.id)
-        out: list[list[tuple[int, float]]] = [[] for _ in range(len(qvecs))]
-        best = [np.zeros(0, np.float32)] * len(qvecs)
-        best_ids = [np.zeros(0, np.int64)] * len(qvecs)
-        for i in range(0, len(ids), 65536):
-            part = ids[i:i + 65536]
-            sc = self.vectors.scores(qvecs, part)
-            for qi in range(len(qvecs)):
-                s = np.concatenate([best[qi], sc[qi]])
-                d = np.concatenate([best_ids[qi], part])
-                top = np.argsort(-s, kind="stable")[:k]
-                best[qi], best_ids[qi] = s[top], d[top]
-        for qi in range(len(qvecs)):
-            out[qi] = [(int(a), float(b)) for a, b in zip(best_ids[qi], best[qi])]
-        return out
+        tops = exact_top_k(np.ascontiguousarray(qvecs, np.float32), self.store.visible_chunk_ids(gen.id),
+                           self.vectors.get, k)
+        return [_pairs(t, self.vectors.scores(q[None, :], t)[0]) for q, t in zip(qvecs, tops)]
 
     # ------------------------------------------------------------------------------------------------ sparse
     def bm25(self, query: str, k: int, where: str | None = None, pinned=None) -> list[tuple[int, float]]:

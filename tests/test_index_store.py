@@ -40,7 +40,11 @@ def test_vector_store_last_row_wins_and_torn_tail(tmp_path):
 def test_plan_sizes_follow_faiss_guidelines():
     assert plan_index(1000, 4096).index_type == "flat"
     p = plan_index(100_000, 4096)
-    assert p.index_type == "ivfpq" and p.factory.startswith("PCAR256,IVF") and p.factory.endswith(",PQ64")
+    m = int(p.factory.rsplit("PQ", 1)[1])
+    assert p.index_type == "ivfpq" and p.factory.startswith(f"OPQ{m}_{4 * m},IVF") and m >= 32
+    fixed = 4 * 4 * m * (4096 + p.nlist + 256)  # rotation, centroids, codebooks
+    assert m + 8 + fixed / 100_000 <= 100  # the RAM budget per vector at 4096-d
+    assert plan_index(2_000_000, 4096).factory.endswith(",PQ64")  # a big corpus affords the full code
     assert 4 * 100_000 ** 0.5 <= p.nlist <= 16 * 100_000 ** 0.5 and p.train_size >= 39 * p.nlist
     small = plan_index(6000, 64, "ivfpq")
     assert small.nlist * 39 <= 6000 and "PQ16" in small.factory

@@ -103,8 +103,8 @@ class _Work:
 
 
 class Ingestor:
-    def __init__(self, paths: IndexPaths, store: Store, vectors: VectorStore, chunker: Chunker,
-                 encode: Callable[[list[str]], np.ndarray], fingerprint: str, options: IngestOptions,
+    def __init__(self, paths: IndexPaths, store: Store, vectors: VectorStore | None, chunker: Chunker,
+                 encode: Callable[[list[str]], np.ndarray] | None, fingerprint: str, options: IngestOptions,
                  progress: Callable[[str, int, int], None] | None = None):
         self.paths = paths
         self.store = store
@@ -147,6 +147,8 @@ class Ingestor:
         seen: set[str] = set()
         for doc_key, title, text in records:
             self.report.files_seen += 1
+            if self.report.files_seen % 256 == 0:
+                self.progress("parse", self.report.files_seen, 0)
             path = f"{source}:{doc_key}"
             seen.add(path)
             body = text if not title else f"{title}\n\n{text}"
@@ -160,7 +162,7 @@ class Ingestor:
                 for s in parsed.sections:
                     s.heading = [title] + s.heading
             parsed.title = title
-            self._queue(_Work(path, os.stat_result((0,) * 10), digest, parsed, self.chunker.chunk(parsed), doc_key))
+            self._queue(_Work(path, os.stat_result((0, 0, 0, 0, 0, 0, len(body.encode()), 0, 0, 0)), digest, parsed, self.chunker.chunk(parsed), doc_key))
         self._flush()
         if self.opt.delete_missing:
             self._remove_prefix(f"{source}:", seen)
@@ -248,9 +250,9 @@ class Ingestor:
                 plans.append((w, reuse, new, stale))
                 to_encode.extend(new)
         t = time.perf_counter()
-        vecs = self.encode([c.passage for c in to_encode]) if to_encode else None
+        vecs = self.encode([c.passage for c in to_encode]) if to_encode and self.encode else None
         self.report.stages["encode"] += time.perf_counter() - t
-        self.report.chunks_encoded += len(to_encode)
+        self.report.chunks_encoded += len(to_encode) if self.encode else 0
         self.progress("encode", self.report.chunks_encoded, 0)
         t = time.perf_counter()
         with self.store.session() as s:
@@ -266,7 +268,7 @@ class Ingestor:
                 doc.doc_key = w.doc_key
                 doc.format = w.parsed.format
                 doc.title = w.parsed.title
-                doc.size, doc.mtime_ns = int(w.stat.st_size), int(w.stat.st_mtime_ns)
+                doc.size, doc.mtime_ns = int(w.stat.st_size), int(w.stat.st_mtime_ns or 0)
                 doc.content_hash = w.digest
                 doc.n_chunks = len(w.chunks)
                 doc.updated_at = utcnow()
@@ -293,7 +295,7 @@ class Ingestor:
                     s.add(row)
                     new_rows.append(row)
             s.flush()
-            if new_rows:
+            if new_rows and self.vectors is not None:
                 ids = np.array([r.id for r in new_rows], dtype=np.int64)
                 self.vectors.append(ids, vecs)  # fsynced before the commit that makes the rows exist
             self.report.chunks_added += len(new_rows)
@@ -370,6 +372,13 @@ class Ingestor:
             self.report.generation = prev.id
             self.report.index_type = prev.index_type
             self.report.stages["index"] += time.perf_counter() - t
+            return
+        if self.vectors is None:  # text-only index: the generation covers rows only
+            with self.store.session() as s:
+                s.add(Generation(id=G, index_file="", index_type="none", factory="", ntotal=len(all_ids),
+                                 trained_on=None, nprobe=None, vector_rows=0, fingerprint=self.fingerprint))
+            self.report.generation, self.report.index_type = G, "none"
+            self._cleanup(G)
             return
         prev_path = self.paths.generation_file(prev.id) if prev else None
         ann = next_ann(prev, prev_path, self.vectors, all_ids, added, removed, index_type=index_type,

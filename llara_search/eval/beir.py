@@ -1,0 +1,179 @@
+"""BEIR evaluation: ingest `corpus.jsonl` into an index, run the judged queries, score the run with pytrec_eval.
+
+Chunk hits are collapsed to documents by their best chunk (MaxP), and a hit whose id equals the query id is
+dropped, as BEIR does (some datasets, e.g. ArguAna and Quora, contain the query among the documents). Every judged
+query counts in the averages; one with no result scores 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+QUERY_BATCH = 64
+
+
+class BeirError(ValueError):
+    """The folder is not a BEIR dataset, or a file in it is malformed; the message names the file and the fix."""
+
+
+@dataclass
+class BeirData:
+    root: Path
+    name: str
+    split: str
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    def corpus(self) -> Iterator[tuple[str, str, str]]:
+        """`(doc_id, title, text)` streamed from corpus.jsonl, so a large corpus is never held in memory."""
+        path = self.root / "corpus.jsonl"
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    yield str(row["_id"]), str(row.get("title") or ""), str(row.get("text") or "")
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise BeirError(f"{path}:{n}: not a BEIR corpus line ({exc}); each line must be a JSON object "
+                                    'with "_id", "title" and "text"') from None
+
+
+def load_beir(root: str | os.PathLike, split: str = "test") -> BeirData:
+    root = Path(root)
+    if not root.is_dir():
+        raise BeirError(f"no BEIR dataset at {root}: expected a folder with corpus.jsonl, queries.jsonl and qrels/")
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        if not (root / name).is_file():
+            raise BeirError(f"{root} has no {name}; is it a BEIR dataset folder (corpus.jsonl, queries.jsonl, "
+                            "qrels/<split>.tsv)?")
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        have = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
+        raise BeirError(f"{root} has no qrels/{split}.tsv; available splits: {', '.join(have) or 'none'}")
+    return BeirData(root, root.resolve().name, split, _read_queries(root / "queries.jsonl"), _read_qrels(qrels_path))
+
+
+def _read_queries(path: Path) -> dict[str, str]:
+    out = {}
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                out[str(row["_id"])] = str(row["text"])
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise BeirError(f"{path}:{n}: not a BEIR query line ({exc})") from None
+    return out
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as f:
+        for n, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
+            if not row or (n == 1 and not _is_int(row[-1])):
+                continue  # blank line or the "query-id corpus-id score" header
+            if len(row) < 3 or not _is_int(row[-1]):
+                raise BeirError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score'")
+            out.setdefault(row[0], {})[row[1]] = int(row[-1])
+    if not out:
+        raise BeirError(f"{path} has no judgements")
+    return out
+
+
+def _is_int(s: str) -> bool:
+    return bool(re.fullmatch(r"-?\d+", s.strip()))
+
+
+# ---------------------------------------------------------------------------------------------------- running
+def run_queries(search_many: Callable[[list[str], int], list[list]], data: BeirData, k: int
+                ) -> dict[str, list[tuple[str, float]]]:
+    """Top-k documents per judged query. Chunks are fetched deeper than k so that k documents survive MaxP."""
+    depth = min(1000, max(3 * k, k + 20))
+    qids = [q for q in data.qrels if q in data.queries]
+    run: dict[str, list[tuple[str, float]]] = {}
+    for i in range(0, len(qids), QUERY_BATCH):
+        part = qids[i:i + QUERY_BATCH]
+        for qid, hits in zip(part, search_many([data.queries[q] for q in part], depth)):
+            best: dict[str, float] = {}
+            for h in hits:
+                doc = h.doc_key
+                if doc is None or doc == qid:
+                    continue
+                if doc not in best or h.score > best[doc]:
+                    best[doc] = h.score
+            run[qid] = sorted(best.items(), key=lambda x: (-x[1], x[0]))[:k]
+    return run
+
+
+def write_trec(run: dict[str, list[tuple[str, float]]], path: Path, tag: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for qid, docs in run.items():
+            for rank, (doc, score) in enumerate(docs, start=1):
+                f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+    os.replace(tmp, path)
+
+
+def read_trec(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    run: dict[str, dict[str, float]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            qid, _, doc, _, score, _ = line.split()
+            run.setdefault(qid, {})[doc] = float(score)
+    return run
+
+
+def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
+    """nDCG@10, Recall@100, MRR@10 and MAP@100 by pytrec_eval, averaged over every judged query (missing = 0).
+
+    trec_eval has no cut-off for reciprocal rank, so MRR@10 is its `recip_rank` over each query's top 10.
+    """
+    import pytrec_eval
+
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "map_cut.100"}).evaluate(run)
+    top10 = {q: dict(sorted(d.items(), key=lambda x: (-x[1], x[0]))[:10]) for q, d in run.items()}
+    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+    n = len(qrels)
+
+    def mean(table, key):
+        return float(sum(v[key] for v in table.values()) / n) if n else 0.0
+
+    return {"ndcg@10": mean(per_query, "ndcg_cut_10"), "recall@100": mean(per_query, "recall_100"),
+            "mrr@10": mean(rr, "recip_rank"), "map@100": mean(per_query, "map_cut_100")}
+
+
+def evaluate(engine, data: BeirData, *, mode: str = "dense", k: int = 100, run_file: Path | None = None,
+             progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Run the judged queries of `data` against `engine` and score them; the corpus must already be ingested."""
+    t0 = time.perf_counter()
+    run = run_queries(lambda qs, depth: engine.search_many(qs, k=depth, mode=mode), data, k)
+    seconds = time.perf_counter() - t0
+    run_file = run_file or engine.paths.root / "runs" / f"{_slug(data.name)}-{_slug(data.split)}-{mode}.trec"
+    write_trec(run, run_file, f"llara-search-{mode}")
+    scores = score_run(data.qrels, {q: dict(d) for q, d in run.items()})
+    n_results = [len(d) for d in run.values()]
+    return {**{m: round(v, 4) for m, v in scores.items()}, "queries": len(data.qrels), "mode": mode,
+            "dataset": data.name, "run_file": str(run_file), "seconds": round(seconds, 2),
+            "ms_per_query": round(1000 * seconds / max(1, len(run)), 2),
+            "mean_results": round(float(np.mean(n_results)), 1) if n_results else 0.0}
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "x"
+
+
+__all__ = ["BeirData", "BeirError", "METRICS", "evaluate", "load_beir", "read_trec", "run_queries", "score_run",
+           "write_trec"]
