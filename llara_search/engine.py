@@ -29,6 +29,10 @@ class EngineError(RuntimeError):
     """Wrong use (bad argument, wrong model, missing index): the message is one line saying what to do."""
 
 
+def _adapter_id(adapter: str | os.PathLike) -> str:
+    return str(Path(adapter).expanduser().resolve())
+
+
 def model_identity(name_or_path: str) -> str:
     """Local folders are recorded by absolute path, hub ids as given."""
     if name_or_path == TEXT_ONLY:
@@ -157,6 +161,10 @@ class Engine:
         depth = max(k, 100) if mode == "hybrid" else k
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):
+            if query_vectors is None and self._encoder is not None and gen.fingerprint \
+                    and self._encoder.fingerprint != gen.fingerprint:
+                with self._load_lock:
+                    self._encoder = None  # a re-encode committed a new model/adapter: load the index's new one
             qv = query_vectors if query_vectors is not None else self.encode_queries(queries)
             dense = searcher.dense(qv, depth, where, pinned=pinned)
         out = []
@@ -183,7 +191,8 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ writing
     def _prepare_write(self, model: str | None, adapter: str | None, chunk_tokens: int | None,
-                       index_type: str | None, index_factory: str | None) -> tuple[dict, Chunker, str]:
+                       index_type: str | None, index_factory: str | None,
+                       allow_pending: bool = False) -> tuple[dict, Chunker, str]:
         info = self.info
         if not info.get("model"):
             name = model_identity(model or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL)
@@ -213,10 +222,10 @@ class Engine:
                                     index_type=index_type or "auto", index_factory=index_factory)
             info = self.info
         else:
-            if adapter is not None and str(Path(adapter).resolve()) != info.get("adapter"):
-                raise EngineError(
-                    f"index {self.paths.root} was encoded with adapter {info.get('adapter')}, not {adapter}; "
-                    "re-encoding an index under a new adapter needs a new --index for now")
+            if info.get("pending_reencode") and not allow_pending:
+                raise EngineError(f"a re-encode of {self.paths.root} was interrupted; finish it first with "
+                                  f"`llara-search reencode --index {self.paths.root} --adapter "
+                                  f"{info['pending_reencode'].get('adapter') or 'none'}`")
             updates = {}
             if index_type and index_type != info.get("index_type"):
                 updates["index_type"] = index_type
@@ -255,9 +264,52 @@ class Engine:
             raise EngineError(f"no such file or folder: {missing[0]}")
         options = options or IngestOptions()
         with WriteLock(self.paths.lock, wait=wait):
+            info = self.info
+            reencoded = 0
+            if adapter is not None and info.get("model") and _adapter_id(adapter) != info.get("adapter"):
+                reencoded = self._reencode(_adapter_id(adapter), progress).chunks_encoded  # new adapter: all chunks
             _, chunker, fp = self._prepare_write(model, adapter, chunk_tokens, options.index_type,
                                                  options.index_factory)
-            return self._ingestor(chunker, fp, options, progress).run_files(roots)
+            report = self._ingestor(chunker, fp, options, progress).run_files(roots)
+            report.chunks_encoded += reencoded
+            return report
+
+    def reencode(self, adapter: str | os.PathLike | None,
+                 progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+        """Re-encode every chunk with the index's base model and `adapter` (None: the base alone) into a new
+        generation. Queries follow: the generation carries the new fingerprint and the engine reloads for it."""
+        with WriteLock(self.paths.lock):
+            return self._reencode(_adapter_id(adapter) if adapter else None, progress)
+
+    def _reencode(self, adapter_id: str | None, progress) -> IngestReport:
+        info = self.info
+        if not info.get("model"):
+            raise EngineError(f"index {self.paths.root} is empty; ingest with --adapter instead")
+        if info["model"] == TEXT_ONLY:
+            raise EngineError(f"index {self.paths.root} is text-only (--model none): there is nothing to re-encode")
+        if adapter_id is not None and not (Path(adapter_id) / "adapter_config.json").is_file():
+            raise EngineError(f"{adapter_id} is not a peft adapter folder (no adapter_config.json); point --adapter "
+                              "at the output folder of `llara-search train` or `finetune`")
+        fp = fingerprint_for(info["model"], adapter_id, int(info.get("max_length", 512)))
+        with self.store.session() as s:
+            self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp})
+        enc = LlaraEncoder.from_pretrained(info["model"], adapter=adapter_id, device=self.device, dtype=self.dtype,
+                                           max_length=int(info.get("max_length", 512)),
+                                           show_progress=self.show_progress)
+        _, chunker, _ = self._prepare_write(None, None, None, None, None, allow_pending=True)
+        vectors = VectorStore(self.paths.vectors, int(info["dim"]))
+        ing = Ingestor(self.paths, self.store, vectors, chunker, lambda t: enc.encode_passages(t), fp,
+                       IngestOptions(), progress)
+        t = time.perf_counter()
+        ing.reencode_all()
+        ing.commit_generation(rebuild=True, force=True,
+                              info_updates={"adapter": adapter_id, "fingerprint": fp, "pending_reencode": None})
+        with self._load_lock:
+            self._encoder = enc
+        ing.report.seconds = time.perf_counter() - t
+        counts = self.store.counts(ing.report.generation or 0)
+        ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
+        return ing.report
 
     def ingest_records(self, records, source: str, *, model: str | None = None, chunk_tokens: int | None = None,
                        options: IngestOptions | None = None,

@@ -27,7 +27,7 @@ from ..index.generations import next_ann
 from ..layout import IndexPaths
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
-from .chunking import CHUNKER_VERSION, ChunkData, Chunker
+from .chunking import CHUNKER_VERSION, SEP, ChunkData, Chunker
 from .parsers import ParsedDocument, ParseError, SkipFile, parse_file
 from .walk import walk
 
@@ -303,6 +303,41 @@ class Ingestor:
         crash_point("batch")
         self.report.stages["store"] += time.perf_counter() - t
 
+    # ------------------------------------------------------------------------------------------------ re-encoding
+    def reencode_all(self) -> None:
+        """Copy every live chunk to a new row of generation G with a vector from the new encoder.
+
+        New rows get new ids, so readers still on G-1 keep their old ids and old vectors: the two vector spaces
+        never mix in one search. A crash leaves G uncommitted; a re-run continues with the rows not yet copied.
+        """
+        G = self.gen
+        fields = ("document_id", "ordinal", "heading", "text", "start_line", "end_line", "page", "char_start",
+                  "char_end", "content_hash", "n_tokens", "chunker_version")
+        while True:
+            with self.store.sessions() as s:
+                todo = list(s.scalars(select(Chunk).where(Chunk.removed_gen.is_(None), Chunk.added_gen < G)
+                                      .order_by(Chunk.id).limit(self.opt.commit_chunks)))
+                passages = [f"{c.heading}{SEP}{c.text}" if c.heading else c.text for c in todo]
+                old_ids = [c.id for c in todo]
+            if not todo:
+                return
+            t = time.perf_counter()
+            vecs = self.encode(passages)
+            self.report.stages["encode"] += time.perf_counter() - t
+            self.report.chunks_encoded += len(todo)
+            self.progress("encode", self.report.chunks_encoded, 0)
+            with self.store.session() as s:
+                rows = []
+                for old in s.scalars(select(Chunk).where(Chunk.id.in_(old_ids)).order_by(Chunk.id)):
+                    rows.append(Chunk(**{f: getattr(old, f) for f in fields}, added_gen=G))
+                    old.removed_gen = G
+                s.add_all(rows)
+                s.flush()
+                self.vectors.append(np.array([r.id for r in rows], dtype=np.int64), vecs)
+                self.report.chunks_added += len(rows)
+                self.report.chunks_removed += len(rows)
+            crash_point("batch")
+
     # ------------------------------------------------------------------------------------------------ removal
     def _remove_missing(self, roots: list[Path], seen: set[str]) -> None:
         prefixes = [str(r) if not r.is_dir() else str(r).rstrip("/") + "/" for r in roots]
@@ -350,7 +385,8 @@ class Ingestor:
         with self.store.session() as s:
             s.add(IngestFailure(run_id=self.run_id, path=path, error=reason))
 
-    def commit_generation(self, *, rebuild: bool = False, force: bool = False) -> None:
+    def commit_generation(self, *, rebuild: bool = False, force: bool = False,
+                          info_updates: dict | None = None) -> None:
         """Write the FAISS file for generation G and name it in the database, with the run's end, in one commit."""
         G = self.gen
         t = time.perf_counter()
@@ -392,6 +428,8 @@ class Ingestor:
             s.add(Generation(id=G, index_file=path.name, index_type=ann.plan.index_type, factory=ann.plan.factory,
                              ntotal=ann.ntotal, trained_on=ann.trained_on, nprobe=ann.plan.nprobe,
                              vector_rows=self.vectors.rows_on_disk(), fingerprint=self.fingerprint))
+            if info_updates:  # e.g. the new adapter and fingerprint of a re-encode: visible with G, not before
+                self.store.set_info(s, **info_updates)
         self.report.generation = G
         self.report.index_type = ann.plan.index_type
         self.report.stages["index"] += time.perf_counter() - t

@@ -1,0 +1,308 @@
+"""The training loop, in one file: LoRA on all seven projections, AdamW with warmup and linear decay, gradient
+accumulation, checkpoints with exact resume, Ctrl-C saves, and torchrun (DDP) when launched under it.
+
+Both tasks share it: `pretext` (LLaRA's unsupervised EBAE + EBAR adaptation, spec §2) and `contrastive`
+(InfoNCE fine-tuning, spec §3). The output is a peft adapter folder that `ingest --adapter` and `reencode` load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..encoder.prompts import PromptIds, add_llara_tokens, missing_llara_tokens
+from .contrastive import contrastive_loss, pool
+from .pretext import build_pretext_batch, pretext_forward
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+STATE_FILE = "trainer_state.pt"
+
+
+class TrainingInterrupted(RuntimeError):
+    """Ctrl-C during training: a checkpoint was saved; `--resume` continues from it."""
+
+
+@dataclass
+class TrainConfig:
+    output: Path
+    base: str
+    task: str = "pretext"  # "pretext" | "contrastive"
+    adapter: str | None = None  # continue training this adapter (e.g. fine-tune on top of the pretext one)
+    lora_r: int = 64
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lr: float = 1e-4
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    cutoff_len: int = 128  # pretext
+    remove_stopwords: bool = True  # pretext
+    group_size: int = 16  # contrastive: 1 positive + 15 negatives
+    temperature: float = 0.01
+    query_max_len: int = 64
+    passage_max_len: int = 160
+    save_every: int = 100
+    keep_checkpoints: int = 2
+    resume: bool = False
+    merge: bool = False
+    seed: int = 42
+    device: str | None = None
+    gradient_checkpointing: bool | None = None  # default: on GPU only
+    data_source: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class _Net(nn.Module):
+    """One forward for either task, so that DistributedDataParallel sees exactly one forward per backward."""
+
+    def __init__(self, peft_model):
+        super().__init__()
+        self.peft = peft_model
+
+    def forward(self, pair=None, **kw):
+        if pair is None:
+            return self.peft(**kw)
+        decoder = self.peft.get_base_model().get_decoder()  # LoRA layers live inside it
+        q_ids, q_mask, p_ids, p_mask = pair
+        q = decoder(input_ids=q_ids, attention_mask=q_mask, use_cache=False).last_hidden_state
+        p = decoder(input_ids=p_ids, attention_mask=p_mask, use_cache=False).last_hidden_state
+        return pool(q), pool(p)
+
+
+# ---------------------------------------------------------------------------------------------------- set-up
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank); initializes torch.distributed when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if world > 1:
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device:
+        return torch.device(cfg.device)
+    return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def checkpoints(output: Path) -> list[Path]:
+    return sorted(p for p in (output / "checkpoints").glob("step-*") if (p / STATE_FILE).is_file())
+
+
+def load_model(cfg: TrainConfig, device: torch.device, resume_from: Path | None):
+    """Base causal LM + tokenizer (LLaRA tokens added when missing) + a trainable LoRA adapter."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    from ..encoder.model import _resolve_model_dir, _tokenizer_from
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    model_dir = _resolve_model_dir(cfg.base)
+    start = resume_from or (Path(cfg.adapter) if cfg.adapter else None)
+    tokenizer = _tokenizer_from(model_dir, start)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
+    model.config.use_cache = False
+    new_ids: list[int] = []
+    if missing_llara_tokens(tokenizer):
+        add_llara_tokens(tokenizer)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        first_new = model.get_input_embeddings().weight.shape[0]
+        model.resize_token_embeddings(len(tokenizer))
+        new_ids = list(range(first_new, len(tokenizer)))
+    if start is not None:
+        peft_model = PeftModel.from_pretrained(model, str(start), is_trainable=True)
+    else:
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=LORA_TARGETS, task_type="CAUSAL_LM",
+                          trainable_token_indices={"embed_tokens": new_ids} if new_ids else None)
+        peft_model = get_peft_model(model, lora)
+    if cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else device.type == "cuda":
+        peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        peft_model.enable_input_require_grads()
+    peft_model.to(device)
+    return peft_model, tokenizer, new_ids
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
+          on_step: Callable[[int, dict], None] | None = None) -> dict:
+    """Train on `examples` ((text, next_text) pairs for pretext, `Example`s for contrastive); returns the card."""
+    if not examples:
+        raise ValueError("no training examples")
+    rank, world, local_rank = _distributed()
+    device = _device(cfg, local_rank)
+    output = Path(cfg.output)
+    resume_from = None
+    if cfg.resume:
+        found = checkpoints(output)
+        if not found:
+            raise FileNotFoundError(f"--resume: no checkpoint under {output / 'checkpoints'}; start without --resume")
+        resume_from = found[-1]
+    torch.manual_seed(cfg.seed)
+    peft_model, tokenizer, new_ids = load_model(cfg, device, resume_from)
+    prompt = PromptIds.for_tokenizer(tokenizer)
+    net: nn.Module = _Net(peft_model)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    per_step = cfg.batch_size * world * cfg.grad_accum
+    steps_per_epoch = max(1, math.ceil(len(examples) / per_step))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = int(cfg.warmup_ratio * total)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    step, history, seconds_before = 0, [], 0.0
+    if resume_from is not None:
+        state = torch.load(resume_from / STATE_FILE, weights_only=False)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, history, seconds_before = state["step"], state["history"], state.get("seconds", 0.0)
+        random.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def batch_at(micro: int) -> list:
+        """Micro-batch `micro` of this rank: epochs are seeded permutations, so a resume sees the same data."""
+        per_global = cfg.batch_size * world
+        per_epoch = max(1, math.ceil(len(examples) / per_global))
+        epoch, j = divmod(micro, per_epoch)
+        order = np.random.default_rng(cfg.seed + epoch).permutation(len(examples))
+        idx = [order[(j * per_global + rank * cfg.batch_size + i) % len(examples)] for i in range(cfg.batch_size)]
+        return [examples[i] for i in idx]
+
+    rng = random.Random(cfg.seed + 1000 * rank + step)
+    bar = None
+    if show_progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, desc=f"train ({cfg.task})", unit="step", dynamic_ncols=True)
+    net.train()
+    t0, tokens = time.perf_counter(), 0
+    try:
+        while step < total:
+            logs: dict[str, float] = {}
+            for micro in range(cfg.grad_accum):
+                chunk = batch_at(step * cfg.grad_accum + micro)
+                if cfg.task == "pretext":
+                    batch = build_pretext_batch(tokenizer, prompt, [a for a, _ in chunk], [b for _, b in chunk],
+                                                cfg.cutoff_len, cfg.remove_stopwords,
+                                                next(peft_model.parameters()).dtype)
+                    out = pretext_forward(net, batch)
+                    tokens += batch.tokens
+                else:
+                    out = contrastive_loss(net, prompt, tokenizer, chunk, cfg.group_size, rng, cfg.query_max_len,
+                                           cfg.passage_max_len, cfg.temperature)
+                    tokens += out.pop("tokens")
+                (out["total"] / cfg.grad_accum).backward()
+                for k, v in out.items():
+                    logs[k] = logs.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) / cfg.grad_accum
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            logs.update(step=step, lr=sched.get_last_lr()[0], grad_norm=float(grad_norm))
+            history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in logs.items()})
+            elapsed = time.perf_counter() - t0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['total']:.4f}", tok_s=f"{tokens * world / max(elapsed, 1e-9):.0f}")
+            if on_step is not None:
+                on_step(step, logs)
+            if cfg.save_every and step % cfg.save_every == 0 and step < total:
+                _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history,
+                                 seconds_before + elapsed, rank, world)
+    except KeyboardInterrupt:
+        path = _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history,
+                                seconds_before + time.perf_counter() - t0, rank, world)
+        raise TrainingInterrupted(f"interrupted at step {step}/{total}; checkpoint saved to {path}; continue with "
+                                  "the same command and --resume") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = seconds_before + time.perf_counter() - t0
+    card = {
+        "task": cfg.task, "base": cfg.base, "started_from_adapter": cfg.adapter, "resumed_from": str(resume_from)
+        if resume_from else None, "data": {"source": cfg.data_source, "examples": len(examples)},
+        "steps": step, "epochs": round(step * per_step / len(examples), 3), "world_size": world,
+        "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr, "warmup_steps": warmup,
+        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout, "targets": LORA_TARGETS},
+        "new_token_ids": new_ids, "loss_first": history[0]["total"] if history else None,
+        "loss_last": history[-1]["total"] if history else None, "seconds": round(seconds, 2),
+        "tokens_per_second": round(tokens * world / max(time.perf_counter() - t0, 1e-9), 1),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "history": history,
+    }
+    if rank == 0:
+        _save_final(cfg, peft_model, tokenizer, card)
+    if world > 1:
+        dist.barrier()
+    return card
+
+
+# ---------------------------------------------------------------------------------------------------- files
+def _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history, seconds, rank, world) -> Path:
+    """Written to a temporary folder then renamed: a crash mid-save leaves the previous checkpoint intact."""
+    path = Path(cfg.output) / "checkpoints" / f"step-{step:07d}"
+    if rank == 0:
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        peft_model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "history": history, "seconds": seconds, "python_rng": random.getstate(),
+                    "torch_rng": torch.get_rng_state()}, tmp / STATE_FILE)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+        for old in checkpoints(Path(cfg.output))[:-cfg.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+    if world > 1:
+        dist.barrier()
+    return path
+
+
+def _save_final(cfg: TrainConfig, peft_model, tokenizer, card: dict) -> None:
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "training_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    lines = [f"# Training card ({card['task']})", "", f"- base model: `{card['base']}`",
+             f"- data: {card['data']['source']} ({card['data']['examples']} examples)",
+             f"- steps: {card['steps']} ({card['epochs']} epochs), batch {card['batch_size']} × accumulation "
+             f"{card['grad_accum']} × {card['world_size']} process(es), lr {card['lr']}",
+             f"- LoRA r={cfg.lora_r} α={cfg.lora_alpha} dropout={cfg.lora_dropout} on {', '.join(LORA_TARGETS)}",
+             f"- loss: {card['loss_first']} → {card['loss_last']}",
+             f"- time: {card['seconds']} s, {card['tokens_per_second']} tokens/s", "",
+             f"Use it: `llara-search ingest DOCS --model {card['base']} --adapter {out}` (new index) or "
+             f"`llara-search reencode --adapter {out}` (existing index)."]
+    (out / "TRAINING.md").write_text("\n".join(lines) + "\n")
+    if cfg.merge:
+        merged = peft_model.merge_and_unload()
+        merged.save_pretrained(out / "merged")
+        tokenizer.save_pretrained(out / "merged")
+
+
+__all__ = ["LORA_TARGETS", "TrainConfig", "TrainingInterrupted", "checkpoints", "load_model", "train"]
