@@ -30,10 +30,10 @@ def model_card_loop(model, tokenizer, texts, suffix, batch_size=16, max_length=5
             ids = tokenizer(t, max_length=max_length, truncation=True, add_special_tokens=False)["input_ids"]
             ids = prefix_ids + ids + suffix_ids
             feats.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
-        batch = tokenizer.pad(feats, padding=True, pad_to_multiple_of=8, return_tensors="pt")
+        batch = tokenizer.pad(feats, padding=True, pad_to_multiple_of=8, return_tensors="pt").to(model.device)
         with torch.no_grad():
             h = model(**batch, output_hidden_states=True, return_dict=True).hidden_states[-1]
-        out.append(torch.nn.functional.normalize(h[:, -8:, :].mean(1), dim=-1).numpy())
+        out.append(torch.nn.functional.normalize(h[:, -8:, :].float().mean(1), dim=-1).cpu().numpy())
     return np.concatenate(out)
 
 

@@ -343,6 +343,8 @@ def _train_config(output, base, task, **kw):
 
 
 def _train_report(card: dict, output: Path, as_json: bool) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process reports
+        return
     if as_json:
         _print_json({k: v for k, v in card.items() if k != "history"} | {"output": str(output)})
         return

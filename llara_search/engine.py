@@ -381,31 +381,29 @@ class Engine:
     def bench(self, n_queries: int = 200, k: int = 10, seed: int = 0) -> dict:
         """recall@k of the ANN + re-rank path against exact search over the stored vectors, and its latency.
 
-        Queries are midpoints of random pairs of stored vectors, so no model is needed and no query is an exact
-        copy of a stored vector.
+        Queries are stored vectors left out of their own answers (no model needed; points where the corpus's
+        queries land), the same model the default nprobe was tuned with.
         """
+        from .index.ann import leave_one_out_queries
+
         if self.info.get("model") == TEXT_ONLY:
             raise EngineError(f"index {self.paths.root} is text-only (--model none): there is no vector index to bench")
         searcher = self.searcher
         pinned = searcher.refresh()
         gen, ann = pinned
         ids = self.store.visible_chunk_ids(gen.id)
-        if len(ids) == 0:
-            raise EngineError(f"index {self.paths.root} is empty; nothing to benchmark")
-        rng = np.random.default_rng(seed)
-        a = searcher.vectors.get(rng.choice(ids, n_queries))
-        b = searcher.vectors.get(rng.choice(ids, n_queries))
-        q = a + b
-        q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-12
-        truth = searcher.exact_all(q, k)
+        if len(ids) < 2:
+            raise EngineError(f"index {self.paths.root} has fewer than 2 chunks; nothing to benchmark")
+        q, truth = leave_one_out_queries(ids, searcher.vectors.get, k, n_queries, seed)
         lat, hits = [], 0
-        for qi in range(n_queries):
+        for qi in range(len(q)):
             t = time.perf_counter()
-            got = searcher.dense(q[qi:qi + 1], k, pinned=pinned)[0]
+            got = searcher.dense(q[qi:qi + 1], k + 1, pinned=pinned)[0]
             lat.append((time.perf_counter() - t) * 1000)
-            hits += len({i for i, _ in got} & {i for i, _ in truth[qi]})
+            hits += len({i for i, _ in got} & set(truth[qi].tolist()))
         denom = sum(len(t) for t in truth) or 1
-        return {"index_type": gen.index_type, "factory": gen.factory, "ntotal": ann.ntotal, "queries": n_queries,
+        return {"index_type": gen.index_type, "factory": gen.factory, "ntotal": ann.ntotal, "queries": len(q),
+                "nprobe": gen.nprobe,
                 f"recall@{k}": round(hits / denom, 4), "p50_ms": round(float(np.percentile(lat, 50)), 3),
                 "p99_ms": round(float(np.percentile(lat, 99)), 3),
                 "bytes_per_vector": round(ann.memory_bytes() / max(1, ann.ntotal), 1)}

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .index import AnnIndex, VectorStore
-from .index.ann import exact_top_k
 from .index.generations import load_ann
 from .layout import IndexPaths
 from .store import Store
@@ -98,13 +97,6 @@ class Searcher:
             top = np.argsort(-row, kind="stable")[:k]
             out.append([(int(ids[j]), float(row[j])) for j in top])
         return out
-
-    def exact_all(self, qvecs: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """Exact search over every visible stored vector: the ground truth for `bench`."""
-        gen, _ = self.refresh()
-        tops = exact_top_k(np.ascontiguousarray(qvecs, np.float32), self.store.visible_chunk_ids(gen.id),
-                           self.vectors.get, k)
-        return [_pairs(t, self.vectors.scores(q[None, :], t)[0]) for q, t in zip(qvecs, tops)]
 
     # ------------------------------------------------------------------------------------------------ sparse
     def bm25(self, query: str, k: int, where: str | None = None, pinned=None) -> list[tuple[int, float]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,25 @@ def test_training_input_errors_are_one_line(tmp_path, tiny_model):
     r = runner.invoke(app, ["train", "--corpus", str(_docs(tmp_path / "d")), "--output", str(tmp_path / "o2"),
                             "--base", str(tiny_model), "--resume"])
     assert r.exit_code == 1 and "no checkpoint" in r.output
+
+
+def test_train_and_finetune_under_torchrun_two_cpu_processes(tmp_path, tiny_model):
+    """DDP with gloo: both ranks step together; finetune gathers embeddings across ranks (cross-device negatives)."""
+    import subprocess
+    import sys
+
+    docs = _docs(tmp_path / "docs")
+    rows = [{"query": f"question {i}", "pos": [p], "neg": [x for x in PROSE if x != p][:2]} for i, p in
+            enumerate(PROSE)]
+    (tmp_path / "ft.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    runs = {"train": ["train", "--corpus", str(docs), "--output", str(tmp_path / "pre")],
+            "finetune": ["finetune", "--train", str(tmp_path / "ft.jsonl"), "--output", str(tmp_path / "ft"),
+                         "--group-size", "2"]}
+    for name, args in runs.items():
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "llara_search", *args,
+               "--base", str(tiny_model), "--max-steps", "2", "--batch-size", "2", "--lora-r", "4", "--json"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert r.returncode == 0, r.stderr[-2000:]
+        cards = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+        assert len(cards) == 1 and cards[0]["world_size"] == 2 and cards[0]["steps"] == 2, r.stdout
+        assert (Path(cards[0]["output"]) / "adapter_model.safetensors").is_file()

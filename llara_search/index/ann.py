@@ -7,6 +7,7 @@ at most 64 B + 8 B id, and the exact re-rank from the stored float16 vectors res
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import platform
@@ -19,6 +20,8 @@ if platform.system() in {"Darwin", "Windows"}:  # faiss + torch OpenMP runtimes 
     os.environ.setdefault("KMP_DUPLICATE_LIB_OK", "TRUE")
 
 import faiss  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 INDEX_TYPES = ("auto", "flat", "ivfpq")
 AUTO_IVF_MIN = 50_000  # below this many vectors exact search is fast enough and always exact
@@ -59,7 +62,7 @@ def plan_index(n: int, dim: int, index_type: str = "auto", factory: str | None =
     nbits = 8 if n >= 39 * 256 else max(4, int(math.log2(max(16, n // 39))))
     pre = f"OPQ{m}_{reduced}," if reduced != dim or dim >= 256 else ""
     pq = f"PQ{m}" if nbits == 8 else f"PQ{m}x{nbits}"
-    return IndexPlan("ivfpq", f"{pre}IVF{nlist},{pq}", nlist, _nprobe(nlist), min(n, max(64 * nlist, 39 * 256 * 4)))
+    return IndexPlan("ivfpq", f"{pre}IVF{nlist},{pq}", nlist, _nprobe(nlist), min(n, max(40 * nlist, 39 * 256 * 4)))
 
 
 def _nlist(n: int) -> int:
@@ -133,24 +136,26 @@ class AnnIndex:
                     target: float = TARGET_RECALL, n_queries: int = 128, seed: int = 0) -> dict[int, float]:
         """Set the default nprobe to the smallest that reaches `target` recall@k after re-ranking `depth` candidates.
 
-        Ground truth is exact search over every stored vector for queries made as midpoints of random pairs of
-        stored vectors (no model is needed, and no query is a copy of a stored vector). Returns recall by nprobe.
+        Queries are stored vectors left out of their own answers (leave-one-out): points from the corpus's own
+        distribution, where real queries land, and no model is needed. Ground truth is exact search over every
+        stored vector. Returns recall by nprobe.
         """
-        rng = np.random.default_rng(seed)
-        q = vectors_of(np.sort(rng.choice(ids, n_queries))) + vectors_of(np.sort(rng.choice(ids, n_queries)))
-        q = np.ascontiguousarray(q / (np.linalg.norm(q, axis=1, keepdims=True) + 1e-12), np.float32)
-        truth = exact_top_k(q, ids, vectors_of, k)
+        q, truth = leave_one_out_queries(ids, vectors_of, k, n_queries, seed)
         nlist = self.plan.nlist or _ivf(self.index).nlist
         ladder = sorted({min(nlist, max(4, nlist // d)) for d in (64, 32, 16, 8, 6, 4, 3, 2, 1)})
         curve: dict[int, float] = {}
         chosen = nlist
         for nprobe in ladder:
-            _, cand = self.search(q, depth, nprobe=nprobe)
+            _, cand = self.search(q, depth + 1, nprobe=nprobe)
             curve[nprobe] = float(np.mean([len(set(t) & set(c)) / max(1, len(t)) for t, c in zip(truth, cand)]))
             if curve[nprobe] >= target:
                 chosen = nprobe
                 break
         self.plan = replace(self.plan, nprobe=int(chosen))
+        if curve[ladder[-1] if chosen == nlist else chosen] < target:
+            log.warning("IVF-PQ reaches recall@%d %.3f < %.2f even probing every list: these vectors compress badly; "
+                        "consider --index-type flat or a longer code (--index-factory)", k, max(curve.values()),
+                        target)
         return curve
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -217,6 +222,16 @@ class AnnIndex:
     def memory_bytes(self) -> int:
         """Bytes the index occupies in RAM (its serialized size is a close proxy for FAISS's structures)."""
         return int(faiss.serialize_index(self.index).nbytes)
+
+
+def leave_one_out_queries(ids: np.ndarray, vectors_of, k: int, n_queries: int, seed: int = 0
+                          ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Stored vectors as queries, and the exact top-k of each among all the others (itself left out)."""
+    rng = np.random.default_rng(seed)
+    qids = np.sort(rng.choice(ids, size=min(n_queries, len(ids)), replace=False))
+    q = np.ascontiguousarray(vectors_of(qids), np.float32)
+    tops = exact_top_k(q, ids, vectors_of, k + 1)
+    return q, [t[t != qi][:k] for t, qi in zip(tops, qids)]
 
 
 def exact_top_k(queries: np.ndarray, ids: np.ndarray, vectors_of, k: int, block: int = 65536) -> list[np.ndarray]:
