@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, encode, index, ingest
+from . import bm25, encode, index, ingest, serve
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -48,6 +48,18 @@ def report() -> str:
                      f"tokens | {t7['tokens_per_s']} tokens/s, {t7['step_s']} s/step, {t7['peak_gpu_gib']} GiB | "
                      f"6·params·tokens/s against the matmul rate | **{100 * t7['mfu_6n']:.0f}%** | "
                      f"`{gp['command']}` |")
+    sv = data.get("serve")
+    if sv:
+        ls, ld = sv["latency_split"], sv["server"]
+        lines.append(f"| query latency split at {sv['chunks']} chunks ({sv['index_type']}, tiny model) | p50 encode "
+                     f"{ls['encode']['p50_ms']} / ANN {ls['ann']['p50_ms']} / re-rank {ls['rerank']['p50_ms']} / "
+                     f"database {ls['database']['p50_ms']} ms; total p50 {ls['total']['p50_ms']}, p99 "
+                     f"{ls['total']['p99_ms']} ms | | | `{sv['command']}` |")
+        lines.append(f"| HTTP /search, {ld['loaded']['requests']} requests at {ld['loaded']['concurrency']} "
+                     f"concurrent clients | {ld['loaded']['requests_per_s']} req/s, p50 {ld['loaded']['p50_ms']} ms, "
+                     f"p99 {ld['loaded']['p99_ms']} ms, **{ld['loaded']['errors']} errors** | one client: "
+                     f"{ld['sequential']['requests_per_s']} req/s | **{ld['throughput_ratio']}×** throughput | "
+                     f"`{sv['command']}` |")
     for key, r in sorted(data.items()):
         if key.startswith("index_"):
             lines.append(f"| ANN + exact re-rank, {r['n']}×{r['dim']} ({r['factory']}) | p50 {r['p50_ms']} ms, "
@@ -67,6 +79,7 @@ def main() -> None:
         encode.main([])
         ingest.main([])
         bm25.main([])
+        serve.main(["--chunks", "100000", "--requests", "2000", "--concurrency", "32"])
         index.main(["--n", "20000", "--dim", "512"])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
