@@ -14,12 +14,13 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 QUERY_BATCH = 64
+T = TypeVar("T")
 
 
 class BeirError(ValueError):
@@ -36,17 +37,22 @@ class BeirData:
 
     def corpus(self) -> Iterator[tuple[str, str, str]]:
         """`(doc_id, title, text)` streamed from corpus.jsonl, so a large corpus is never held in memory."""
-        path = self.root / "corpus.jsonl"
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    yield str(row["_id"]), str(row.get("title") or ""), str(row.get("text") or "")
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise BeirError(f"{path}:{n}: not a BEIR corpus line ({exc}); each line must be a JSON object "
-                                    'with "_id", "title" and "text"') from None
+        return read_jsonl(self.root / "corpus.jsonl",
+                          lambda row: (str(row["_id"]), str(row.get("title") or ""), str(row.get("text") or "")),
+                          'a JSON object with "_id", "title" and "text"', BeirError)
+
+
+def read_jsonl(path: Path, convert: Callable[[dict], T], expected: str, error: type[Exception] = ValueError
+               ) -> Iterator[T]:
+    """`convert(row)` for each non-blank line; a bad line raises `error` naming file:line and what was expected."""
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield convert(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise error(f"{path}:{n}: expected {expected} ({type(exc).__name__}: {exc})") from None
 
 
 def load_beir(root: str | os.PathLike, split: str = "test") -> BeirData:
@@ -65,17 +71,8 @@ def load_beir(root: str | os.PathLike, split: str = "test") -> BeirData:
 
 
 def _read_queries(path: Path) -> dict[str, str]:
-    out = {}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                out[str(row["_id"])] = str(row["text"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise BeirError(f"{path}:{n}: not a BEIR query line ({exc})") from None
-    return out
+    return dict(read_jsonl(path, lambda row: (str(row["_id"]), str(row["text"])),
+                           'a JSON object with "_id" and "text"', BeirError))
 
 
 def _read_qrels(path: Path) -> dict[str, dict[str, int]]:

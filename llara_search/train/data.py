@@ -8,7 +8,6 @@ skipped).
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,20 +73,15 @@ class Example:
 
 
 def examples_from_jsonl(path: Path) -> list[Example]:
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                ex = Example(str(row["query"]), [str(p) for p in row["pos"]], [str(x) for x in row.get("neg", [])])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise TrainDataError(f"{path}:{n}: expected {{\"query\": str, \"pos\": [str, ...], \"neg\": "
-                                     f"[str, ...]}} ({exc})") from None
-            if not ex.pos:
-                raise TrainDataError(f"{path}:{n}: \"pos\" is empty; every query needs at least one positive")
-            out.append(ex)
+    from ..eval.beir import read_jsonl
+
+    def convert(row: dict) -> Example:
+        return Example(str(row["query"]), [str(p) for p in row["pos"]], [str(x) for x in row.get("neg", [])])
+
+    out = list(read_jsonl(path, convert, '{"query": str, "pos": [str, ...], "neg": [str, ...]}', TrainDataError))
+    for n, ex in enumerate(out, start=1):
+        if not ex.pos:
+            raise TrainDataError(f"{path}: example {n} has an empty \"pos\"; every query needs at least one positive")
     if not out:
         raise TrainDataError(f"{path} has no examples")
     return out
