@@ -156,7 +156,7 @@ class Engine:
         gen = pinned[0]
         if gen.ntotal == 0:
             raise EngineError(f"index {self.paths.root} is empty (0 chunks); ingest documents first")
-        if mode != "bm25" and self.info.get("model") == TEXT_ONLY:
+        if mode != "bm25" and searcher.vectors is None:
             raise EngineError(f"index {self.paths.root} is text-only (built with --model none); use --mode bm25")
         depth = max(k, 100) if mode == "hybrid" else k
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
@@ -200,32 +200,33 @@ class Engine:
             if name == TEXT_ONLY:
                 if adapter_id:
                     raise EngineError("--adapter needs a model; a text-only index (--model none) has no encoder")
-                with self.store.session() as s:
-                    self.store.set_info(s, model=TEXT_ONLY, adapter=None, fingerprint="text-only", dim=0,
-                                        max_length=100_000, chunk_tokens=int(chunk_tokens or DEFAULT_CHUNK_TOKENS),
-                                        index_type="none", index_factory=None)
-                info = self.info
-                return info, Chunker(WordTokenizer(), int(info["chunk_tokens"]), int(info["max_length"])), "text-only"
-            try:
-                tokenizer = load_tokenizer(name, adapter_id)
-                fp = fingerprint_for(name, adapter_id, 512)
-            except OSError as exc:
-                raise EngineError(str(exc).splitlines()[0]) from None
-            from transformers import AutoConfig
+                tokenizer = WordTokenizer()
+                record = dict(model=TEXT_ONLY, adapter=None, fingerprint="text-only", dim=0, max_length=100_000,
+                              index_type="none", index_factory=None)
+            else:
+                try:
+                    tokenizer = load_tokenizer(name, adapter_id)
+                    fp = fingerprint_for(name, adapter_id, 512)
+                except OSError as exc:
+                    raise EngineError(str(exc).splitlines()[0]) from None
+                from transformers import AutoConfig
 
-            from .encoder.model import _resolve_model_dir
+                from .encoder.model import _resolve_model_dir
 
-            dim = int(AutoConfig.from_pretrained(_resolve_model_dir(name), local_files_only=True).hidden_size)
+                dim = int(AutoConfig.from_pretrained(_resolve_model_dir(name), local_files_only=True).hidden_size)
+                record = dict(model=name, adapter=adapter_id, fingerprint=fp, dim=dim, max_length=512,
+                              index_type=index_type or "auto", index_factory=index_factory)
             with self.store.session() as s:
-                self.store.set_info(s, model=name, adapter=adapter_id, fingerprint=fp, dim=dim, max_length=512,
-                                    chunk_tokens=int(chunk_tokens or DEFAULT_CHUNK_TOKENS),
-                                    index_type=index_type or "auto", index_factory=index_factory)
+                self.store.set_info(s, chunk_tokens=int(chunk_tokens or DEFAULT_CHUNK_TOKENS), **record)
             info = self.info
         else:
             if info.get("pending_reencode") and not allow_pending:
                 raise EngineError(f"a re-encode of {self.paths.root} was interrupted; finish it first with "
                                   f"`llara-search reencode --index {self.paths.root} --adapter "
                                   f"{info['pending_reencode'].get('adapter') or 'none'}`")
+            text_only = info["model"] == TEXT_ONLY
+            if text_only and (index_type or index_factory):
+                raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index")
             updates = {}
             if index_type and index_type != info.get("index_type"):
                 updates["index_type"] = index_type
@@ -237,11 +238,11 @@ class Engine:
                 with self.store.session() as s:
                     self.store.set_info(s, **updates)
                 info = self.info
-            if info["model"] == TEXT_ONLY:
-                if index_type or index_factory:
-                    raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index")
-                return info, Chunker(WordTokenizer(), int(info["chunk_tokens"]), int(info["max_length"])), "text-only"
-            tokenizer = self._encoder.tokenizer if self._encoder else load_tokenizer(info["model"], info.get("adapter"))
+            if text_only:
+                tokenizer = WordTokenizer()
+            else:
+                tokenizer = self._encoder.tokenizer if self._encoder else load_tokenizer(info["model"],
+                                                                                        info.get("adapter"))
         chunker = Chunker(tokenizer, int(info.get("chunk_tokens", DEFAULT_CHUNK_TOKENS)), int(info["max_length"]))
         return info, chunker, info["fingerprint"]
 

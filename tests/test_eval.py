@@ -142,3 +142,10 @@ def test_text_only_ingest_and_query(tmp_path):
     assert r.exit_code == 1 and "--mode bm25" in r.output
     s = json.loads(runner.invoke(app, ["status", "--index", str(index), "--json"]).stdout)
     assert s["model"] == "none" and s["index_type"] == "none" and s["chunks_total"] == 2
+    r = runner.invoke(app, ["ingest", str(docs), "--index", str(index), "--index-type", "ivfpq"])
+    assert r.exit_code == 1 and "text-only" in r.output
+    assert json.loads(runner.invoke(app, ["status", "--index", str(index), "--json"]).stdout) == s
+    from llara_search import Engine
+
+    with Engine.open(index) as engine:
+        assert engine.info["index_type"] == "none"  # the refused option was not recorded
