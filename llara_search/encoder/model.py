@@ -24,6 +24,7 @@ from .prompts import (
     PREFIX,
     PromptIds,
     build_inputs,
+    pad_left,
     tokenize_texts,
 )
 
@@ -259,12 +260,7 @@ class LlaraEncoder:
 
     @torch.inference_mode()
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
-        length = _round8(max(len(s) for s in seqs))
-        ids = torch.full((len(seqs), length), self.prompt.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), length), dtype=torch.long)
-        for row, s in enumerate(seqs):
-            ids[row, length - len(s):] = torch.tensor(s, dtype=torch.long)
-            mask[row, length - len(s):] = 1
+        ids, mask = pad_left(seqs, self.prompt.pad_id)
         hidden = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
         emb = hidden[:, -N_POOL:, :].float().mean(dim=1)
         emb = torch.nn.functional.normalize(emb, p=2, dim=-1)

@@ -93,6 +93,19 @@ def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[lis
     return [list(ids[:max_length]) for ids in enc]
 
 
+def pad_left(seqs: Sequence[Sequence[int]], pad_id: int, multiple: int = 8):
+    """(input_ids, attention_mask) tensors, left-padded with `pad_id` to a multiple of 8 (spec §1)."""
+    import torch
+
+    length = (max(len(s) for s in seqs) + multiple - 1) // multiple * multiple
+    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), length), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        ids[row, length - len(s):] = torch.tensor(list(s), dtype=torch.long)
+        mask[row, length - len(s):] = 1
+    return ids, mask
+
+
 def build_inputs(prompt: PromptIds, text_ids: Sequence[Sequence[int]], kind: str) -> list[list[int]]:
     suffix = prompt.suffix(kind)
     return [prompt.prefix + list(ids) + suffix for ids in text_ids]

@@ -152,7 +152,7 @@ class AnnIndex:
                 chosen = nprobe
                 break
         self.plan = replace(self.plan, nprobe=int(chosen))
-        if curve[ladder[-1] if chosen == nlist else chosen] < target:
+        if curve[chosen] < target:  # chosen is the last rung tried: nlist when none reached the target
             log.warning("IVF-PQ reaches recall@%d %.3f < %.2f even probing every list: these vectors compress badly; "
                         "consider --index-type flat or a longer code (--index-factory)", k, max(curve.values()),
                         target)

@@ -33,8 +33,12 @@ class ChunkData:
 
     @property
     def passage(self) -> str:
-        """What the encoder sees: heading path, then the text (BEIR's "title + text" convention)."""
-        return f"{self.heading}{SEP}{self.text}" if self.heading else self.text
+        return passage_text(self.heading, self.text)
+
+
+def passage_text(heading: str | None, text: str) -> str:
+    """What the encoder sees: heading path, then the text (BEIR's "title + text" convention)."""
+    return f"{heading}{SEP}{text}" if heading else text
 
 
 def content_hash(heading: str, text: str) -> str:

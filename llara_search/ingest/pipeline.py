@@ -27,7 +27,7 @@ from ..index.generations import next_ann
 from ..layout import IndexPaths
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
-from .chunking import CHUNKER_VERSION, SEP, ChunkData, Chunker
+from .chunking import CHUNKER_VERSION, ChunkData, Chunker, passage_text
 from .parsers import ParsedDocument, ParseError, SkipFile, parse_file
 from .walk import walk
 
@@ -151,7 +151,7 @@ class Ingestor:
                 self.progress("parse", self.report.files_seen, 0)
             path = f"{source}:{doc_key}"
             seen.add(path)
-            body = text if not title else f"{title}\n\n{text}"
+            body = passage_text(title, text)
             digest = hashlib.sha256(body.encode()).hexdigest()
             doc = self._doc(path)
             if doc is not None and doc.removed_gen is None and doc.content_hash == digest:
@@ -317,7 +317,7 @@ class Ingestor:
             with self.store.sessions() as s:
                 todo = list(s.scalars(select(Chunk).where(Chunk.removed_gen.is_(None), Chunk.added_gen < G)
                                       .order_by(Chunk.id).limit(self.opt.commit_chunks)))
-                passages = [f"{c.heading}{SEP}{c.text}" if c.heading else c.text for c in todo]
+                passages = [passage_text(c.heading, c.text) for c in todo]
                 old_ids = [c.id for c in todo]
             if not todo:
                 return

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..encoder.prompts import N_POOL, PromptIds, build_inputs, tokenize_texts
+from ..encoder.prompts import N_POOL, PromptIds, build_inputs, pad_left, tokenize_texts
 from .data import Example
 
 TEMPERATURE = 0.01
@@ -23,14 +23,8 @@ TEMPERATURE = 0.01
 def pack(prompt: PromptIds, tokenizer, texts: Sequence[str], kind: str,
          max_text_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Input ids and mask exactly as the encoder builds them (spec §1: prompt, left padding to a multiple of 8)."""
-    seqs = build_inputs(prompt, tokenize_texts(tokenizer, list(texts), max_text_tokens), kind)
-    L = (max(len(s) for s in seqs) + 7) // 8 * 8
-    ids = torch.full((len(seqs), L), prompt.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), L), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        ids[r, L - len(s):] = torch.tensor(s)
-        mask[r, L - len(s):] = 1
-    return ids, mask
+    return pad_left(build_inputs(prompt, tokenize_texts(tokenizer, list(texts), max_text_tokens), kind),
+                    prompt.pad_id)
 
 
 def pool(hidden: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..ingest.chunking import SEP, Chunker
+from ..ingest.chunking import Chunker, passage_text
 from ..ingest.parsers import ParseError, SkipFile, parse_file
 from ..ingest.walk import walk
 
@@ -46,7 +46,7 @@ def pairs_from_index(engine) -> list[tuple[str, str]]:
         rows = s.execute(select(Chunk.document_id, Chunk.heading, Chunk.text).where(visible(Chunk, gen.id))
                          .order_by(Chunk.document_id, Chunk.ordinal))
         for doc_id, heading, text in rows:
-            docs.setdefault(doc_id, []).append(f"{heading}{SEP}{text}" if heading else text)
+            docs.setdefault(doc_id, []).append(passage_text(heading, text))
     return pairs_from_passages(list(docs.values()))
 
 
@@ -97,7 +97,7 @@ def examples_from_beir(root: Path, split: str, search=None, n_mine: int = 30, sk
     from ..eval.beir import load_beir
 
     data = load_beir(root, split)
-    corpus = {doc_id: f"{title}{SEP}{text}" if title else text for doc_id, title, text in data.corpus()}
+    corpus = {doc_id: passage_text(title, text) for doc_id, title, text in data.corpus()}
     qids = [q for q in data.qrels if q in data.queries and any(s > 0 and d in corpus for d, s in data.qrels[q].items())]
     if not qids:
         raise TrainDataError(f"{root}: no judged query of split {split!r} has a positive document in the corpus")
