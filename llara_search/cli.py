@@ -40,17 +40,20 @@ def _guard(fn):
     @wraps(fn)
     def wrapper(*args, **kwargs):
         from .engine import EngineError
+        from .index.generations import IndexFileError
         from .layout import IndexLockedError
         from .search import EmptyIndexError
         from .store.db import StoreError
-        from .train.trainer import TrainingInterrupted
 
         try:
             return fn(*args, **kwargs)
-        except (EngineError, StoreError, IndexLockedError, EmptyIndexError) as exc:
+        except (EngineError, StoreError, IndexLockedError, EmptyIndexError, IndexFileError) as exc:
             _fail(str(exc))
-        except TrainingInterrupted as exc:
-            _fail(str(exc), 130)
+        except RuntimeError as exc:
+            trainer = sys.modules.get("llara_search.train.trainer")  # not imported (torch!) unless training ran
+            if trainer is not None and isinstance(exc, trainer.TrainingInterrupted):
+                _fail(str(exc), 130)
+            raise
         except KeyboardInterrupt:
             _fail("interrupted; committed batches are kept and a re-run continues where this one stopped", 130)
         except (OSError, ValueError, FloatingPointError) as exc:
@@ -567,6 +570,33 @@ def bench(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     for key, v in r.items():
         t.add_row(key, str(v))
     out.print(t)
+
+
+@app.command()
+@_guard
+def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
+           repair: bool = typer.Option(False, "--repair", help="Rebuild the FTS table and the vector index from what "
+                                       "is stored; quarantine (never delete) what cannot be explained"),
+           wait: bool = typer.Option(False, "--wait", help="With --repair: wait for a running ingest to finish"),
+           as_json: bool = JsonOpt) -> None:
+    """Check that database rows, FTS rows, stored vectors and the index generation agree; exit 1 if not."""
+    r = _open(index, db_url).doctor(repair=repair, wait=wait)
+    if as_json:
+        _print_json(r)
+    else:
+        for f in r["problems"]:
+            out.print(Text(f"problem [{f['check']}]: {f['detail']}", style="red"))
+            out.print(Text(f"  --repair: {f['repair']}" if f["repair"] else "  needs you: see the message above",
+                           style="dim"))
+        for f in r["warnings"]:
+            out.print(Text(f"warning [{f['check']}]: {f['detail']}", style="yellow"))
+        for line in r["repaired"]:
+            out.print(Text(f"repaired: {line}", style="green"))
+        facts = ", ".join(f"{k} {v}" for k, v in r["checked"].items())
+        out.print(f"{'[green]ok[/]' if r['ok'] else '[red]not ok[/]'}: generation {r['generation']}; {facts}",
+                  highlight=False)
+    if not r["ok"]:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -6,11 +6,11 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .encoder import DEFAULT_MODEL, LlaraEncoder, fingerprint_for, load_tokenizer
+from .encoder import DEFAULT_MODEL, fingerprint_for, load_tokenizer
 from .index import VectorStore
 from .index.generations import needs_retrain
 from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
@@ -20,6 +20,9 @@ from .layout import IndexPaths, WriteLock, default_index_dir
 from .search import MODES, SearchResult, Searcher, rrf
 from .store import Document, Store
 from .store.db import StoreError
+
+if TYPE_CHECKING:
+    from .encoder.model import LlaraEncoder
 
 MAX_K = 1000
 TEXT_ONLY = "none"  # `--model none`: a text-only index searched by BM25 alone (no encoder, no vectors)
@@ -108,9 +111,15 @@ class Engine:
                 if info["model"] == TEXT_ONLY:
                     raise EngineError(f"index {self.paths.root} is text-only (built with --model none): it has no "
                                       "encoder; use --mode bm25, or build an index with a model")
-                enc = LlaraEncoder.from_pretrained(info["model"], adapter=info.get("adapter"), device=self.device,
-                                                   dtype=self.dtype, max_length=int(info.get("max_length", 512)),
-                                                   show_progress=self.show_progress)
+                from .encoder.model import LlaraEncoder
+
+                try:
+                    enc = LlaraEncoder.from_pretrained(info["model"], adapter=info.get("adapter"), device=self.device,
+                                                       dtype=self.dtype, max_length=int(info.get("max_length", 512)),
+                                                       show_progress=self.show_progress)
+                except OSError as exc:
+                    raise EngineError(f"index {self.paths.root} was built with model {info['model']}, which cannot "
+                                      f"be loaded now: {str(exc).splitlines()[0]}") from None
                 if info.get("fingerprint") and enc.fingerprint != info["fingerprint"]:
                     raise EngineError(
                         f"the model at {info['model']} no longer matches index {self.paths.root} (fingerprint "
@@ -152,7 +161,7 @@ class Engine:
         if not queries:
             return []
         searcher = self.searcher
-        pinned = searcher.refresh()  # one generation for the whole call: dense and BM25 halves never mix
+        pinned = searcher.refresh(need_ann=mode != "bm25")  # one generation for the whole call: never a mix
         gen = pinned[0]
         if gen.ntotal == 0:
             raise EngineError(f"index {self.paths.root} is empty (0 chunks); ingest documents first")
@@ -191,8 +200,10 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ writing
     def _prepare_write(self, model: str | None, adapter: str | None, chunk_tokens: int | None,
-                       index_type: str | None, index_factory: str | None,
-                       allow_pending: bool = False) -> tuple[dict, Chunker, str]:
+                       index_type: str | None, index_factory: str | None, allow_pending: bool = False,
+                       need_chunker: bool = True) -> tuple[dict, Chunker | None, str]:
+        """Record the model on first use, apply option changes, and give the chunker of the index's tokenizer
+        (`need_chunker=False`: delete, reindex and re-encode never chunk, so they skip loading the tokenizer)."""
         info = self.info
         if not info.get("model"):
             name = model_identity(model or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL)
@@ -211,9 +222,9 @@ class Engine:
                     raise EngineError(str(exc).splitlines()[0]) from None
                 from transformers import AutoConfig
 
-                from .encoder.model import _resolve_model_dir
+                from .encoder.checkpoint import resolve_model_dir
 
-                dim = int(AutoConfig.from_pretrained(_resolve_model_dir(name), local_files_only=True).hidden_size)
+                dim = int(AutoConfig.from_pretrained(resolve_model_dir(name), local_files_only=True).hidden_size)
                 record = dict(model=name, adapter=adapter_id, fingerprint=fp, dim=dim, max_length=512,
                               index_type=index_type or "auto", index_factory=index_factory)
             with self.store.session() as s:
@@ -238,6 +249,8 @@ class Engine:
                 with self.store.session() as s:
                     self.store.set_info(s, **updates)
                 info = self.info
+            if not need_chunker:
+                return info, None, info["fingerprint"]
             if text_only:
                 tokenizer = WordTokenizer()
             else:
@@ -246,7 +259,7 @@ class Engine:
         chunker = Chunker(tokenizer, int(info.get("chunk_tokens", DEFAULT_CHUNK_TOKENS)), int(info["max_length"]))
         return info, chunker, info["fingerprint"]
 
-    def _ingestor(self, chunker: Chunker, fingerprint: str, options: IngestOptions,
+    def _ingestor(self, chunker: Chunker | None, fingerprint: str, options: IngestOptions,
                   progress: Callable | None) -> Ingestor:
         if self.info.get("model") == TEXT_ONLY:
             return Ingestor(self.paths, self.store, None, chunker, None, fingerprint, options, progress)
@@ -294,12 +307,14 @@ class Engine:
         fp = fingerprint_for(info["model"], adapter_id, int(info.get("max_length", 512)))
         with self.store.session() as s:
             self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp})
+        from .encoder.model import LlaraEncoder
+
         enc = LlaraEncoder.from_pretrained(info["model"], adapter=adapter_id, device=self.device, dtype=self.dtype,
                                            max_length=int(info.get("max_length", 512)),
                                            show_progress=self.show_progress)
-        _, chunker, _ = self._prepare_write(None, None, None, None, None, allow_pending=True)
+        self._prepare_write(None, None, None, None, None, allow_pending=True, need_chunker=False)
         vectors = VectorStore(self.paths.vectors, int(info["dim"]))
-        ing = Ingestor(self.paths, self.store, vectors, chunker, lambda t: enc.encode_passages(t), fp,
+        ing = Ingestor(self.paths, self.store, vectors, None, lambda t: enc.encode_passages(t), fp,
                        IngestOptions(), progress)
         t = time.perf_counter()
         ing.reencode_all()
@@ -326,7 +341,7 @@ class Engine:
         from sqlalchemy import select
 
         with WriteLock(self.paths.lock):
-            _, chunker, fp = self._prepare_write(None, None, None, None, None)
+            _, chunker, fp = self._prepare_write(None, None, None, None, None, need_chunker=False)
             ing = self._ingestor(chunker, fp, IngestOptions(), None)
             with self.store.sessions() as s:
                 live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
@@ -345,7 +360,7 @@ class Engine:
         if self.info.get("model") == TEXT_ONLY:
             raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index to rebuild")
         with WriteLock(self.paths.lock):
-            _, chunker, fp = self._prepare_write(None, None, None, index_type, index_factory)
+            _, chunker, fp = self._prepare_write(None, None, None, index_type, index_factory, need_chunker=False)
             ing = self._ingestor(chunker, fp, IngestOptions(index_type=index_type, index_factory=index_factory), None)
             t = time.perf_counter()
             ing.commit_generation(rebuild=True, force=True)
@@ -378,6 +393,19 @@ class Engine:
         out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
                                             info.get("index_type", "auto")) if gen and gen.index_file else None
         return out
+
+    def doctor(self, repair: bool = False, wait: bool = False) -> dict:
+        """Check that database rows, FTS rows, stored vectors and the index generation agree; `repair` rebuilds the
+        derived parts and quarantines what it cannot explain, then checks again."""
+        from .doctor import Doctor
+
+        doc = Doctor(self.paths, self.store)
+        found = doc.diagnose()
+        if not repair:
+            return found.to_dict() | {"repaired": []}
+        done = doc.repair(found, wait=wait)
+        self._searcher = None  # a repair may have committed a new generation
+        return doc.diagnose().to_dict() | {"repaired": done, "before": found.to_dict()}
 
     def bench(self, n_queries: int = 200, k: int = 10, seed: int = 0) -> dict:
         """recall@k of the ANN + re-rank path against exact search over the stored vectors, and its latency.

@@ -53,15 +53,17 @@ class Searcher:
         self.gen = None
         self.ann: AnnIndex | None = None
 
-    def refresh(self):
-        """Pin the newest committed generation (cheap when it has not changed)."""
+    def refresh(self, need_ann: bool = True):
+        """Pin the newest committed generation (cheap when it has not changed). BM25 alone does not need the
+        vector index, so `need_ann=False` leaves it unloaded (and a damaged index file does not stop BM25)."""
         gen = self.store.current_generation()
         if gen is None:
             raise EmptyIndexError(f"index {self.paths.root} has no committed data yet; run `llara-search ingest` first")
         with self._lock:
             if self.gen is None or gen.id != self.gen.id:
-                self.ann = load_ann(self.paths.generation_file(gen.id), gen) if gen.index_file else None
-                self.gen = gen
+                self.gen, self.ann = gen, None
+            if need_ann and self.ann is None and gen.index_file:
+                self.ann = load_ann(self.paths.generation_file(gen.id), gen)
             return self.gen, self.ann
 
     # ------------------------------------------------------------------------------------------------ dense

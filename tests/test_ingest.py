@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -139,49 +136,6 @@ def test_second_writer_gets_locked_by_pid(tmp_path, corpus, tiny_model):
     with WriteLock(tmp_path / "idx" / ".lock"):
         with pytest.raises(IndexLockedError, match=f"locked by PID {os.getpid()}"):
             engine.ingest([str(corpus)])
-
-
-def _cli(*args, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "llara_search", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300, **kw)
-
-
-@pytest.mark.parametrize("crash_at", ["batch:2", "commit", "save", "saved"])
-def test_kill_minus_9_then_resume_equals_uninterrupted(tmp_path, tiny_model, crash_at):
-    corpus = make_corpus(tmp_path / "docs")
-    for i in range(16):  # small chunks: several committed batches of 256
-        (corpus / f"page{i}.md").write_text(f"# Page {i}\n\n" + "\n\n".join(
-            f"Paragraph {j} of page {i} talks about topic {i * 31 + j}." for j in range(60)))
-    reference = tmp_path / "ref"
-    ok = _cli("ingest", corpus, "--index", reference, "--model", tiny_model, "--json", "--chunk-tokens", 32)
-    assert ok.returncode == 0, ok.stderr
-    crashed = tmp_path / "crashed"
-    r = _cli("ingest", corpus, "--index", crashed, "--model", tiny_model, "--json", "--chunk-tokens", 32,
-             env={"LLARA_SEARCH_CRASH_AT": crash_at})
-    assert r.returncode == -signal.SIGKILL
-    resumed = _cli("ingest", corpus, "--index", crashed, "--json")
-    assert resumed.returncode == 0, resumed.stderr
-    if crash_at.startswith("batch"):
-        import json
-
-        assert 0 < json.loads(resumed.stdout)["chunks_encoded"] < json.loads(ok.stdout)["chunks_encoded"]
-    a, b = db_state(reference), db_state(crashed)
-    assert a["hashes"] == b["hashes"] and a["documents"] == b["documents"]
-    assert b["fts"] == b["chunk_ids"]
-    assert np.array_equal(faiss_ids(crashed, b["generation"]), np.array(b["chunk_ids"]))
-    import sqlite3
-
-    # the stored vector of each chunk equals the uninterrupted run's, chunk by chunk
-    v1, v2 = Engine.open(reference).searcher.vectors, Engine.open(crashed).searcher.vectors
-
-    def vec_by_hash(index, vs):
-        con = sqlite3.connect(index / "meta.sqlite")
-        rows = dict(con.execute("SELECT content_hash, id FROM chunks WHERE removed_gen IS NULL").fetchall())
-        con.close()
-        return {h: vs.get(np.array([i]))[0] for h, i in rows.items()}
-
-    x, y = vec_by_hash(reference, v1), vec_by_hash(crashed, v2)
-    assert max(float(np.abs(x[h] - y[h]).max()) for h in x) <= 1e-3
 
 
 def test_corpus_copy_of_real_docs_folder(tmp_path, tiny_model):

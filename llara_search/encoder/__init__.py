@@ -1,14 +1,9 @@
-"""The LLaRA encoder: prompts, tokenization, batching, pooling, devices, adapters, fingerprint."""
+"""The LLaRA encoder: prompts, tokenization, batching, pooling, devices, adapters, fingerprint.
 
-from .model import (
-    DEFAULT_MODEL,
-    EncoderOutputError,
-    LlaraEncoder,
-    files_fingerprint,
-    fingerprint_for,
-    load_tokenizer,
-    make_fingerprint,
-)
+`LlaraEncoder` (and torch with it) is imported on first use: commands that never encode start in a second.
+"""
+
+from .checkpoint import DEFAULT_MODEL, files_fingerprint, fingerprint_for, load_tokenizer, make_fingerprint
 from .prompts import (
     EBAE_SUFFIX,
     EBAR_SUFFIX,
@@ -19,6 +14,17 @@ from .prompts import (
     add_llara_tokens,
     missing_llara_tokens,
 )
+
+_LAZY = {"LlaraEncoder", "EncoderOutputError"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MODEL", "EBAE_SUFFIX", "EBAR_SUFFIX", "EncoderOutputError", "LLARA_TOKENS", "LlaraEncoder",

@@ -7,8 +7,6 @@ so an embedding does not depend on its batch partners (beyond float noise).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -17,20 +15,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .prompts import (
-    EBAE_SUFFIX,
-    EBAR_SUFFIX,
-    N_POOL,
-    PREFIX,
-    PromptIds,
-    build_inputs,
-    pad_left,
-    tokenize_texts,
-)
+from .checkpoint import DEFAULT_MODEL, files_fingerprint, make_fingerprint, resolve_model_dir, tokenizer_from
+from .prompts import N_POOL, PromptIds, build_inputs, pad_left, tokenize_texts
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "BAAI/LLARA-passage"
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
 
@@ -54,78 +43,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         return _DTYPES[str(dtype).lower()]
     except KeyError:
         raise ValueError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16, auto") from None
-
-
-def _local_files_only() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-
-
-def _resolve_model_dir(name_or_path: str) -> Path:
-    """A local directory as is; a hub id through the HF cache/download (which honours HF_HUB_OFFLINE)."""
-    p = Path(name_or_path).expanduser()
-    if p.is_dir():
-        return p.resolve()
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(name_or_path, local_files_only=_local_files_only()))
-    except Exception as exc:  # noqa: BLE001 - the hub raises many types; one clear line is what the user needs
-        raise OSError(
-            f"cannot load model {name_or_path!r}: not a local directory and not available from the Hugging Face hub "
-            f"({type(exc).__name__}). Pass a local path with --model, or set HF_HUB_OFFLINE=1 with the model in "
-            "the HF cache."
-        ) from exc
-
-
-def files_fingerprint(directory: Path) -> str:
-    """A cheap but weight-sensitive hash of a model or adapter folder.
-
-    Hashing 27 GB of fp32 weights would take minutes, so each file contributes its name, size and three 1 MiB
-    samples (start, middle, end): enough to tell apart two checkpoints of the same architecture.
-    """
-    h = hashlib.sha256()
-    files = sorted(f for f in directory.rglob("*") if f.is_file() and not f.name.startswith("."))
-    for f in files:
-        rel = f.relative_to(directory).as_posix()
-        if rel.startswith(("checkpoint-", "runs/")):
-            continue
-        size = f.stat().st_size
-        h.update(f"{rel}\0{size}\0".encode())
-        with f.open("rb") as fh:
-            for off in sorted({0, max(0, size // 2 - 2**19), max(0, size - 2**20)}):
-                fh.seek(off)
-                h.update(fh.read(2**20))
-    return h.hexdigest()[:16]
-
-
-def make_fingerprint(model_hash: str, adapter_hash: str | None, max_length: int) -> str:
-    h = hashlib.sha256(json.dumps({
-        "model": model_hash, "adapter": adapter_hash, "prefix": PREFIX, "ebae": EBAE_SUFFIX,
-        "ebar": EBAR_SUFFIX, "max_length": int(max_length), "pool": N_POOL,
-    }, sort_keys=True).encode())
-    return f"llara-{h.hexdigest()[:16]}"
-
-
-def fingerprint_for(name_or_path: str, adapter: str | os.PathLike | None = None, max_length: int = 512) -> str:
-    """The fingerprint a model would have, without loading its weights (cheap: sampled file hashes)."""
-    model_dir = _resolve_model_dir(str(name_or_path))
-    adapter_hash = files_fingerprint(Path(adapter).expanduser().resolve()) if adapter else None
-    return make_fingerprint(files_fingerprint(model_dir), adapter_hash, max_length)
-
-
-def load_tokenizer(name_or_path: str, adapter: str | os.PathLike | None = None):
-    """The model's tokenizer alone (chunking needs it; the weights are loaded only when something is encoded)."""
-    return _tokenizer_from(_resolve_model_dir(str(name_or_path)), Path(adapter) if adapter is not None else None)
-
-
-def _tokenizer_from(model_dir: Path, adapter_dir: Path | None):
-    """An adapter folder's tokenizer wins: training may have added the LLaRA tokens to a base tokenizer."""
-    from transformers import AutoTokenizer
-
-    src = adapter_dir if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file() else model_dir
-    tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
-    tok.padding_side = "left"
-    return tok
 
 
 class LlaraEncoder:
@@ -160,7 +77,7 @@ class LlaraEncoder:
 
         hf_logging.set_verbosity_error()  # the load report lists lm_head as "unexpected": expected for an encoder
         hf_logging.disable_progress_bar()
-        model_dir = _resolve_model_dir(str(name_or_path))
+        model_dir = resolve_model_dir(str(name_or_path))
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         adapter_dir = None
@@ -168,7 +85,7 @@ class LlaraEncoder:
             adapter_dir = Path(adapter).expanduser().resolve()
             if not (adapter_dir / "adapter_config.json").is_file():
                 raise FileNotFoundError(f"{adapter_dir} is not a peft adapter folder (no adapter_config.json)")
-        tokenizer = _tokenizer_from(model_dir, adapter_dir)
+        tokenizer = tokenizer_from(model_dir, adapter_dir)
         if adapter_dir is None:
             model = AutoModel.from_pretrained(model_dir, dtype=dt, local_files_only=True)
         else:

@@ -172,6 +172,16 @@ class AnnIndex:
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
+    def ids(self) -> np.ndarray:
+        """Every id the index holds, sorted (for `doctor`: they must be exactly the generation's chunk ids)."""
+        ivf = _ivf(self.index)
+        if ivf is None:
+            return np.sort(faiss.vector_to_array(faiss.downcast_index(self.index).id_map).astype(np.int64))
+        lists = ivf.invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                 for i in range(ivf.nlist) if lists.list_size(i)]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
     @property
     def exact(self) -> bool:
         return self.plan.index_type == "flat"

@@ -21,8 +21,27 @@ def plan_of(gen) -> IndexPlan:
     return IndexPlan(gen.index_type, gen.factory, 0, gen.nprobe, gen.trained_on)
 
 
+class IndexFileError(RuntimeError):
+    """A committed generation's index file is missing or unreadable; the message says how to repair it."""
+
+    def __init__(self, path: Path, generation: int, reason: str):
+        self.path, self.generation, self.reason = path, generation, reason
+        super().__init__(f"index file {path} of generation {generation} {reason}; run `llara-search doctor --repair "
+                         f"--index {path.parent.parent}` to rebuild it from the stored vectors")
+
+
 def load_ann(path: Path, gen) -> AnnIndex:
-    return AnnIndex.load(path, plan_of(gen), gen.trained_on)
+    if not path.is_file():
+        raise IndexFileError(path, gen.id, "is missing")
+    try:
+        return AnnIndex.load(path, plan_of(gen), gen.trained_on)
+    except RuntimeError as exc:  # faiss: a C++ message about the bytes it could not read
+        raise IndexFileError(path, gen.id, f"cannot be read ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return msg.split(": ", 1)[-1][:160]  # drop faiss's "Error in <C++ signature> at <file>:<line>" prefix
 
 
 def next_ann(prev_gen, prev_path: Path | None, vectors: VectorStore, all_ids: np.ndarray, added: np.ndarray,
@@ -33,7 +52,11 @@ def next_ann(prev_gen, prev_path: Path | None, vectors: VectorStore, all_ids: np
              and prev_gen.index_type == want.index_type
              and (want.index_type != "custom" or prev_gen.factory == want.factory))
     if reuse:
-        ann = load_ann(prev_path, prev_gen)
+        try:
+            ann = load_ann(prev_path, prev_gen)
+        except IndexFileError as exc:  # the stored vectors are the truth: rebuild from them
+            log.warning("%s; rebuilding the vector index from the stored vectors", exc.reason)
+            return AnnIndex.build(vectors.dim, all_ids, vectors.get, index_type=index_type, factory=factory)
         ann.remove(removed)
         for i in range(0, len(added), 16384):
             part = added[i:i + 16384]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..faults import crash_point
+
 
 class VectorStore:
     DATA = "vectors.f16"
@@ -70,6 +72,8 @@ class VectorStore:
                 fh.write(payload.tobytes())
                 fh.flush()
                 os.fsync(fh.fileno())
+            if path == self.data_path:
+                crash_point("vectors")
         self._rows = -1
 
     def rewrite(self, ids: np.ndarray, vectors_of) -> None:

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 from sqlalchemy import select, update
 
+from ..faults import crash_point
 from ..index import VectorStore
 from ..index.generations import next_ann
 from ..layout import IndexPaths
@@ -34,21 +35,6 @@ from .walk import walk
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_MB = 20.0
-_batches_committed = 0
-
-
-def crash_point(name: str) -> None:
-    """Fault injection for the crash suite: `LLARA_SEARCH_CRASH_AT=batch:N|save|commit` kills this process (-9)."""
-    at = os.environ.get("LLARA_SEARCH_CRASH_AT")
-    if not at:
-        return
-    global _batches_committed
-    if name == "batch":
-        _batches_committed += 1
-        if at == f"batch:{_batches_committed}":
-            os.kill(os.getpid(), 9)
-    elif at == name:
-        os.kill(os.getpid(), 9)
 
 
 @dataclass
@@ -103,7 +89,7 @@ class _Work:
 
 
 class Ingestor:
-    def __init__(self, paths: IndexPaths, store: Store, vectors: VectorStore | None, chunker: Chunker,
+    def __init__(self, paths: IndexPaths, store: Store, vectors: VectorStore | None, chunker: Chunker | None,
                  encode: Callable[[list[str]], np.ndarray] | None, fingerprint: str, options: IngestOptions,
                  progress: Callable[[str, int, int], None] | None = None):
         self.paths = paths
@@ -211,6 +197,7 @@ class Ingestor:
         except RecursionError:
             self._fail(path, "document nested too deeply to parse")
             return
+        crash_point("parse")
         self._queue(_Work(path, st, digest, parsed, chunks))
 
     def _doc(self, path: str) -> Document | None:
@@ -254,6 +241,7 @@ class Ingestor:
         self.report.stages["encode"] += time.perf_counter() - t
         self.report.chunks_encoded += len(to_encode) if self.encode else 0
         self.progress("encode", self.report.chunks_encoded, 0)
+        crash_point("encode")
         t = time.perf_counter()
         with self.store.session() as s:
             new_rows: list[Chunk] = []
@@ -374,6 +362,8 @@ class Ingestor:
     # ------------------------------------------------------------------------------------------------ commit
     def _start_run(self) -> int:
         with self.store.session() as s:
+            # we hold the writer lock: a run still marked running was killed (its committed batches are kept)
+            s.execute(update(IngestRun).where(IngestRun.status == "running").values(status="interrupted"))
             run = IngestRun(pid=os.getpid(), generation=self.gen)
             s.add(run)
             s.flush()
@@ -433,6 +423,7 @@ class Ingestor:
         self.report.generation = G
         self.report.index_type = ann.plan.index_type
         self.report.stages["index"] += time.perf_counter() - t
+        crash_point("cleanup")
         self._cleanup(G)
 
     def _finish(self, run_id: int, t0: float) -> None:

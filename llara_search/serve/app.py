@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..engine import MAX_K, Engine, EngineError
+from ..index.generations import IndexFileError
 from ..search import EmptyIndexError
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,8 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.exception_handler(EmptyIndexError)
-    async def empty(_request: Request, exc: EmptyIndexError):
+    @app.exception_handler(IndexFileError)
+    async def unavailable(_request: Request, exc: Exception):
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(Exception)

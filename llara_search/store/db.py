@@ -48,6 +48,13 @@ def create_db_engine(url: str) -> SAEngine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def head_revision() -> str:
+    """The schema version this llara-search writes."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+
+
 def current_revision(engine: SAEngine) -> str | None:
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..encoder.prompts import PromptIds, add_llara_tokens, missing_llara_tokens
+from ..faults import crash_point
 from .contrastive import contrastive_loss, pool
 from .pretext import build_pretext_batch, pretext_forward
 
@@ -112,13 +113,13 @@ def load_model(cfg: TrainConfig, device: torch.device, resume_from: Path | None)
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    from ..encoder.model import _resolve_model_dir, _tokenizer_from
+    from ..encoder.checkpoint import resolve_model_dir, tokenizer_from
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    model_dir = _resolve_model_dir(cfg.base)
+    model_dir = resolve_model_dir(cfg.base)
     start = resume_from or (Path(cfg.adapter) if cfg.adapter else None)
-    tokenizer = _tokenizer_from(model_dir, start)
+    tokenizer = tokenizer_from(model_dir, start)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
     model.config.use_cache = False
@@ -233,6 +234,7 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
             if cfg.save_every and step % cfg.save_every == 0 and step < total:
                 _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history,
                                  seconds_before + elapsed, rank, world)
+            crash_point("train-step")
     except KeyboardInterrupt:
         path = _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history,
                                 seconds_before + time.perf_counter() - t0, rank, world)

@@ -1,0 +1,88 @@
+"""Where a model's files are and what they are: hub ids or folders, the fingerprint, the tokenizer.
+
+Kept apart from the encoder itself so that commands that never encode (status, doctor, BM25 queries, delete) do
+not pay for importing torch: the fingerprint is a hash of files and the tokenizer loads without the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .prompts import EBAE_SUFFIX, EBAR_SUFFIX, N_POOL, PREFIX
+
+DEFAULT_MODEL = "BAAI/LLARA-passage"
+
+
+def local_files_only() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def resolve_model_dir(name_or_path: str) -> Path:
+    """A local directory as is; a hub id through the HF cache/download (which honours HF_HUB_OFFLINE)."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return p.resolve()
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name_or_path, local_files_only=local_files_only()))
+    except Exception as exc:  # noqa: BLE001 - the hub raises many types; one clear line is what the user needs
+        raise OSError(
+            f"cannot load model {name_or_path!r}: not a local directory and not available from the Hugging Face hub "
+            f"({type(exc).__name__}). Pass a local path with --model, or set HF_HUB_OFFLINE=1 with the model in "
+            "the HF cache."
+        ) from exc
+
+
+def files_fingerprint(directory: Path) -> str:
+    """A cheap but weight-sensitive hash of a model or adapter folder.
+
+    Hashing 27 GB of fp32 weights would take minutes, so each file contributes its name, size and three 1 MiB
+    samples (start, middle, end): enough to tell apart two checkpoints of the same architecture.
+    """
+    h = hashlib.sha256()
+    files = sorted(f for f in directory.rglob("*") if f.is_file() and not f.name.startswith("."))
+    for f in files:
+        rel = f.relative_to(directory).as_posix()
+        if rel.startswith(("checkpoint-", "runs/")):
+            continue
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        with f.open("rb") as fh:
+            for off in sorted({0, max(0, size // 2 - 2**19), max(0, size - 2**20)}):
+                fh.seek(off)
+                h.update(fh.read(2**20))
+    return h.hexdigest()[:16]
+
+
+def make_fingerprint(model_hash: str, adapter_hash: str | None, max_length: int) -> str:
+    h = hashlib.sha256(json.dumps({
+        "model": model_hash, "adapter": adapter_hash, "prefix": PREFIX, "ebae": EBAE_SUFFIX,
+        "ebar": EBAR_SUFFIX, "max_length": int(max_length), "pool": N_POOL,
+    }, sort_keys=True).encode())
+    return f"llara-{h.hexdigest()[:16]}"
+
+
+def fingerprint_for(name_or_path: str, adapter: str | os.PathLike | None = None, max_length: int = 512) -> str:
+    """The fingerprint a model would have, without loading its weights (cheap: sampled file hashes)."""
+    model_dir = resolve_model_dir(str(name_or_path))
+    adapter_hash = files_fingerprint(Path(adapter).expanduser().resolve()) if adapter else None
+    return make_fingerprint(files_fingerprint(model_dir), adapter_hash, max_length)
+
+
+def load_tokenizer(name_or_path: str, adapter: str | os.PathLike | None = None):
+    """The model's tokenizer alone (chunking needs it; the weights are loaded only when something is encoded)."""
+    return tokenizer_from(resolve_model_dir(str(name_or_path)), Path(adapter) if adapter is not None else None)
+
+
+def tokenizer_from(model_dir: Path, adapter_dir: Path | None):
+    """An adapter folder's tokenizer wins: training may have added the LLaRA tokens to a base tokenizer."""
+    from transformers import AutoTokenizer
+
+    src = adapter_dir if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file() else model_dir
+    tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
+    tok.padding_side = "left"
+    return tok
