@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -70,6 +71,10 @@ def test_incremental_sync_edit_delete_and_bm25_sees_new_text(tmp_path, corpus, t
     assert np.array_equal(faiss_ids(index, after["generation"]), np.array(after["chunk_ids"]))
     unchanged = set(before["chunk_ids"]) & set(after["chunk_ids"])
     assert len(unchanged) == len(after["chunk_ids"]) - 1  # every surviving chunk kept its id and vector
+    assert not engine.search("backup runs nightly two", k=50, mode="bm25")[0].text.endswith("two.")  # old chunk gone
+    # the incrementally synced index holds exactly the chunks a fresh ingest of the same files has
+    _, fresh = ingest(tmp_path / "fresh", [corpus], tiny_model)
+    assert db_state(tmp_path / "fresh")["hashes"] == after["hashes"] and fresh.chunks_total == r.chunks_total
 
 
 def test_touch_without_change_is_not_reencoded(tmp_path, corpus, tiny_model):
@@ -102,11 +107,28 @@ def test_bad_inputs_are_reported_and_the_rest_ingested(tmp_path, corpus, tiny_mo
     make_pdf(bad / "locked.pdf", ["secret"], encrypt="pw")
     (bad / "bad-utf16.txt").write_bytes(b"\xff\xfe" + b"\x00\xd8")  # BOM, then a lone surrogate
     (bad / "huge.txt").write_bytes(b"x" * (2 * 2**20))
+    with open(bad / "one-line-50mb.json", "wb") as fh:  # a minified dump: one 50 MB line
+        fh.write(b'{"k": "' + b"abc " * (50 * 2**18) + b'"}')
     os.symlink(bad, bad / "loop")
+    os.mkfifo(bad / "pipe.md")  # reading it would block forever
+    (bad / "random-bytes.md").write_bytes(bytes(x for x in os.urandom(4000) if x))  # no NUL, not any encoding
     (bad / "fine ü.md").write_text("# Fine\n\nUnicode path with spaces works.")
+    (bad / "latin1.txt").write_bytes("Le café est prêt, dit la naïve serveuse.\n".encode("latin-1"))
+    (bad / "long-line.txt").write_text(" ".join(f"word{i} alpaca" for i in range(12_000)))  # one 170 kB line
+    deep = bad.joinpath(*[f"level{i}" for i in range(64)])
+    deep.mkdir(parents=True)
+    (deep / "bottom.md").write_text("# Bottom\n\nThe deepest page mentions a narwhal.")
+    doomed = corpus / "zz-deleted-while-ingesting.md"
+    doomed.write_text("# Doomed\n\nThis file vanishes after the walk.")
     from llara_search.ingest.pipeline import IngestOptions
 
-    engine, r = ingest(tmp_path / "idx", [corpus], tiny_model, options=IngestOptions(max_file_mb=1))
+    def delete_during_ingest(stage, done, total):
+        if stage == "parse" and done == 1 and doomed.exists():
+            doomed.unlink()
+
+    engine = Engine.open(tmp_path / "idx", create=True)
+    r = engine.ingest([str(corpus)], model=str(tiny_model), options=IngestOptions(max_file_mb=1),
+                      progress=delete_during_ingest)
     reasons = {Path(f["path"]).name: f["error"] for f in r.files_failed}
     assert reasons["empty.md"] == "empty file"
     assert reasons["binary.md"] == "binary data, not text"
@@ -115,10 +137,21 @@ def test_bad_inputs_are_reported_and_the_rest_ingested(tmp_path, corpus, tiny_mo
     assert reasons["locked.pdf"].startswith("encrypted PDF")
     assert reasons["bad-utf16.txt"].startswith("invalid UTF-16")
     assert reasons["huge.txt"].startswith("file too large")
+    assert reasons["one-line-50mb.json"].startswith("file too large (50.0 MB")
     assert reasons["loop"].startswith("symlink loop")
+    assert reasons["pipe.md"] == "not a regular file (named pipe); skipped"
+    assert reasons["random-bytes.md"].startswith("not valid UTF-8")
+    assert reasons["zz-deleted-while-ingesting.md"] == "file disappeared while ingesting"
     assert all("\n" not in e for e in reasons.values())
-    assert r.files_new == 11  # the 10 good files and "fine ü.md"
+    assert len(reasons) == 12
+    assert r.files_new == 14  # the 10 good files, "fine ü.md", latin1.txt, long-line.txt, bottom.md
     assert engine.search("unicode path spaces", k=1, mode="bm25")[0].path.endswith("fine ü.md")
+    assert "naïve" in engine.search("café naïve", k=1, mode="bm25")[0].text  # Windows-1252, decoded right
+    assert engine.search("narwhal", k=1, mode="bm25")[0].path.endswith("level63/bottom.md")
+    long_chunks = [h for h in engine.search("alpaca word11999", k=1000, mode="bm25") if h.path.endswith("long-line.txt")]
+    assert len(long_chunks) > 20 and "word11999" in long_chunks[0].text
+    n_tokens = sqlite3.connect(tmp_path / "idx" / "meta.sqlite").execute("SELECT max(n_tokens) FROM chunks").fetchone()
+    assert n_tokens[0] <= 256  # the 170 kB line was cut at token boundaries, within the budget
 
 
 def test_missing_path_and_wrong_model_are_errors_before_work(tmp_path, corpus, tiny_model, other_tiny_model):

@@ -187,6 +187,20 @@ def test_search_routes_limits_and_errors(server):
     assert r.status_code == 422 and "Traceback" not in r.text
     r = httpx.post(base + "/search", content=b"x" * (5 * 2**20), headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 413
+
+    def chunked(n_kib):  # no Content-Length: the limit must hold while the body streams in
+        yield b'{"query": "'
+        for _ in range(n_kib):
+            yield b"a" * 1024
+        yield b'"}'
+
+    r = httpx.post(base + "/search", content=chunked(6 * 1024), headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["detail"] == "request body over 4194304 bytes"
+    r = httpx.post(base + "/search", content=chunked(2), headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["results"]
+    for body in (b"[1, 2]", b'{"query": "\xff\xfe"}', b"query=llama"):
+        r = httpx.post(base + "/search", content=body, headers={**AUTH, "content-type": "application/json"})
+        assert 400 <= r.status_code < 500 and r.json()["detail"] and "Traceback" not in r.text
     r = httpx.post(base + "/batch_search", json={"queries": ["q"] * 300}, headers=AUTH)
     assert r.status_code == 422
     assert httpx.get(base + "/readyz", headers=AUTH).json()["status"] == "ready"

@@ -243,3 +243,215 @@ def test_kill_minus_9_during_train_then_resume_equals_uninterrupted(tmp_path, ti
     wa = load_file(tmp_path / "a" / "adapter_model.safetensors")
     wb = load_file(tmp_path / "b" / "adapter_model.safetensors")
     assert wa.keys() == wb.keys() and all(np.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_unreadable_file_is_reported_and_the_rest_ingested(tmp_path, tiny_model):
+    corpus = make_corpus(tmp_path / "docs")
+    secret = corpus / "private.md"
+    secret.write_text("# Private\n\nNobody may read this.")
+    secret.chmod(0)
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot make a file unreadable")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+    r = subprocess.run([*prefix, sys.executable, "-m", "llara_search", "ingest", str(corpus), "--index",
+                        str(tmp_path / "idx"), "--model", str(tiny_model), "--json"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["files_failed"] == [{"path": str(secret), "error": "permission denied"}]
+    assert report["files_new"] == 10
+
+
+# ------------------------------------------------------------------------------------------------ concurrency
+@pytest.fixture
+def versioned(tmp_path, tiny_model):
+    """24 pages that all say "old"; then rewritten to say "new" (about 300 chunks to re-encode)."""
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+
+    def write(version: str) -> None:
+        for i in range(24):
+            (corpus / f"p{i}.md").write_text(f"# Page {i}\n\n" + "\n\n".join(
+                f"Zebra {version} paragraph {j} of page {i}, item {i * 50 + j}." for j in range(24)))
+
+    write("old")
+    index = tmp_path / "idx"
+    r = _cli("ingest", corpus, "--index", index, "--model", tiny_model, "--chunk-tokens", 32, "--json")
+    assert r.returncode == 0, r.stderr
+    n = json.loads(r.stdout)["chunks_total"]
+    write("new")
+    return corpus, index, n
+
+
+def _version_of(texts: list[str]) -> str:
+    kinds = {("old" if "Zebra old" in t else "new" if "Zebra new" in t else "?") for t in texts}
+    assert len(kinds) == 1, f"a search mixed generations: {kinds}"
+    return kinds.pop()
+
+
+def test_queries_during_an_ingest_see_the_old_or_the_new_generation_never_a_mix(versioned):
+    import httpx
+    import uvicorn
+
+    from llara_search.serve import create_app
+
+    corpus, index, n = versioned
+    engine = Engine.open(index)
+    server_engine = Engine.open(index)
+    server_engine.use_encoder(engine.encoder)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(server_engine), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    _wait_http(base)
+    seen: list[tuple[str, str]] = []
+    writer = subprocess.Popen([sys.executable, "-m", "llara_search", "ingest", str(corpus), "--index", str(index),
+                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli_query = None
+    try:
+        while writer.poll() is None:
+            for mode in ("dense", "bm25", "hybrid"):
+                hits = engine.search("zebra paragraph", k=n, mode=mode)
+                assert len(hits) == n  # every chunk of one generation, whichever it is
+                seen.append((mode, _version_of([h.text for h in hits])))
+            body = httpx.post(base + "/search", json={"query": "zebra", "k": n, "mode": "hybrid"}, timeout=60)
+            assert body.status_code == 200, body.text
+            seen.append(("http", _version_of([h["text"] for h in body.json()["results"]])))
+            if cli_query is None:
+                cli_query = subprocess.Popen([sys.executable, "-m", "llara_search", "query", "zebra", "--index",
+                                              str(index), "-k", str(n), "--mode", "bm25", "--json"],
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = writer.communicate()
+        assert writer.returncode == 0, err
+        q_out, q_err = cli_query.communicate(timeout=120)
+        assert cli_query.returncode == 0, q_err
+        seen.append(("cli", _version_of([h["text"] for h in json.loads(q_out)["results"]])))
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        srv.should_exit = True
+        thread.join(10)
+    assert len(seen) >= 8 and {v for _, v in seen} <= {"old", "new"}
+    assert seen[0][1] == "old"  # the ingest was still running when the first searches ran
+    assert _version_of([h.text for h in engine.search("zebra", k=n, mode="dense")]) == "new"
+
+
+def test_second_ingest_fails_with_the_pid_or_waits_and_readers_do_not_block_it(versioned):
+    corpus, index, n = versioned
+    reader = sqlite3.connect(index / "meta.sqlite")  # a reader inside an open read transaction
+    reader.execute("BEGIN")
+    old_count = reader.execute("SELECT count(*) FROM chunks WHERE removed_gen IS NULL").fetchone()[0]
+    first = subprocess.Popen([sys.executable, "-m", "llara_search", "ingest", str(corpus), "--index", str(index),
+                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = index / ".lock"
+        for _ in range(600):
+            if lock.exists() and lock.read_text().strip() == str(first.pid):
+                break
+            time.sleep(0.05)
+        second = _cli("ingest", corpus, "--index", index, "--json")
+        waiting = subprocess.Popen([sys.executable, "-m", "llara_search", "ingest", str(corpus), "--index",
+                                    str(index), "--wait", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        out, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err  # the open reader did not block the writer
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 1
+    assert second.stderr.strip() == (f"error: index {index} is locked by PID {first.pid} (another ingest is writing); "
+                                     "wait for it to finish or pass --wait")
+    w_out, w_err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, w_err
+    assert json.loads(w_out)["chunks_encoded"] == 0  # it waited, then found everything done
+    # the reader's snapshot never moved under it; a new read sees the new generation
+    assert reader.execute("SELECT count(*) FROM chunks WHERE removed_gen IS NULL").fetchone()[0] == old_count
+    reader.rollback()
+    reader.close()
+    assert _version_of([h.text for h in Engine.open(index).search("zebra", k=n, mode="bm25")]) == "new"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(base: str) -> None:
+    import httpx
+
+    for _ in range(200):
+        try:
+            if httpx.get(base + "/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("server did not start")
+
+
+# ------------------------------------------------------------------------------------------------ wrong use
+def _snapshot(index: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(index)): p.read_bytes() for p in sorted(index.rglob("*")) if p.is_file()
+            and not p.name.endswith(("-wal", "-shm"))}
+
+
+def test_wrong_use_is_one_line_nonzero_and_changes_nothing(small_index, other_tiny_model, tmp_path):
+    corpus, index = small_index
+    newer = tmp_path / "newer"
+    shutil.copytree(index, newer)
+    con = sqlite3.connect(newer / "meta.sqlite")
+    con.execute("UPDATE alembic_version SET version_num = '9999'")
+    con.commit()
+    con.close()
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(index, corrupt)
+    (corrupt / "meta.sqlite").write_bytes(b"not a database at all " * 200)
+    for wal in corrupt.glob("meta.sqlite-*"):
+        wal.unlink()
+    not_an_index = tmp_path / "plain-folder"
+    not_an_index.mkdir()
+    (not_an_index / "notes.txt").write_text("hello")
+    empty = tmp_path / "empty-index"
+    (tmp_path / "nothing").mkdir()
+    assert runner.invoke(app, ["ingest", str(tmp_path / "nothing"), "--index", str(empty), "--model",
+                               str(other_tiny_model)]).exit_code == 0
+    no_index_file = tmp_path / "no-index-file"
+    shutil.copytree(index, no_index_file)
+    for f in (no_index_file / "generations").iterdir():
+        f.unlink()
+    cases = [
+        (["ingest", str(corpus), "--index", str(index), "--model", str(other_tiny_model)],
+         f"index {index} was built with model"),
+        (["query", "x", "--index", str(tmp_path / "missing")], "no index at"),
+        (["query", "x", "--index", str(not_an_index)], "is not a llara-search index (no meta.sqlite)"),
+        (["status", "--index", str(corrupt)], "cannot open the database"),
+        (["query", "x", "--index", str(newer)], "written by a newer llara-search"),
+        (["ingest", str(corpus), "--index", str(newer)], "written by a newer llara-search"),
+        (["doctor", "--index", str(newer)], "written by a newer llara-search"),
+        (["query", "x", "--index", str(index), "--db-url", f"sqlite:///{tmp_path}/no/such/dir/m.sqlite"],
+         "cannot open the database"),
+        (["query", "x", "--index", str(index), "--db-url", "postgresql+psycopg://u:secret@127.0.0.1:9/none"],
+         "cannot open the database"),
+        (["query", "anything", "--index", str(empty)], "is empty (0 chunks); ingest documents first"),
+        (["query", "llama", "--index", str(no_index_file)], "is missing; run `llara-search doctor --repair"),
+        (["query", "llama", "--index", str(index), "-k", "0"], "k must be between 1 and 1000"),
+        (["reindex", "--index", str(index), "--index-type", "hnsw"], "--index-type must be one of"),
+        (["train", "--output", str(tmp_path / "out")], "give either --index DIR"),
+    ]
+    folders = [index, newer, corrupt, not_an_index, empty, no_index_file]
+    before = {f: _snapshot(f) for f in folders}
+    for args, message in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code != 0, args
+        assert message in r.stderr and r.stderr.startswith("error: "), (args, r.stderr)
+        assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert "secret" not in r.stderr  # passwords in database URLs are never echoed
+    for f in folders:
+        assert _snapshot(f) == before[f], f"{f} was modified"
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "no").exists()

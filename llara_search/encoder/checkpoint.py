@@ -6,6 +6,7 @@ not pay for importing torch: the fingerprint is a hash of files and the tokenize
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -74,15 +75,32 @@ def fingerprint_for(name_or_path: str, adapter: str | os.PathLike | None = None,
 
 
 def load_tokenizer(name_or_path: str, adapter: str | os.PathLike | None = None):
-    """The model's tokenizer alone (chunking needs it; the weights are loaded only when something is encoded)."""
-    return tokenizer_from(resolve_model_dir(str(name_or_path)), Path(adapter) if adapter is not None else None)
+    """The model's tokenizer alone (chunking needs it; the weights are loaded only when something is encoded).
+
+    One instance per folder and process, shared read-only by the chunker and the encoder: an ingest used to load
+    it twice, a second or more each time. Training, which adds tokens, takes its own copy from `tokenizer_from`.
+    """
+    src = _tokenizer_dir(resolve_model_dir(str(name_or_path)), Path(adapter) if adapter is not None else None)
+    config = src / "tokenizer_config.json"
+    return _shared_tokenizer(str(src), config.stat().st_mtime_ns if config.exists() else 0)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_tokenizer(src: str, _stamp: int):
+    return tokenizer_from(Path(src), None)
+
+
+def _tokenizer_dir(model_dir: Path, adapter_dir: Path | None) -> Path:
+    """An adapter folder's tokenizer wins: training may have added the LLaRA tokens to a base tokenizer."""
+    if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file():
+        return adapter_dir
+    return model_dir
 
 
 def tokenizer_from(model_dir: Path, adapter_dir: Path | None):
-    """An adapter folder's tokenizer wins: training may have added the LLaRA tokens to a base tokenizer."""
+    """A fresh tokenizer of the model (or of the adapter, when it has one), padding on the left."""
     from transformers import AutoTokenizer
 
-    src = adapter_dir if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file() else model_dir
-    tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(_tokenizer_dir(model_dir, adapter_dir), local_files_only=True)
     tok.padding_side = "left"
     return tok

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checkpoint import DEFAULT_MODEL, files_fingerprint, make_fingerprint, resolve_model_dir, tokenizer_from
+from .checkpoint import DEFAULT_MODEL, files_fingerprint, load_tokenizer, make_fingerprint, resolve_model_dir
 from .prompts import N_POOL, PromptIds, build_inputs, pad_left, tokenize_texts
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class LlaraEncoder:
             adapter_dir = Path(adapter).expanduser().resolve()
             if not (adapter_dir / "adapter_config.json").is_file():
                 raise FileNotFoundError(f"{adapter_dir} is not a peft adapter folder (no adapter_config.json)")
-        tokenizer = tokenizer_from(model_dir, adapter_dir)
+        tokenizer = load_tokenizer(str(model_dir), adapter_dir)
         if adapter_dir is None:
             model = AutoModel.from_pretrained(model_dir, dtype=dt, local_files_only=True)
         else:

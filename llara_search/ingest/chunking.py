@@ -176,11 +176,26 @@ class Chunker:
                 c.n_tokens = n
                 out.append(c)
                 continue
-            for text, start, m in self._split_tokens(c.text, self.budget):
+            for text, start, m in self._fit(c.text):
                 out.append(ChunkData(0, c.heading, text, c.start_line, c.end_line, c.page, c.char_start + start,
                                      c.char_start + start + len(text), m))
         for i, c in enumerate(out):
             c.ordinal = i
             c.content_hash = content_hash(c.heading, c.text)
         return out
+
+    def _fit(self, text: str) -> list[tuple[str, int, int]]:
+        """Cut `text` at token boundaries into pieces that measure within the budget on their own.
+
+        A cut-out piece can tokenize longer than its share of the whole (a word-start marker, or the byte-fallback
+        tokens of a rare character split across the cut), so each cut is re-measured and the window narrowed until
+        every piece fits.
+        """
+        window = self.budget
+        while True:
+            pieces = self._split_tokens(text, window)
+            counts = self.count([t for t, _, _ in pieces])
+            if all(n <= self.budget for n in counts) or window <= 3:
+                return [(t, s, n) for (t, s, _), n in zip(pieces, counts) if t.strip()]
+            window = max(3, window * 3 // 4)
 

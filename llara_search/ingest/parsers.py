@@ -70,7 +70,14 @@ def decode_text(data: bytes, name: str = "file") -> str:
         first_bad = exc.start
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data[:1_000_000]).best()
+    matches = from_bytes(data[:1_000_000])
+    best = matches.best()
+    if best is not None:
+        # single-byte code pages often tie (cp1250 and cp1252 both decode French); on a tie, take Windows-1252,
+        # by far the commonest legacy encoding of documentation ("naïve", not "naďve")
+        tie = [m for m in matches if m.encoding == "cp1252" and m.chaos <= best.chaos
+               and m.coherence >= best.coherence - 1e-9]
+        best = tie[0] if tie else best
     if best is None or best.encoding in {"utf_8"}:
         raise ParseError(f"not valid UTF-8 (byte {first_bad}) and no other text encoding fits")
     try:

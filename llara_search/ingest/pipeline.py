@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ..faults import crash_point
 from ..index import VectorStore
@@ -160,6 +161,8 @@ class Ingestor:
         t = time.perf_counter()
         try:
             st = f.stat()
+            if not stat.S_ISREG(st.st_mode):  # replaced by a pipe or device since the walk: reading could block
+                raise ParseError("not a regular file any more; skipped")
             doc = self._doc(path)
             if doc is not None and doc.removed_gen is None and doc.size == st.st_size and doc.mtime_ns == st.st_mtime_ns:
                 self.report.files_unchanged += 1
@@ -233,7 +236,7 @@ class Ingestor:
                         reuse[c.ordinal] = by_hash[c.content_hash].pop(0).id
                     else:
                         new.append(c)
-                stale = [r for rows in by_hash.values() for r in rows]
+                stale = [r.id for rows in by_hash.values() for r in rows]  # ids: these rows leave this session
                 plans.append((w, reuse, new, stale))
                 to_encode.extend(new)
         t = time.perf_counter()
@@ -263,12 +266,14 @@ class Ingestor:
                 s.flush()
                 self.report.files_new += int(is_new)
                 self.report.files_changed += int(not is_new)
-                for row in stale:
-                    if row.added_gen >= G:
-                        s.delete(row)  # written by this (unfinished) generation: nobody ever saw it
-                    else:
-                        row.removed_gen = G
-                    self.report.chunks_removed += 1
+                for i in range(0, len(stale), 900):
+                    part = stale[i:i + 900]
+                    # rows written by this unfinished generation were never seen by anyone; older ones end at G
+                    s.execute(delete(Chunk).where(Chunk.id.in_(part), Chunk.added_gen >= G),
+                              execution_options={"synchronize_session": False})
+                    s.execute(update(Chunk).where(Chunk.id.in_(part), Chunk.added_gen < G).values(removed_gen=G),
+                              execution_options={"synchronize_session": False})
+                self.report.chunks_removed += len(stale)
                 by_ordinal = {c.ordinal: c for c in w.chunks}
                 for ordinal, row_id in reuse.items():
                     c = by_ordinal[ordinal]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,20 @@ def walk(paths: list[Path], include: list[str] | None = None, exclude: list[str]
                     consider(p, root)
                 elif e.is_symlink():
                     out.failures.append((str(p), "broken or looping symlink"))
+                else:  # reading a named pipe would block the ingest forever; devices and sockets are not documents
+                    out.failures.append((str(p), f"not a regular file ({_kind(p)}); skipped"))
             stack.extend(reversed(subdirs))
     out.files.sort()
     return out
+
+
+def _kind(p: Path) -> str:
+    try:
+        mode = p.lstat().st_mode
+    except OSError:
+        return "unknown"
+    for test, name in ((stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "special file"

@@ -112,6 +112,35 @@ class MicroBatcher:
                         fut.set_exception(exc)
 
 
+class BodyLimit:
+    """413 for a body over `limit` bytes: at once when Content-Length says so, else as soon as the streamed
+    (chunked) body passes the limit, so that no request can make the server buffer more than `limit`."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            response = JSONResponse({"detail": f"request body over {self.limit} bytes"}, status_code=413)
+            return await response(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(engine: Engine, token: str | None = None) -> FastAPI:
     app = FastAPI(title="llara-search", version=__version__,
                   description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, hybrid).")
@@ -127,12 +156,7 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):
