@@ -614,5 +614,26 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     run_server(engine, host=host, port=port, token=token)
 
 
+@app.command()
+@_guard
+def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
+        transport: str = typer.Option("stdio", "--transport", help="stdio (for agent hosts) | streamable-http"),
+        host: str = typer.Option("127.0.0.1", "--host", help="With --transport streamable-http"),
+        port: int = typer.Option(8001, "--port", help="With --transport streamable-http")) -> None:
+    """Serve search as an MCP tool for agents (read-only): `search` and `index_info`."""
+    from .serve import is_loopback
+    from .serve.mcp import run_mcp
+
+    try:
+        import mcp as _sdk  # noqa: F401
+    except ImportError:
+        _fail("the MCP server needs the `mcp` package: pip install 'llara-search[mcp]'", 2)
+    if transport not in ("stdio", "streamable-http"):
+        _fail(f"--transport must be stdio or streamable-http, not {transport!r}", 2)
+    if transport != "stdio" and not is_loopback(host):
+        _fail(f"refusing to bind {host}: the MCP server has no authentication; keep it on loopback", 2)
+    run_mcp(_open(index, db_url), transport, host, port)
+
+
 def main() -> None:
     app()

@@ -254,3 +254,34 @@ def test_serve_refuses_public_bind_without_token(built):
     _, index = built
     r = runner.invoke(app, ["serve", "--index", str(index), "--host", "0.0.0.0"], env={"LLARA_SEARCH_TOKEN": ""})
     assert r.exit_code == 2 and "refusing to bind 0.0.0.0 without a token" in r.stderr
+
+
+def test_mcp_server_over_stdio_answers_search(built):
+    """A real MCP host's view: spawn `llara-search mcp`, initialize, list the tools, call `search`."""
+    pytest.importorskip("mcp")
+    import anyio
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    _, index = built
+    params = StdioServerParameters(command=sys.executable, args=["-m", "llara_search", "mcp", "--index", str(index)],
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+    async def session_run():
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            hits = await session.call_tool("search", {"query": "listening port", "k": 3, "mode": "bm25"})
+            dense = await session.call_tool("search", {"query": "llama packing", "k": 5, "where": "sub/*"})
+            info = await session.call_tool("index_info", {})
+            return tools, hits, dense, info
+
+    tools, hits, dense, info = anyio.run(session_run)
+    assert set(tools) == {"search", "index_info"} and "query" in tools["search"].input_schema["properties"]
+    assert not hits.is_error
+    results = hits.structured_content["result"]
+    assert 1 <= len(results) <= 3 and results[0]["path"].endswith("config.rst")
+    assert results[0]["heading"] == "Configuration > Ports" and results[0]["rank"] == 1
+    dense_results = dense.structured_content["result"]
+    assert len(dense_results) == 5 and all("/sub/" in r["path"] for r in dense_results)
+    assert info.structured_content["documents"] == 40
