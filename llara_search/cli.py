@@ -624,9 +624,9 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     from .serve import is_loopback
     from .serve.mcp import run_mcp
 
-    try:
-        import mcp as _sdk  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
         _fail("the MCP server needs the `mcp` package: pip install 'llara-search[mcp]'", 2)
     if transport not in ("stdio", "streamable-http"):
         _fail(f"--transport must be stdio or streamable-http, not {transport!r}", 2)

@@ -150,7 +150,7 @@ def test_migrations_run_from_an_installed_wheel(tmp_path):
                        text=True, cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     con = sqlite3.connect(tmp_path / "m.sqlite")
-    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

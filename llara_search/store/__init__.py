@@ -2,7 +2,8 @@
 
 from .db import StoreError, open_database
 from .models import Chunk, Document, Generation, IndexInfo, IngestFailure, IngestRun
-from .store import ChunkRecord, Store, fts_query, path_glob, visible
+from .fulltext import path_glob, query_terms
+from .store import ChunkRecord, Store, visible
 
 __all__ = ["Chunk", "ChunkRecord", "Document", "Generation", "IndexInfo", "IngestFailure", "IngestRun", "Store",
-           "StoreError", "fts_query", "open_database", "path_glob", "visible"]
+           "StoreError", "open_database", "path_glob", "query_terms", "visible"]

@@ -3,46 +3,21 @@
 from __future__ import annotations
 
 import json
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import open_database
+from .fulltext import fulltext_for
 from .models import Chunk, Document, Generation, IndexInfo
-from .stopwords import STOPWORDS
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
 
 def visible(model, gen: int):
     """SQL condition: the row is part of committed generation `gen`."""
     return and_(model.added_gen <= gen, or_(model.removed_gen.is_(None), model.removed_gen > gen))
-
-
-def path_glob(where: str) -> str:
-    """A user's `--where` glob matched against absolute paths: `api/*.md` means any `.../api/*.md`."""
-    where = where.strip()
-    if where.startswith(("/", "*")):
-        return where
-    return "*/" + where
-
-
-def fts_query(q: str) -> str | None:
-    """User text → an FTS5 OR-query of quoted terms (no FTS syntax can leak in); stopwords dropped."""
-    words = [w.lower() for w in _WORD.findall(q)]
-    terms = [w for w in words if w not in STOPWORDS] or words
-    seen: list[str] = []
-    for w in terms:
-        if w not in seen:
-            seen.append(w)
-    if not seen:
-        return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in seen[:64])
 
 
 @dataclass
@@ -66,6 +41,7 @@ class Store:
         self.engine = open_database(url, create=create)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
+        self.fulltext = fulltext_for(self.dialect)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -104,8 +80,8 @@ class Store:
     def visible_chunk_ids(self, gen: int, where: str | None = None) -> np.ndarray:
         stmt = select(Chunk.id).where(visible(Chunk, gen))
         if where:
-            stmt = stmt.join(Document, Document.id == Chunk.document_id).where(Document.path.op("GLOB")(path_glob(where))) \
-                if self.dialect == "sqlite" else stmt.join(Document).where(Document.path.like(_glob_to_like(where)))
+            stmt = stmt.join(Document, Document.id == Chunk.document_id).where(
+                self.fulltext.path_condition(Document.path, where))
         with self.sessions() as s:
             return np.fromiter(s.scalars(stmt.order_by(Chunk.id)), dtype=np.int64)
 
@@ -124,28 +100,14 @@ class Store:
         return out
 
     def bm25(self, query: str, k: int, gen: int, where: str | None = None) -> list[tuple[int, float]]:
-        """Top-k chunk ids by FTS5 BM25 (higher is better), restricted to generation `gen` and the path glob."""
-        q = fts_query(query)
-        if q is None or k <= 0:
-            return []
-        sql = ("SELECT c.id, -bm25(chunks_fts, 1.0, 1.0) AS score FROM chunks_fts "
-               "JOIN chunks c ON c.id = chunks_fts.rowid ")
-        params: dict[str, object] = {"q": q, "g": gen, "k": int(k)}
-        if where:
-            sql += "JOIN documents d ON d.id = c.document_id "
-        sql += ("WHERE chunks_fts MATCH :q AND c.added_gen <= :g AND (c.removed_gen IS NULL OR c.removed_gen > :g) ")
-        if where:
-            sql += "AND d.path GLOB :glob "
-            params["glob"] = path_glob(where)
-        sql += "ORDER BY score DESC, c.id LIMIT :k"
+        """Top-k chunk ids by full-text rank (higher is better), restricted to generation `gen` and the path glob."""
         with self.engine.connect() as conn:
-            return [(int(i), float(s)) for i, s in conn.execute(text(sql), params)]
+            return self.fulltext.search(conn, query, k, gen, where)
 
-    def fts_rowids(self) -> np.ndarray:
-        """Row ids present in the FTS index (for doctor): read from the FTS5 docsize shadow table."""
+    def fts_rowids(self) -> np.ndarray | None:
+        """Row ids the full-text index holds (for doctor); None where it is part of the rows themselves."""
         with self.engine.connect() as conn:
-            return np.fromiter((r[0] for r in conn.execute(text("SELECT id FROM chunks_fts_docsize ORDER BY id"))),
-                               dtype=np.int64)
+            return self.fulltext.indexed_ids(conn)
 
     # ------------------------------------------------------------------------------------------------ maintenance
     def purge_removed(self, before_gen: int) -> list[int]:
@@ -158,8 +120,3 @@ class Store:
             s.execute(delete(Document).where(Document.removed_gen.is_not(None), Document.removed_gen <= before_gen,
                                              ~Document.chunks.any()))
         return ids
-
-
-
-def _glob_to_like(where: str) -> str:
-    return path_glob(where).replace("%", r"\%").replace("_", r"\_").replace("*", "%").replace("?", "_")

@@ -1,0 +1,149 @@
+"""The store, ingest and query paths against every metadata database: SQLite always, and PostgreSQL when
+LLARA_SEARCH_TEST_PG names a server (`.ci/run` starts one on 127.0.0.1 and sets it), each test in a database of
+its own. Only what is dialect-specific is tested here twice; the rest of the suite runs on SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from helpers import make_corpus
+from llara_search.cli import app
+from llara_search.engine import Engine, EngineError
+from llara_search.store import Chunk, Document, Store
+
+runner = CliRunner()
+PG_ENV = "LLARA_SEARCH_TEST_PG"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """None (the index folder's own meta.sqlite) or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"set {PG_ENV}=postgresql+psycopg://USER@HOST:PORT/DB to run against PostgreSQL")
+    name = f"llara_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _args(index, db_url) -> list[str]:
+    return ["--index", str(index)] + (["--db-url", db_url] if db_url else [])
+
+
+def _visible(engine: Engine) -> dict:
+    """Visible chunk ids and hashes, and the FAISS ids, of the latest generation (through SQL, per backend)."""
+    gen = engine.store.current_generation()
+    with engine.store.sessions() as s:
+        rows = s.execute(text("SELECT id, content_hash FROM chunks WHERE added_gen <= :g AND (removed_gen IS NULL "
+                              "OR removed_gen > :g) ORDER BY id"), {"g": gen.id}).all()
+    return {"generation": gen.id, "ids": [r[0] for r in rows], "hashes": sorted(r[1] for r in rows)}
+
+
+def test_migrations_and_full_text_follow_chunk_rows(db_url, tmp_path):
+    from sqlalchemy import delete
+
+    from llara_search.store.db import current_revision, head_revision
+
+    store = Store(db_url or f"sqlite:///{tmp_path / 'm.sqlite'}")
+    assert current_revision(store.engine) == head_revision() == "0002"
+    with store.session() as s:
+        doc = Document(path="/docs/zoo/a.md", format="markdown", size=1, mtime_ns=1, content_hash="h", n_chunks=2,
+                       added_gen=1)
+        s.add(doc)
+        s.flush()
+        s.add_all([Chunk(document_id=doc.id, ordinal=i, heading="Zoo", text=t, char_start=0, char_end=1,
+                         content_hash=f"c{i}", n_tokens=2, chunker_version="1", added_gen=g)
+                   for i, (t, g) in enumerate([("zebras crossing the road", 1), ("running zebra herds", 2)])])
+    assert [i for i, _ in store.bm25("zebra", 5, 1)] == [1]  # stemmed; the generation-2 row is not visible yet
+    assert len(store.bm25("zebras and the run", 5, 2)) == 2
+    assert store.bm25("zebra", 5, 2, where="zoo/*.md") and not store.bm25("zebra", 5, 2, where="*.pdf")
+    assert list(store.visible_chunk_ids(2, "/docs/z?o/[ab].md")) == [1, 2]
+    assert store.bm25("", 5, 2) == [] and store.bm25("!?", 5, 2) == []
+    with store.session() as s:
+        s.execute(delete(Chunk).where(Chunk.id == 1))
+    assert [i for i, _ in store.bm25("zebra", 5, 2)] == [2]
+    store.close()
+
+
+def test_ingest_sync_delete_and_doctor(db_url, tmp_path, tiny_model):
+    corpus = make_corpus(tmp_path / "docs")
+    index = tmp_path / "idx"
+    engine = Engine.open(index, db_url=db_url, create=True)
+    first = engine.ingest([str(corpus)], model=str(tiny_model))
+    assert first.files_new == 10 and first.files_failed == []
+    care = engine.search("llama shelter hay", k=5, mode="bm25")[0]
+    assert care.path.endswith("handbook.md") and care.heading == "Llama Handbook > Care" and care.start_line == 7
+    assert engine.search("troubleshooting", k=5, mode="bm25")[0].page == 2
+    (corpus / "notes.txt").write_text("Plain notes.\n\nZebras graze quietly at dawn.\n")
+    os.remove(corpus / "config.rst")
+    again = engine.ingest([str(corpus)])
+    assert again.files_changed == 1 and again.files_removed == 1 and again.chunks_encoded == 1
+    assert engine.search("zebras graze", k=1, mode="bm25")[0].path.endswith("notes.txt")
+    assert not any(h.path.endswith("config.rst") for h in engine.search("listening port", k=50, mode="bm25"))
+    state = _visible(engine)
+    from helpers import faiss_ids
+
+    assert np.array_equal(faiss_ids(index, state["generation"]), np.array(state["ids"]))
+    fresh = Engine.open(tmp_path / "fresh", create=True)  # SQLite, from scratch: the same chunks
+    fresh.ingest([str(corpus)], model=str(tiny_model))
+    assert _visible(fresh)["hashes"] == state["hashes"]
+    assert engine.delete([str(corpus / "sub")]).files_removed == 1
+    assert not engine.search("nested vectors indexes", k=5, mode="bm25", where="sub/*")
+    r = runner.invoke(app, ["doctor", *_args(index, db_url), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["ok"], r.stdout
+    with pytest.raises(EngineError, match="built with model"):
+        Engine.open(index, db_url=db_url, model=str(tmp_path / "another-model"))
+
+
+def test_query_cli_and_http_server(db_url, tmp_path, tiny_model):
+    import httpx
+    import uvicorn
+
+    from llara_search.serve import create_app
+
+    corpus = make_corpus(tmp_path / "docs")
+    for i in range(20):
+        (corpus / "sub" / f"extra{i}.md").write_text(f"# Extra {i}\n\nLlama fact number {i} about packing.\n")
+    index = tmp_path / "idx"
+    r = runner.invoke(app, ["ingest", str(corpus), *_args(index, db_url), "--model", str(tiny_model), "--json"])
+    assert r.exit_code == 0, r.output
+    for mode in ("dense", "bm25", "hybrid"):
+        r = runner.invoke(app, ["query", "llama fact packing", *_args(index, db_url), "-k", "7", "--mode", mode,
+                                "--where", "sub/*", "--json"])
+        assert r.exit_code == 0, r.output
+        results = json.loads(r.stdout)["results"]
+        assert len(results) == 7 and all("/sub/" in x["path"] for x in results), mode
+    engine = Engine.open(index, db_url=db_url)
+    many = engine.search_many(["llama packing", "proxy timeouts"], k=4, mode="hybrid")
+    assert [len(x) for x in many] == [4, 4]
+    srv = uvicorn.Server(uvicorn.Config(create_app(engine, token="t"), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    body = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "listening port", "k": 3, "mode": "bm25"},
+                      headers={"Authorization": "Bearer t"}).json()
+    assert body["results"][0]["path"].endswith("config.rst")
+    info = httpx.get(f"http://127.0.0.1:{port}/info", headers={"Authorization": "Bearer t"}).json()
+    assert info["documents"] == 30
+    srv.should_exit = True
+    thread.join(10)
