@@ -115,10 +115,15 @@ def ingest(
     opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
                          max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
                          batch_size=batch_size)
-    engine = _open(index, db_url, create=True, model=model)
-    with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
-        report = engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
-                               chunk_tokens=chunk_tokens, options=opts, wait=wait, progress=progress)
+
+    def run(pool, device):
+        engine = _open(index, db_url, create=True, model=model)
+        engine.pool, engine.device = pool, device
+        with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
+            return engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
+                                 chunk_tokens=chunk_tokens, options=opts, wait=wait, progress=progress)
+
+    report = _with_encode_pool(run)
     ok_files = report.files_new + report.files_changed + report.files_unchanged
     if as_json:
         _print_json(report.to_dict())
@@ -126,6 +131,26 @@ def ingest(
         _ingest_table(report)
     if report.files_failed and ok_files == 0:
         raise typer.Exit(1)
+
+
+def _with_encode_pool(body):
+    """`body(pool, device)` on rank 0; under torchrun the other processes encode shares of its batches meanwhile
+    (llara_search/distributed.py) and exit quietly when it is done. Single process: `body(None, None)`."""
+    from .distributed import launched
+
+    if launched()[1] == 1:
+        return body(None, None)
+    from .distributed import EncodePool, init, local_device, serve_encodes
+
+    rank, world, local_rank = init()
+    if rank > 0:
+        serve_encodes(rank, world, local_rank)
+        raise typer.Exit(0)
+    pool = EncodePool(world)
+    try:
+        return body(pool, local_device(local_rank))
+    finally:
+        pool.stop()
 
 
 class _IngestProgress:
@@ -493,9 +518,14 @@ def reencode(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                     "model alone)"),
              as_json: bool = JsonOpt) -> None:
     """Re-encode every chunk with the index's model and a new adapter into a new generation; queries follow."""
-    engine = _open(index, db_url)
-    with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
-        r = engine.reencode(str(adapter) if adapter else None, progress)
+
+    def run(pool, device):
+        engine = _open(index, db_url)  # rank 0 alone: the other processes only encode
+        engine.pool, engine.device = pool, device
+        with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
+            return engine, engine.reencode(str(adapter) if adapter else None, progress)
+
+    engine, r = _with_encode_pool(run)
     if as_json:
         _print_json(r.to_dict() | {"fingerprint": engine.info.get("fingerprint")})
     else:

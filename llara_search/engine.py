@@ -54,6 +54,7 @@ class Engine:
         self.show_progress = show_progress
         self._encoder: LlaraEncoder | None = None
         self._searcher: Searcher | None = None
+        self.pool = None  # an EncodePool under torchrun: passages are encoded by every process (distributed.py)
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
 
@@ -114,9 +115,8 @@ class Engine:
                 from .encoder.model import LlaraEncoder
 
                 try:
-                    enc = LlaraEncoder.from_pretrained(info["model"], adapter=info.get("adapter"), device=self.device,
-                                                       dtype=self.dtype, max_length=int(info.get("max_length", 512)),
-                                                       show_progress=self.show_progress)
+                    enc = LlaraEncoder.from_pretrained(**self._spec(info["model"], info.get("adapter")),
+                                                       device=self.device, show_progress=self.show_progress)
                 except OSError as exc:
                     raise EngineError(f"index {self.paths.root} was built with model {info['model']}, which cannot "
                                       f"be loaded now: {str(exc).splitlines()[0]}") from None
@@ -127,6 +127,18 @@ class Engine:
                     )
                 self._encoder = enc
             return self._encoder
+
+    def _spec(self, model: str, adapter: str | None) -> dict:
+        """How to load an encoder of this index (what distributed workers are told to load too)."""
+        return dict(name_or_path=model, adapter=adapter, dtype=self.dtype, max_length=int(self.info.get("max_length",
+                                                                                                          512)))
+
+    def _encode_passages(self, encoder: LlaraEncoder, spec: dict, texts: list[str],
+                         batch_size: int | None = None) -> np.ndarray:
+        if self.pool is None:
+            return encoder.encode_passages(texts, batch_size)
+        self.pool.load(encoder, spec)
+        return self.pool.encode_passages(texts, batch_size)
 
     def use_encoder(self, encoder: LlaraEncoder) -> None:
         """Share an already loaded encoder (tests, the server) after checking it is the index's own."""
@@ -263,9 +275,11 @@ class Engine:
                   progress: Callable | None) -> Ingestor:
         if self.info.get("model") == TEXT_ONLY:
             return Ingestor(self.paths, self.store, None, chunker, None, fingerprint, options, progress)
-        vectors = VectorStore(self.paths.vectors, int(self.info["dim"]))
+        info = self.info
+        vectors = VectorStore(self.paths.vectors, int(info["dim"]))
+        spec = self._spec(info["model"], info.get("adapter"))
         return Ingestor(self.paths, self.store, vectors, chunker,
-                        lambda texts: self.encoder.encode_passages(texts, options.batch_size),
+                        lambda texts: self._encode_passages(self.encoder, spec, texts, options.batch_size),
                         fingerprint, options, progress)
 
     def ingest(self, paths: Sequence[str | os.PathLike], *, model: str | None = None, adapter: str | None = None,
@@ -309,12 +323,11 @@ class Engine:
             self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp})
         from .encoder.model import LlaraEncoder
 
-        enc = LlaraEncoder.from_pretrained(info["model"], adapter=adapter_id, device=self.device, dtype=self.dtype,
-                                           max_length=int(info.get("max_length", 512)),
-                                           show_progress=self.show_progress)
+        spec = self._spec(info["model"], adapter_id)
+        enc = LlaraEncoder.from_pretrained(**spec, device=self.device, show_progress=self.show_progress)
         self._prepare_write(None, None, None, None, None, allow_pending=True, need_chunker=False)
         vectors = VectorStore(self.paths.vectors, int(info["dim"]))
-        ing = Ingestor(self.paths, self.store, vectors, None, lambda t: enc.encode_passages(t), fp,
+        ing = Ingestor(self.paths, self.store, vectors, None, lambda t: self._encode_passages(enc, spec, t), fp,
                        IngestOptions(), progress)
         t = time.perf_counter()
         ing.reencode_all()

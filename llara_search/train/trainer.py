@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..encoder.prompts import PromptIds, add_llara_tokens, missing_llara_tokens
+from ..distributed import init as init_distributed
 from ..faults import crash_point
 from .contrastive import contrastive_loss, pool
 from .pretext import build_pretext_batch, pretext_forward
@@ -87,16 +88,6 @@ class _Net(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank); initializes torch.distributed when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if world > 1:
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
-
-
 def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     if cfg.device:
         return torch.device(cfg.device)
@@ -150,7 +141,7 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
     """Train on `examples` ((text, next_text) pairs for pretext, `Example`s for contrastive); returns the card."""
     if not examples:
         raise ValueError("no training examples")
-    rank, world, local_rank = _distributed()
+    rank, world, local_rank = init_distributed()
     device = _device(cfg, local_rank)
     output = Path(cfg.output)
     resume_from = None
