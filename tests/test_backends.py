@@ -80,6 +80,16 @@ def test_migrations_and_full_text_follow_chunk_rows(db_url, tmp_path):
     with store.session() as s:
         s.execute(delete(Chunk).where(Chunk.id == 1))
     assert [i for i, _ in store.bm25("zebra", 5, 2)] == [2]
+    # BM25, not just term counting: a rare word outweighs a common one (idf), a short chunk a long one (length)
+    with store.session() as s:
+        texts = ["zebra zebra stripes"] * 6 + ["a lone okapi", "okapi " + "filler words here " * 5]
+        s.add_all([Chunk(document_id=doc.id, ordinal=10 + i, heading="", text=t, char_start=0, char_end=1,
+                         content_hash=f"d{i}", n_tokens=3, chunker_version="1", added_gen=3)
+                   for i, t in enumerate(texts)])
+    ranked = [i for i, _ in store.bm25("zebra okapi", 10, 3)]
+    with store.sessions() as s:
+        by_id = {c.id: c.text for c in s.query(Chunk)}
+    assert by_id[ranked[0]] == "a lone okapi" and by_id[ranked[1]].startswith("okapi filler")
     store.close()
 
 
