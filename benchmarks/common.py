@@ -42,3 +42,20 @@ def record(name: str, payload: dict) -> None:
     data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     data[name] = payload
     RESULTS_JSON.write_text(json.dumps(data, indent=2))
+
+
+def start_server(app):
+    """Serve an ASGI app on a free loopback port in a thread; returns (base URL, uvicorn server)."""
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    assert httpx.get(base + "/healthz").status_code == 200
+    return base, server

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
 import tempfile
 import threading
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import machine, record
+from .common import machine, record, start_server
 
 WORDS = ("index query vector passage search model token cluster server backend frontend proxy config port timeout "
          "health check compile array gradient batch shard replica memory latency cache disk thread process").split()
@@ -62,25 +61,10 @@ def latency_split(engine, queries: list[str], k: int = 10) -> dict:
 
 def load_test(engine, queries: list[str], n_requests: int, concurrency: int) -> dict:
     import httpx
-    import uvicorn
 
     from llara_search.serve import create_app
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, token="bench"), host="127.0.0.1", port=port,
-                                           log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(base + "/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    base, server = start_server(create_app(engine, token="bench"))
     headers = {"Authorization": "Bearer bench"}
 
     def run(n: int, workers: int) -> dict:
@@ -110,7 +94,6 @@ def load_test(engine, queries: list[str], n_requests: int, concurrency: int) -> 
     sequential = run(max(100, n_requests // 10), 1)
     loaded = run(n_requests, concurrency)
     server.should_exit = True
-    thread.join(10)
     return {"sequential": sequential, "loaded": loaded,
             "throughput_ratio": round(loaded["requests_per_s"] / sequential["requests_per_s"], 2)}
 

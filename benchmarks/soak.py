@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from .common import SHARED, machine, record
+from .common import RESULTS_JSON, SHARED, machine, record, start_server
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -114,15 +114,17 @@ def random_kills(root: Path, model: Path, kills: int, seed: int = 0) -> dict:
     rng = random.Random(seed)
     index = root / "killed"
     log = []
+    startup = 10.0  # seconds before a process does any work (imports, model load)
     for i in range(kills):
-        delay = rng.uniform(8, max(10, 0.6 * uninterrupted_s))
+        # within the first fifth of the work, so that each run dies before finishing what is left
+        delay = startup + rng.uniform(0.02, 0.2) * uninterrupted_s
         p = subprocess.Popen([sys.executable, "-m", "llara_search", "ingest", str(docs), "--index", str(index),
                               "--model", str(model), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=ENV)
         try:
             p.wait(timeout=delay)
             log.append({"kill": i, "after_s": round(delay, 1), "finished_first": True})
-            break
+            break  # nothing was left to interrupt
         except subprocess.TimeoutExpired:
             p.send_signal(signal.SIGKILL)
             p.wait()
@@ -134,7 +136,8 @@ def random_kills(root: Path, model: Path, kills: int, seed: int = 0) -> dict:
     final = cli("ingest", docs, "--index", index, "--model", model, "--json")
     assert final.returncode == 0, final.stderr
     got = summary(index)
-    return {"data": data, "kills": log, "uninterrupted_s": round(uninterrupted_s, 1),
+    return {"data": data, "kills": log, "killed": sum("doctor_ok_after_kill" in k for k in log),
+            "uninterrupted_s": round(uninterrupted_s, 1),
             "final_run_s": round(time.perf_counter() - t, 1),
             "final_run_encoded": json.loads(final.stdout)["chunks_encoded"],
             "documents": [got["documents"], want["documents"]], "chunks_total": [got["chunks_total"],
@@ -146,26 +149,11 @@ def random_kills(root: Path, model: Path, kills: int, seed: int = 0) -> dict:
 def load_while_ingesting(index: Path, docs: Path, model: Path, n_requests: int, concurrency: int) -> dict:
     """HTTP load on the index while ingests commit new generations: no request may fail or mix generations."""
     import httpx
-    import uvicorn
 
     from llara_search import Engine
     from llara_search.serve import create_app
 
-    engine = Engine.open(index)
-    sock = __import__("socket").socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, token="soak"), host="127.0.0.1", port=port,
-                                           log_level="error"))
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(base + "/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    base, server = start_server(create_app(Engine.open(index), token="soak"))
     stop = threading.Event()
     generations: list[int] = []
 
@@ -233,20 +221,31 @@ def main(argv=None) -> dict:
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--subset", type=int, default=40, help="files of the docs folder used for the named points")
+    ap.add_argument("--parts", default="named,kills,load", help="which parts to run (the others keep their last "
+                    "recorded result)")
     args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
+    res = dict(json.loads(RESULTS_JSON.read_text()).get("soak", {})) if RESULTS_JSON.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = make_tiny_llara(root / "model", tokenizer_dir=shared_tokenizer_dir())
-        named = named_points(root, model, args.subset)
-        killed, fresh, docs = random_kills(root, model, args.kills)
-        load = load_while_ingesting(fresh, docs, model, args.requests, args.concurrency)
-    res = {"named_points": named, "random_kills": killed, "load_while_ingesting": load,
-           "all_ok": all(p["killed"] and p["resume_ok"] and p["same_as_uninterrupted"] and p["doctor_ok"]
-                         for p in named["points"].values())
-           and killed["same_chunk_texts"] and killed["doctor_ok"] and load["errors"] == 0,
-           "model": "tiny random Llama (hidden 64, 2 layers)", "machine": machine(),
-           "command": f"python -m benchmarks.soak --kills {args.kills} --requests {args.requests} "
-                      f"--concurrency {args.concurrency} --subset {args.subset}"}
+        if "named" in parts:
+            res["named_points"] = named_points(root, model, args.subset)
+        if parts & {"kills", "load"}:
+            killed, fresh, docs = random_kills(root, model, args.kills)
+            if "kills" in parts:
+                res["random_kills"] = killed
+            if "load" in parts:
+                res["load_while_ingesting"] = load_while_ingesting(fresh, docs, model, args.requests,
+                                                                   args.concurrency)
+    named, killed, load = res["named_points"], res["random_kills"], res["load_while_ingesting"]
+    res.update(all_ok=all(p["killed"] and p["resume_ok"] and p["same_as_uninterrupted"] and p["doctor_ok"]
+                          for p in named["points"].values())
+               and killed["killed"] >= 3 and killed["same_chunk_texts"] and killed["doctor_ok"]
+               and load["errors"] == 0,
+               model="tiny random Llama (hidden 64, 2 layers)", machine=machine(),
+               command=f"python -m benchmarks.soak --kills {args.kills} --requests {args.requests} "
+                       f"--concurrency {args.concurrency} --subset {args.subset}")
     record("soak", res)
     print(json.dumps({k: v for k, v in res.items() if k != "named_points"}, indent=1))
     return res

@@ -127,3 +127,20 @@ def faiss_ids(index: Path, generation: int) -> np.ndarray:
         if n:
             out.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy())
     return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+
+def serve_in_thread(app):
+    """A real uvicorn server on a free 127.0.0.1 port, in a thread: (base URL, server); `server.should_exit = True`
+    stops it."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", server

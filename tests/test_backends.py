@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 import uuid
 
 import numpy as np
@@ -16,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from helpers import make_corpus
+from helpers import make_corpus, serve_in_thread
 from llara_search.cli import app
 from llara_search.engine import Engine, EngineError
 from llara_search.store import Chunk, Document, Store
@@ -125,7 +123,6 @@ def test_ingest_sync_delete_and_doctor(db_url, tmp_path, tiny_model):
 
 def test_query_cli_and_http_server(db_url, tmp_path, tiny_model):
     import httpx
-    import uvicorn
 
     from llara_search.serve import create_app
 
@@ -144,16 +141,10 @@ def test_query_cli_and_http_server(db_url, tmp_path, tiny_model):
     engine = Engine.open(index, db_url=db_url)
     many = engine.search_many(["llama packing", "proxy timeouts"], k=4, mode="hybrid")
     assert [len(x) for x in many] == [4, 4]
-    srv = uvicorn.Server(uvicorn.Config(create_app(engine, token="t"), host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    body = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "listening port", "k": 3, "mode": "bm25"},
+    base, srv = serve_in_thread(create_app(engine, token="t"))
+    body = httpx.post(f"{base}/search", json={"query": "listening port", "k": 3, "mode": "bm25"},
                       headers={"Authorization": "Bearer t"}).json()
     assert body["results"][0]["path"].endswith("config.rst")
-    info = httpx.get(f"http://127.0.0.1:{port}/info", headers={"Authorization": "Bearer t"}).json()
+    info = httpx.get(f"{base}/info", headers={"Authorization": "Bearer t"}).json()
     assert info["documents"] == 30
     srv.should_exit = True
-    thread.join(10)

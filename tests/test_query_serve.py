@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import make_corpus
+from helpers import make_corpus, serve_in_thread
 from llara_search.cli import app
 from llara_search.engine import Engine, EngineError
 from llara_search.search import rrf
@@ -127,35 +124,16 @@ def test_empty_index_query_is_clear(tmp_path, tiny_model):
 
 
 # ------------------------------------------------------------------------------------------------ HTTP server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(built):
-    import uvicorn
-
     from llara_search.serve import create_app
 
     _, index = built
     engine = Engine.open(index)
     app_ = create_app(engine, token="s3cret")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(base + "/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    base, srv = serve_in_thread(app_)
     yield base, app_, engine
     srv.should_exit = True
-    t.join(10)
 
 
 AUTH = {"Authorization": "Bearer s3cret"}

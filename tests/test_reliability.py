@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import db_state, faiss_ids, make_corpus
+from helpers import db_state, faiss_ids, make_corpus, serve_in_thread
 from llara_search.cli import app
 from llara_search.engine import Engine
 
@@ -294,7 +293,6 @@ def _version_of(texts: list[str]) -> str:
 
 def test_queries_during_an_ingest_see_the_old_or_the_new_generation_never_a_mix(versioned):
     import httpx
-    import uvicorn
 
     from llara_search.serve import create_app
 
@@ -302,12 +300,7 @@ def test_queries_during_an_ingest_see_the_old_or_the_new_generation_never_a_mix(
     engine = Engine.open(index)
     server_engine = Engine.open(index)
     server_engine.use_encoder(engine.encoder)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(server_engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    _wait_http(base)
+    base, srv = serve_in_thread(create_app(server_engine))
     seen: list[tuple[str, str]] = []
     writer = subprocess.Popen([sys.executable, "-m", "llara_search", "ingest", str(corpus), "--index", str(index),
                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -334,7 +327,6 @@ def test_queries_during_an_ingest_see_the_old_or_the_new_generation_never_a_mix(
         if writer.poll() is None:
             writer.kill()
         srv.should_exit = True
-        thread.join(10)
     assert len(seen) >= 8 and {v for _, v in seen} <= {"old", "new"}
     assert seen[0][1] == "old"  # the ingest was still running when the first searches ran
     assert _version_of([h.text for h in engine.search("zebra", k=n, mode="dense")]) == "new"
@@ -375,30 +367,23 @@ def test_second_ingest_fails_with_the_pid_or_waits_and_readers_do_not_block_it(v
     assert _version_of([h.text for h in Engine.open(index).search("zebra", k=n, mode="bm25")]) == "new"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(base: str) -> None:
-    import httpx
-
-    for _ in range(200):
-        try:
-            if httpx.get(base + "/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError("server did not start")
-
 
 # ------------------------------------------------------------------------------------------------ wrong use
-def _snapshot(index: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(index)): p.read_bytes() for p in sorted(index.rglob("*")) if p.is_file()
-            and not p.name.endswith(("-wal", "-shm"))}
+def _snapshot(index: Path) -> dict[str, bytes | str]:
+    """Every file's bytes; for a database, its content (a WAL checkpoint on close moves bytes, not data)."""
+    out: dict[str, bytes | str] = {}
+    for p in sorted(index.rglob("*")):
+        if not p.is_file() or p.name.endswith(("-wal", "-shm")):
+            continue
+        try:
+            if p.name != "meta.sqlite":
+                raise sqlite3.DatabaseError
+            con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+            out[str(p.relative_to(index))] = "\n".join(con.iterdump())
+            con.close()
+        except sqlite3.DatabaseError:
+            out[str(p.relative_to(index))] = p.read_bytes()
+    return out
 
 
 def test_wrong_use_is_one_line_nonzero_and_changes_nothing(small_index, other_tiny_model, tmp_path):

@@ -194,6 +194,11 @@ class AnnIndex:
         if self.ntotal == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
         sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64)) if allowed is not None else None
+        ivf = _ivf(self.index)
+        if ivf is not None:
+            # FAISS spreads threads over queries by default, so one query (the common case when serving) ran on one
+            # core while exact search used them all; with fewer queries than threads, spread over the probed lists
+            ivf.parallel_mode = 1 if len(q) < faiss.omp_get_max_threads() else 0
         params = self._params(sel, nprobe)
         if params is None:
             return self.index.search(q, k)

@@ -7,27 +7,21 @@ can search and look at the index, never write to it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_type_hints
 
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from ..engine import MAX_K, Engine
+from ..search import SearchResult
 
 INSTRUCTIONS = ("Semantic search over the user's own documents (a llara-search index). Call `search` with a "
                 "natural-language question; each result has the passage text and where it came from (path, "
                 "heading, lines or page). `mode`: dense (meaning), bm25 (exact words), hybrid (both).")
 
 
-class SearchHit(TypedDict):
-    rank: int
-    score: float
-    chunk_id: int
-    path: str
-    heading: str | None
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    text: str
+# the MCP result type is SearchResult's fields (less the BEIR doc key): one list of fields, in search.py
+SearchHit = TypedDict("SearchHit", {name: hint for name, hint in get_type_hints(SearchResult).items()
+                                    if name != "doc_key"})
 
 
 class IndexInfo(TypedDict):
