@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, encode, index, ingest, serve
+from . import bm25, encode, index, ingest, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -30,12 +30,15 @@ def report() -> str:
         lines.append(f"| re-ingest of an unchanged folder ({g['files']} files, {g['chunks']} chunks) | "
                      f"{g['reingest_s']} s, {g['reingest_encoded']} encoded | {g['first_s']} s first ingest | "
                      f"**{100 * g['reingest_ratio']:.2f}%** | `{g['command']}` |")
-    b = data.get("bm25_scifact")
-    if b:
-        lines.append(f"| BM25 (FTS5) on {b['dataset']} | nDCG@10 {b['ndcg@10']}, p50 {b['p50_ms']} ms/query | "
+    for key in ("bm25_scifact", "bm25_scifact_postgresql"):
+        b = data.get(key)
+        if not b:
+            continue
+        engine = "PostgreSQL full text, BM25 in SQL" if key.endswith("postgresql") else "FTS5"
+        lines.append(f"| BM25 ({engine}) on {b['dataset']} | nDCG@10 {b['ndcg@10']}, p50 {b['p50_ms']} ms/query | "
                      f"nDCG@10 {b['baseline_ndcg@10']}, p50 {b['baseline_p50_ms']} ms (Python BM25 k1=0.9 b=0.4 "
                      f"over whole documents); published BM25 {b['published_bm25_ndcg@10']} | **{b['speedup']}×** "
-                     f"faster, nDCG@10 +{b['ndcg@10'] - b['baseline_ndcg@10']:.3f} | `{b['command']}` |")
+                     f"faster, nDCG@10 {b['ndcg@10'] - b['baseline_ndcg@10']:+.3f} | `{b['command']}` |")
     gp = data.get("gpu_7b")
     if gp:
         e7, t7 = gp["encoder"], gp["training"]
@@ -51,7 +54,9 @@ def report() -> str:
     sv = data.get("serve")
     if sv:
         ls, ld = sv["latency_split"], sv["server"]
-        lines.append(f"| query latency split at {sv['chunks']} chunks ({sv['index_type']}, tiny model) | p50 encode "
+        note = f" ({sv['note']})" if sv.get("note") else ""
+        lines.append(f"| query latency split at {sv['chunks']} chunks ({sv['index_type']}, tiny model){note} | "
+                     f"p50 encode "
                      f"{ls['encode']['p50_ms']} / ANN {ls['ann']['p50_ms']} / re-rank {ls['rerank']['p50_ms']} / "
                      f"database {ls['database']['p50_ms']} ms; total p50 {ls['total']['p50_ms']}, p99 "
                      f"{ls['total']['p99_ms']} ms | | | `{sv['command']}` |")
@@ -60,9 +65,27 @@ def report() -> str:
                      f"p99 {ld['loaded']['p99_ms']} ms, **{ld['loaded']['errors']} errors** | one client: "
                      f"{ld['sequential']['requests_per_s']} req/s | **{ld['throughput_ratio']}×** throughput | "
                      f"`{sv['command']}` |")
+    sk = data.get("soak")
+    if sk:
+        pts, rk, ld = sk["named_points"], sk["random_kills"], sk["load_while_ingesting"]
+        ok_points = sum(p["killed"] and p["same_as_uninterrupted"] and p["doctor_ok"] for p in pts["points"].values())
+        lines.append(f"| kill -9 at every crash point, then resume ({pts['data']}, {pts['chunks']} chunks) | "
+                     f"{ok_points}/{len(pts['points'])} points: doctor ok, state equals an uninterrupted ingest | "
+                     f"uninterrupted ingest into a fresh index | | `{sk['command']}` |")
+        lines.append(f"| kill -9 at {rk['killed']} random moments, then re-run ({rk['data']}) | documents "
+                     f"{rk['documents'][0]}, chunks {rk['chunks_total'][0]}, same chunk texts: {rk['same_chunk_texts']}, "
+                     f"doctor ok: {rk['doctor_ok']}; the final run encoded {rk['final_run_encoded']} of "
+                     f"{rk['chunks_total'][0]} | fresh ingest: documents {rk['documents'][1]}, chunks "
+                     f"{rk['chunks_total'][1]} | | `{sk['command']}` |")
+        lines.append(f"| HTTP /search (dense, BM25, hybrid) while ingests commit {ld['generations_committed_during_load']} "
+                     f"new generations | {ld['requests']} requests at {ld['concurrency']} clients, **{ld['errors']} "
+                     f"errors**, {ld['requests_per_s']} req/s, p50 {ld['p50_ms']} ms, p99 {ld['p99_ms']} ms | | | "
+                     f"`{sk['command']}` |")
     for key, r in sorted(data.items()):
         if key.startswith("index_"):
-            lines.append(f"| ANN + exact re-rank, {r['n']}×{r['dim']} ({r['factory']}) | p50 {r['p50_ms']} ms, "
+            cores = r["machine"].split(" CPU")[0]
+            lines.append(f"| ANN + exact re-rank, {r['n']}×{r['dim']} ({r['factory']}), {cores} cores, "
+                         f"{r['data'].split('(')[-1].rstrip(')')} data | p50 {r['p50_ms']} ms, "
                          f"recall@10 {r['recall@10']}, {r['bytes_per_vector']} B/vector | exact flat p50 "
                          f"{r['flat_p50_ms']} ms, {r['flat_bytes_per_vector']} B/vector | **{r['speedup_vs_flat']}×** "
                          f"faster | `{r['command']}` |")
@@ -81,6 +104,7 @@ def main() -> None:
         bm25.main([])
         serve.main(["--chunks", "100000", "--requests", "2000", "--concurrency", "32"])
         index.main(["--n", "20000", "--dim", "512"])
+        soak.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

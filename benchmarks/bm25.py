@@ -1,8 +1,9 @@
-"""BM25 (SQLite FTS5) on BEIR SciFact through `llara-search eval`, against a straightforward in-memory BM25 in the
-same run (whole documents, Okapi k1=0.9 b=0.4 as Anserini's BEIR baseline, a Python loop over every document's
-term counts: what a user writes with rank_bm25-style code). Figures: nDCG@10 of each and per-query latency at k=10.
+"""BM25 (SQLite FTS5, or PostgreSQL with --db-url) on BEIR SciFact through `llara-search eval`, against a
+straightforward in-memory BM25 in the same run (whole documents, Okapi k1=0.9 b=0.4 as Anserini's BEIR baseline, a
+Python loop over every document's term counts: what a user writes with rank_bm25-style code). Figures: nDCG@10 of
+each and per-query latency at k=10.
 
-    python -m benchmarks.bm25
+    python -m benchmarks.bm25 [--db-url postgresql+psycopg://USER@HOST:PORT/EMPTY_DB]
 """
 
 from __future__ import annotations
@@ -49,15 +50,20 @@ def naive_bm25(corpus: dict[str, str], queries: dict[str, str], k: int, k1: floa
 
 
 def main(argv=None) -> dict:
+    import argparse
+
     from llara_search import Engine
     from llara_search.eval import evaluate, load_beir, score_run
 
     root = SHARED / "data" / "beir-scifact"
     if not (root / "corpus.jsonl").is_file():
         raise SystemExit("benchmarks.bm25 needs ../shared/data/beir-scifact")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db-url", default=None, help="an empty PostgreSQL database (default: SQLite)")
+    args = ap.parse_args(argv)
     data = load_beir(root, "test")
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine.open(Path(tmp) / "idx", create=True)
+        engine = Engine.open(Path(tmp) / "idx", create=True, db_url=args.db_url)
         t = time.perf_counter()
         engine.ingest_records(data.corpus(), "beir:scifact", model="none")
         ingest_s = time.perf_counter() - t
@@ -80,8 +86,10 @@ def main(argv=None) -> dict:
            "p50_ms": round(1000 * float(np.median(lat)), 2), "p99_ms": round(1000 * float(np.percentile(lat, 99)), 2),
            "baseline_p50_ms": round(1000 * float(np.median(base_lat)), 2),
            "speedup": round(float(np.median(base_lat) / np.median(lat)), 1), "index_s": round(ingest_s, 1),
-           "machine": machine(), "command": "python -m benchmarks.bm25"}
-    record("bm25_scifact", res)
+           "database": engine.store.dialect, "machine": machine(),
+           "command": "python -m benchmarks.bm25" + (" --db-url postgresql+psycopg://USER@HOST/EMPTY_DB"
+                                                     if args.db_url else "")}
+    record("bm25_scifact" + ("" if engine.store.dialect == "sqlite" else f"_{engine.store.dialect}"), res)
     print(json.dumps(res, indent=2))
     return res
 

@@ -44,7 +44,7 @@ def latency_split(engine, queries: list[str], k: int = 10) -> dict:
         t0 = time.perf_counter()
         qv = engine.encode_queries([q])
         t1 = time.perf_counter()
-        _, cand = ann.search(qv, 10 * k)
+        _, cand = ann.search(qv, ann.plan.rerank * k)
         cand = cand[0][cand[0] >= 0]
         t2 = time.perf_counter()
         exact = s.vectors.scores(qv, cand)[0]

@@ -392,7 +392,8 @@ class Engine:
             "fingerprint": info.get("fingerprint"), "dim": info.get("dim"), **counts,
             "generation": gen.id if gen else None, "index_type": gen.index_type if gen else None,
             "factory": gen.factory if gen else None, "ntotal": gen.ntotal if gen else 0,
-            "nprobe": gen.nprobe if gen else None, "trained_on": gen.trained_on if gen else None,
+            "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,
+            "trained_on": gen.trained_on if gen else None,
         }
         sizes = {"database": 0, "vectors": 0, "index": 0}
         for name in ("meta.sqlite", "meta.sqlite-wal"):
@@ -445,7 +446,7 @@ class Engine:
             hits += len({i for i, _ in got} & set(truth[qi].tolist()))
         denom = sum(len(t) for t in truth) or 1
         return {"index_type": gen.index_type, "factory": gen.factory, "ntotal": ann.ntotal, "queries": len(q),
-                "nprobe": gen.nprobe,
+                "nprobe": gen.nprobe, "rerank": gen.rerank,
                 f"recall@{k}": round(hits / denom, 4), "p50_ms": round(float(np.percentile(lat, 50)), 3),
                 "p99_ms": round(float(np.percentile(lat, 99)), 3),
                 "bytes_per_vector": round(ann.memory_bytes() / max(1, ann.ntotal), 1)}

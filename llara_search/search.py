@@ -14,7 +14,6 @@ from .store import Store
 
 MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60
-RERANK_FACTOR = 10  # ANN candidates re-ranked exactly: RERANK_FACTOR * k
 EXACT_FILTER_MAX = 50_000  # a filter this selective is scored exactly over its allowed ids
 
 
@@ -79,7 +78,7 @@ class Searcher:
             return [_pairs(i, s) for i, s in zip(ids, scores)]
         if allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
             return self._exact(qvecs, allowed, k)
-        n_cand = max(k, (rerank or RERANK_FACTOR) * k)
+        n_cand = max(k, (rerank or ann.plan.rerank) * k)  # the depth tuned with nprobe at build time
         _, ids = ann.search(qvecs, n_cand, allowed=allowed, nprobe=nprobe)
         out = []
         for q, cand in zip(qvecs, ids):

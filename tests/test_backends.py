@@ -61,7 +61,7 @@ def test_migrations_and_full_text_follow_chunk_rows(db_url, tmp_path):
     from llara_search.store.db import current_revision, head_revision
 
     store = Store(db_url or f"sqlite:///{tmp_path / 'm.sqlite'}")
-    assert current_revision(store.engine) == head_revision() == "0002"
+    assert current_revision(store.engine) == head_revision() == "0003"
     with store.session() as s:
         doc = Document(path="/docs/zoo/a.md", format="markdown", size=1, mtime_ns=1, content_hash="h", n_chunks=2,
                        added_gen=1)

@@ -150,7 +150,7 @@ def test_migrations_run_from_an_installed_wheel(tmp_path):
                        text=True, cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     con = sqlite3.connect(tmp_path / "m.sqlite")
-    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -187,3 +187,19 @@ def test_fts_rows_follow_chunk_rows(tmp_path):
     with store.session() as s:
         s.execute(delete(Chunk))
     assert not store.bm25("zebra", 5, 1) and len(store.fts_rowids()) == 0
+
+
+def test_rerank_depth_is_tuned_when_probing_every_list_is_not_enough():
+    """A short code blurs neighbours: probing all lists cannot reach the recall target, re-ranking deeper does."""
+    x = _unit(6000, 64, seed=3)
+    ids = np.arange(1, 6001)
+    ann = AnnIndex.build(64, ids, lambda i: x[np.asarray(i) - 1], factory="IVF16,PQ32x4")
+    assert ann.plan.rerank == 20 and ann.plan.nprobe == 16  # every list, and twice the default depth
+    q = _unit(200, 64, seed=9)
+    truth = np.argsort(-(q @ x.T), axis=1)[:, :10] + 1
+
+    def recall(depth: int) -> float:
+        _, cand = ann.search(q, depth)
+        return float(np.mean([len(set(t) & set(c)) / 10 for t, c in zip(truth, cand)]))
+
+    assert recall(20 * 10) >= 0.98 and recall(20 * 10) > recall(10 * 10) + 0.015

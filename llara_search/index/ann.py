@@ -34,6 +34,9 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+RERANK_FACTORS = (10, 20, 40)  # exact re-rank depths (× k) the tuner may choose, shallowest first
+
+
 @dataclass(frozen=True)
 class IndexPlan:
     index_type: str  # "flat" | "ivfpq" | "custom"
@@ -41,6 +44,7 @@ class IndexPlan:
     nlist: int
     nprobe: int
     train_size: int
+    rerank: int = RERANK_FACTORS[0]  # candidates re-ranked exactly: rerank × k
 
 
 def plan_index(n: int, dim: int, index_type: str = "auto", factory: str | None = None) -> IndexPlan:
@@ -132,30 +136,37 @@ class AnnIndex:
             ann.tune_nprobe(ids, vectors_of, seed=seed)
         return ann
 
-    def tune_nprobe(self, ids: np.ndarray, vectors_of, *, k: int = 10, depth: int = 100,
-                    target: float = TARGET_RECALL, n_queries: int = 128, seed: int = 0) -> dict[int, float]:
-        """Set the default nprobe to the smallest that reaches `target` recall@k after re-ranking `depth` candidates.
+    def tune_nprobe(self, ids: np.ndarray, vectors_of, *, k: int = 10, target: float = TARGET_RECALL,
+                    n_queries: int = 128, seed: int = 0) -> dict[tuple[int, int], float]:
+        """Set the default nprobe and re-rank depth: the shallowest depth (× k) at which some nprobe reaches `target`
+        recall@k after the exact re-rank, then the smallest such nprobe.
 
         Queries are stored vectors left out of their own answers (leave-one-out): points from the corpus's own
         distribution, where real queries land, and no model is needed. Ground truth is exact search over every
-        stored vector. Returns recall by nprobe.
+        stored vector. A candidate set that holds the true top-k gives it back after the exact re-rank, so recall is
+        measured on the candidates. Returns recall by (re-rank factor, nprobe).
         """
         q, truth = leave_one_out_queries(ids, vectors_of, k, n_queries, seed)
-        nlist = self.plan.nlist or _ivf(self.index).nlist
+        nlist = _ivf(self.index).nlist  # the index's own (a custom factory may name another than planned)
         ladder = sorted({min(nlist, max(4, nlist // d)) for d in (64, 32, 16, 8, 6, 4, 3, 2, 1)})
-        curve: dict[int, float] = {}
-        chosen = nlist
-        for nprobe in ladder:
-            _, cand = self.search(q, depth + 1, nprobe=nprobe)
-            curve[nprobe] = float(np.mean([len(set(t) & set(c)) / max(1, len(t)) for t, c in zip(truth, cand)]))
-            if curve[nprobe] >= target:
-                chosen = nprobe
+        curve: dict[tuple[int, int], float] = {}
+        chosen = None
+        for factor in RERANK_FACTORS:
+            for nprobe in ladder:
+                _, cand = self.search(q, factor * k + 1, nprobe=nprobe)
+                curve[factor, nprobe] = float(np.mean([len(set(t) & set(c)) / max(1, len(t))
+                                                       for t, c in zip(truth, cand)]))
+                if curve[factor, nprobe] >= target:
+                    chosen = (factor, nprobe)
+                    break
+            if chosen:
                 break
-        self.plan = replace(self.plan, nprobe=int(chosen))
-        if curve[chosen] < target:  # chosen is the last rung tried: nlist when none reached the target
-            log.warning("IVF-PQ reaches recall@%d %.3f < %.2f even probing every list: these vectors compress badly; "
-                        "consider --index-type flat or a longer code (--index-factory)", k, max(curve.values()),
-                        target)
+        if chosen is None:  # even the deepest re-rank with every list probed misses it
+            chosen = (RERANK_FACTORS[-1], ladder[-1])
+            log.warning("IVF-PQ reaches recall@%d %.3f < %.2f even probing every list and re-ranking %d×k: these "
+                        "vectors compress badly; consider --index-type flat or a longer code (--index-factory)", k,
+                        max(curve.values()), target, RERANK_FACTORS[-1])
+        self.plan = replace(self.plan, rerank=int(chosen[0]), nprobe=int(chosen[1]))
         return curve
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .ann import AnnIndex, IndexPlan, plan_index
+from .ann import RERANK_FACTORS, AnnIndex, IndexPlan, plan_index
 from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
 
 def plan_of(gen) -> IndexPlan:
-    return IndexPlan(gen.index_type, gen.factory, 0, gen.nprobe, gen.trained_on)
+    return IndexPlan(gen.index_type, gen.factory, 0, gen.nprobe, gen.trained_on, gen.rerank or RERANK_FACTORS[0])
 
 
 class IndexFileError(RuntimeError):

@@ -422,6 +422,7 @@ class Ingestor:
         with self.store.session() as s:
             s.add(Generation(id=G, index_file=path.name, index_type=ann.plan.index_type, factory=ann.plan.factory,
                              ntotal=ann.ntotal, trained_on=ann.trained_on, nprobe=ann.plan.nprobe,
+                             rerank=ann.plan.rerank,
                              vector_rows=self.vectors.rows_on_disk(), fingerprint=self.fingerprint))
             if info_updates:  # e.g. the new adapter and fingerprint of a re-encode: visible with G, not before
                 self.store.set_info(s, **info_updates)

@@ -89,6 +89,7 @@ class Generation(Base):
     ntotal: Mapped[int] = mapped_column(Integer)
     trained_on: Mapped[int] = mapped_column(Integer, default=0)
     nprobe: Mapped[int] = mapped_column(Integer, default=0)
+    rerank: Mapped[int] = mapped_column(Integer, default=10)  # exact re-rank depth: candidates = rerank × k
     vector_rows: Mapped[int] = mapped_column(BigInteger, default=0)  # stored-vector rows readers may map
     fingerprint: Mapped[str] = mapped_column(String(64))
 
