@@ -81,7 +81,7 @@ def named_points(root: Path, model: Path, subset: int) -> dict:
     assert first.returncode == 0, first.stderr
     want = summary(ref)
     out = {"data": data, "chunks": want["chunks_total"], "points": {}}
-    for point in [p for p in POINTS if p != "train-step"]:
+    for point in [p for p in POINTS if p not in ("train-step", "compact")]:
         at = f"{point}:2" if point in ("parse", "encode", "vectors", "commit", "batch") else point
         index = root / f"named-{point}"
         crashed = cli("ingest", docs, "--index", index, "--model", model, "--json",

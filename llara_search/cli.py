@@ -588,6 +588,27 @@ def reindex(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 
 @app.command()
 @_guard
+def compact(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
+            wait: bool = typer.Option(False, "--wait", help="Wait for a running ingest to finish"),
+            grace: float = typer.Option(60.0, "--grace-seconds", min=0,
+                                        help="Keep what the previous generation uses until the newest one is this "
+                                             "old (a search in flight may be on it); 0 when nothing is searching"),
+            as_json: bool = JsonOpt) -> None:
+    """Give back the disk space of removed and re-encoded chunks: rows, old index files, dead stored vectors."""
+    r = _open(index, db_url).compact(grace_s=grace, wait=wait)
+    if as_json:
+        _print_json(r)
+        return
+    mb = r["bytes_freed"] / 2**20
+    out.print(f"freed {mb:.1f} MiB: purged {r['chunk_rows_purged']} removed chunk rows, dropped "
+              f"{r['vector_rows_dropped']} stored vector rows; generation {r['generation']}", highlight=False)
+    if r["kept_previous_generation"]:
+        out.print(f"kept what the previous generation uses: the newest is younger than {grace:g} s and a search may "
+                  "still be on the one before; run compact again later", style="dim")
+
+
+@app.command()
+@_guard
 def bench(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
           queries: int = typer.Option(200, "--queries", min=1, help="Number of benchmark queries"),
           as_json: bool = JsonOpt) -> None:

@@ -166,7 +166,9 @@ class Doctor:
             d.problems.append(Finding("vectors", f"{missing} chunks have no stored vector and {broken} a broken one "
                                       "(not finite or not unit length)",
                                       "quarantine those chunks; the next ingest re-encodes their documents"))
-        d.checked["unreferenced_vector_rows"] = int(len(vectors.ids()) - (len(live) - missing))
+        with self.store.sessions() as s:
+            kept = np.fromiter(s.scalars(select(Chunk.id)), np.int64)  # rows a reader of an older generation may use
+        d.checked["unreferenced_vector_rows"] = vectors.dead_rows(kept)  # what `llara-search compact` reclaims
 
     def _index_file(self, d: Diagnosis, gen: Generation, live: np.ndarray) -> None:
         path = self.paths.generation_file(gen.id)
@@ -220,9 +222,8 @@ class Doctor:
             for f in sorted(self.paths.generations.iterdir()):
                 if f.name not in keep:
                     d.orphan_files.append(f)
-        for name in ("vectors.new", "vectors.old"):
-            if (self.paths.root / name).exists():
-                d.orphan_files.append(self.paths.root / name)
+        if info_dim := self.store.get_info().get("dim"):
+            d.orphan_files += VectorStore(self.paths.vectors, int(info_dim)).orphans()
         if d.orphan_files:
             d.warnings.append(Finding("files", f"{len(d.orphan_files)} files no generation names (left by an "
                                       "interrupted save): " + ", ".join(f.name for f in d.orphan_files[:5]),
@@ -260,6 +261,7 @@ class Doctor:
                     conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild')"))
                 done.append("rebuilt the FTS table from the chunk rows")
             files = list(d.orphan_files) + ([d.broken_index_file] if d.broken_index_file else [])
+            files = [f for f in files if f.exists()]  # a writer may have removed some since the diagnosis
             for f in files:
                 qdir.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(f), qdir / f.name)
@@ -280,7 +282,7 @@ class Doctor:
         from .ingest.pipeline import IngestOptions, Ingestor
 
         info = self.store.get_info()
-        vectors = VectorStore(self.paths.vectors, int(info["dim"]))
+        vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         ing = Ingestor(self.paths, self.store, vectors, None, None, str(info["fingerprint"]), IngestOptions())
         bad = [int(i) for i in d.bad_vector_ids]
         if bad:

@@ -17,7 +17,7 @@ from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
 from .layout import IndexPaths, WriteLock, default_index_dir
-from .search import MODES, SearchResult, Searcher, rrf
+from .search import MODES, EmptyIndexError, SearchResult, Searcher, rrf
 from .store import Document, Store
 from .store.db import StoreError
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .encoder.model import LlaraEncoder
 
 MAX_K = 1000
+COMPACT_GRACE_S = 60.0  # far longer than any one search holds its generation
 TEXT_ONLY = "none"  # `--model none`: a text-only index searched by BM25 alone (no encoder, no vectors)
 
 
@@ -276,7 +277,7 @@ class Engine:
         if self.info.get("model") == TEXT_ONLY:
             return Ingestor(self.paths, self.store, None, chunker, None, fingerprint, options, progress)
         info = self.info
-        vectors = VectorStore(self.paths.vectors, int(info["dim"]))
+        vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         spec = self._spec(info["model"], info.get("adapter"))
         return Ingestor(self.paths, self.store, vectors, chunker,
                         lambda texts: self._encode_passages(self.encoder, spec, texts, options.batch_size),
@@ -326,7 +327,7 @@ class Engine:
         spec = self._spec(info["model"], adapter_id)
         enc = LlaraEncoder.from_pretrained(**spec, device=self.device, show_progress=self.show_progress)
         self._prepare_write(None, None, None, None, None, allow_pending=True, need_chunker=False)
-        vectors = VectorStore(self.paths.vectors, int(info["dim"]))
+        vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         ing = Ingestor(self.paths, self.store, vectors, None, lambda t: self._encode_passages(enc, spec, t), fp,
                        IngestOptions(), progress)
         t = time.perf_counter()
@@ -382,6 +383,48 @@ class Engine:
             ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
             return ing.report
 
+    def compact(self, grace_s: float = COMPACT_GRACE_S, wait: bool = False) -> dict:
+        """Give back the disk space of removed chunks: their rows, old index files, and dead stored vectors (which a
+        re-encode doubles). A search pins one generation only while it runs, so once the newest generation is
+        `grace_s` old no search can still be on the one before, and what only that one used goes too."""
+        from datetime import timezone
+
+        from .store.models import utcnow
+
+        with WriteLock(self.paths.lock, wait=wait):
+            gen = self.store.current_generation()
+            if gen is None:
+                raise EmptyIndexError(f"index {self.paths.root} has no committed data yet; nothing to compact")
+            before = self._disk_sizes(gen)
+            created = gen.created_at if gen.created_at.tzinfo else gen.created_at.replace(tzinfo=timezone.utc)
+            age = (utcnow() - created).total_seconds()
+            horizon = gen.id if age >= grace_s else gen.id - 1
+            t = time.perf_counter()
+            _, chunker, fp = self._prepare_write(None, None, None, None, None, allow_pending=False,
+                                                 need_chunker=False)
+            ing = self._ingestor(chunker, fp, IngestOptions(), None)
+            rows_before = self.store.chunk_ids()
+            dropped = ing.cleanup(gen.id, horizon, compact=True)
+            purged = len(rows_before) - len(self.store.chunk_ids())
+            self.store.optimize()
+            after = self._disk_sizes(gen)
+        return {"index": str(self.paths.root), "generation": gen.id,
+                "kept_previous_generation": horizon < gen.id, "chunk_rows_purged": purged,
+                "vector_rows_dropped": dropped, "bytes_before": before, "bytes_after": after,
+                "bytes_freed": sum(before.values()) - sum(after.values()),
+                "seconds": round(time.perf_counter() - t, 3)}
+
+    def _disk_sizes(self, gen) -> dict[str, int]:
+        sizes = {"database": 0, "vectors": 0, "index": 0}
+        for name in ("meta.sqlite", "meta.sqlite-wal"):
+            p = self.paths.root / name
+            sizes["database"] += p.stat().st_size if p.exists() else 0
+        if self.info.get("dim"):  # 0 for text-only indexes
+            sizes["vectors"] = VectorStore(self.paths.vectors, int(self.info["dim"])).disk_bytes()
+        if self.paths.generations.is_dir():
+            sizes["index"] = sum(f.stat().st_size for f in self.paths.generations.glob("gen-*.faiss"))
+        return sizes
+
     # ------------------------------------------------------------------------------------------------ facts
     def status(self) -> dict:
         info = self.info
@@ -395,15 +438,7 @@ class Engine:
             "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,
             "trained_on": gen.trained_on if gen else None,
         }
-        sizes = {"database": 0, "vectors": 0, "index": 0}
-        for name in ("meta.sqlite", "meta.sqlite-wal"):
-            p = self.paths.root / name
-            sizes["database"] += p.stat().st_size if p.exists() else 0
-        if info.get("dim"):  # 0 for text-only indexes
-            sizes["vectors"] = VectorStore(self.paths.vectors, int(info["dim"])).disk_bytes()
-        if gen is not None and gen.index_file and self.paths.generation_file(gen.id).exists():
-            sizes["index"] = self.paths.generation_file(gen.id).stat().st_size
-        out["bytes_on_disk"] = sizes
+        out["bytes_on_disk"] = self._disk_sizes(gen)
         out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
                                             info.get("index_type", "auto")) if gen and gen.index_file else None
         return out

@@ -23,6 +23,7 @@ POINTS = {
     "save": "before the index file of a new generation is written",
     "saved": "after the index file was renamed into place, before the database names it",
     "cleanup": "after a generation was committed, before old rows and files are purged",
+    "compact": "after a compaction wrote the new epoch of stored vectors and recorded it, before switching to it",
     "train-step": "after a training step (and its checkpoint, when one is due)",
 }
 _passed: Counter[str] = Counter()

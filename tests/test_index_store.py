@@ -37,6 +37,48 @@ def test_vector_store_last_row_wins_and_torn_tail(tmp_path):
         vs.get(np.array([999]))
 
 
+def test_compaction_keeps_the_latest_row_of_each_needed_id_and_readers_follow_it(tmp_path):
+    x = _unit(12, 8)
+    writer = VectorStore(tmp_path / "v", 8, writer=True)
+    writer.append(np.arange(10), x[:10])
+    writer.append(np.array([3]), x[[11]])  # id 3 rewritten: the first row of 3 is dead
+    reader = VectorStore(tmp_path / "v", 8)
+    idle = VectorStore(tmp_path / "v", 8)  # maps the old epoch now and looks again only at the very end
+    before = reader.get(np.array([1, 3, 5]))
+    assert idle.positions(np.array([3]))[0] == 10
+    keep = np.array([5, 1, 3, 77])  # 77 has no row: nothing to keep for it
+    assert writer.dead_rows(keep) == 11 - 3
+    assert writer.compact(keep) == 3
+    assert writer.epoch() == 1 and writer.rows_on_disk() == 3
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["CURRENT", "vectors-1.f16", "vectors-1.ids"]
+    # bytes copied, not re-encoded: bit-equal; the reader follows the switch on its next lookup
+    assert np.array_equal(reader.get(np.array([1, 3, 5])), before)
+    assert np.array_equal(reader.get(np.array([3])), x[[11]].astype(np.float16).astype(np.float32))
+    with pytest.raises(KeyError):
+        reader.get(np.array([0]))
+    # new rows go to the new epoch, which grows back to the old epoch's 11 rows: a reader that mapped the old
+    # epoch must not mistake it for unchanged
+    y = _unit(8, 8, seed=1)
+    writer.append(np.arange(100, 108), y)
+    assert writer.rows_on_disk() == 11
+    assert np.allclose(idle.get(np.array([107, 3])), np.stack([y[7], x[11]]), atol=1e-3)
+
+
+def test_interrupted_compaction_leaves_the_old_epoch_current_and_the_next_writer_clears_it(tmp_path):
+    x = _unit(6, 8)
+    vs = VectorStore(tmp_path / "v", 8)
+    vs.append(np.arange(6), x)
+    code = ("import numpy as np; from llara_search.index import VectorStore; "
+            f"VectorStore({str(tmp_path / 'v')!r}, 8, writer=True).compact(np.array([0, 2]))")
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "LLARA_SEARCH_CRASH_AT": "compact"})
+    assert r.returncode == -9
+    reader = VectorStore(tmp_path / "v", 8)
+    assert reader.epoch() == 0 and reader.rows_on_disk() == 6 and np.allclose(reader.get(np.arange(6)), x, atol=1e-3)
+    assert [p.name for p in reader.orphans()] == ["vectors-1.f16", "vectors-1.ids"]
+    writer = VectorStore(tmp_path / "v", 8, writer=True)  # only a writer (under the index lock) deletes files
+    assert writer.orphans() == [] and writer.compact(np.array([0, 2])) == 2 and writer.epoch() == 1
+
+
 def test_plan_sizes_follow_faiss_guidelines():
     assert plan_index(1000, 4096).index_type == "flat"
     p = plan_index(100_000, 4096)

@@ -216,6 +216,64 @@ def test_kill_minus_9_during_reindex_keeps_the_previous_generation(tmp_path, cra
     assert db_state(index)["chunk_ids"] == before["chunk_ids"]
 
 
+# ------------------------------------------------------------------------------------------------ compaction
+def _answers(index: Path) -> list:
+    engine = Engine.open(index)
+    try:
+        return [[(r.chunk_id, r.score, r.text) for r in engine.search(q, k=5, mode=mode)]
+                for q in ("topic 40", "paragraph of page 3", "farmer") for mode in ("dense", "hybrid")]
+    finally:
+        engine.close()
+
+
+def _vector_rows(index: Path) -> int:
+    return Engine.open(index).searcher.vectors.rows_on_disk()
+
+
+def test_compact_frees_removed_chunks_and_answers_stay_the_same_even_after_a_kill(tmp_path, crash_setup):
+    _, _, reference, _ = crash_setup  # v1 → v2: the rows v2 removed are still kept for readers of v1
+    index = tmp_path / "idx"
+    shutil.copytree(reference, index)
+    answers, live = _answers(index), len(db_state(index)["chunk_ids"])
+    assert _vector_rows(index) > live
+    r = _cli("compact", "--index", index, "--grace-seconds", 3600, "--json")  # a search may still be on v1
+    assert r.returncode == 0, r.stderr
+    kept = json.loads(r.stdout)
+    assert kept["kept_previous_generation"] and kept["chunk_rows_purged"] == 0 and kept["vector_rows_dropped"] == 0
+    r = _cli("compact", "--index", index, "--grace-seconds", 0, "--json",
+             env={"LLARA_SEARCH_CRASH_AT": "compact"})
+    assert r.returncode == -signal.SIGKILL
+    code, doc = _doctor(index)
+    assert code == 0 and [w["check"] for w in doc["warnings"]] == ["files"]  # the new epoch, never switched to
+    assert _answers(index) == answers
+    r = _cli("compact", "--index", index, "--grace-seconds", 0, "--json")
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert done["vector_rows_dropped"] > 0  # the rows of removed chunks went before the kill, in their own commit
+    assert len(Engine.open(index).store.chunk_ids()) == live
+    assert done["bytes_after"]["vectors"] < done["bytes_before"]["vectors"] and done["bytes_freed"] > 0
+    assert _vector_rows(index) == live
+    assert _answers(index) == answers  # bit-equal scores: stored bytes were copied, not re-encoded
+    code, doc = _doctor(index)
+    assert code == 0 and doc["ok"] and doc["warnings"] == [] and doc["checked"]["unreferenced_vector_rows"] == 0
+
+
+def test_vectors_compact_on_their_own_once_most_rows_are_dead(tmp_path, crash_setup):
+    corpus, base, _, _ = crash_setup
+    index = tmp_path / "idx"
+    shutil.copytree(base, index)
+    paths = [corpus / f"page{i}.md" for i in range(13)]  # the v1 pages: most of the chunks
+    r = _cli("delete", *paths[:12], "--index", index, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["vector_rows_dropped"] == 0  # v1 readers may need them
+    r = _cli("delete", paths[12], "--index", index, "--json")  # the next generation: no reader is on v1 now
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["vector_rows_dropped"] > 0
+    assert (index / "vectors" / "CURRENT").read_text().strip() == "1"
+    code, doc = _doctor(index)
+    assert code == 0 and doc["ok"] and doc["warnings"] == [], doc
+    assert Engine.open(index).search("topic 40", k=3)  # dense search on the compacted vectors
+
+
 PROSE = [f"Section {i}. The quick brown fox number {i} jumps over the lazy dog near river {i % 7}, while the "
          f"farmer counts {i * 3} sheep and writes the tally in a ledger kept by the barn door." for i in range(24)]
 

@@ -36,6 +36,7 @@ from .walk import walk
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_MB = 20.0
+AUTO_COMPACT_SHARE = 0.4  # compact the stored vectors on their own once this share of rows is dead
 
 
 @dataclass
@@ -67,6 +68,7 @@ class IngestReport:
     documents: int = 0
     generation: int | None = None
     index_type: str | None = None
+    vector_rows_dropped: int = 0
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -409,7 +411,7 @@ class Ingestor:
                 s.add(Generation(id=G, index_file="", index_type="none", factory="", ntotal=len(all_ids),
                                  trained_on=None, nprobe=None, vector_rows=0, fingerprint=self.fingerprint))
             self.report.generation, self.report.index_type = G, "none"
-            self._cleanup(G)
+            self.cleanup(G)
             return
         prev_path = self.paths.generation_file(prev.id) if prev else None
         ann = next_ann(prev, prev_path, self.vectors, all_ids, added, removed, index_type=index_type,
@@ -430,7 +432,7 @@ class Ingestor:
         self.report.index_type = ann.plan.index_type
         self.report.stages["index"] += time.perf_counter() - t
         crash_point("cleanup")
-        self._cleanup(G)
+        self.cleanup(G)
 
     def _finish(self, run_id: int, t0: float) -> None:
         self.commit_generation()
@@ -444,13 +446,29 @@ class Ingestor:
                 status="done", finished_at=utcnow(), seconds=self.report.seconds,
                 stats=json.dumps(self.report.to_dict())))
 
-    def _cleanup(self, G: int) -> None:
-        """Keep generation G and G-1 (a reader may still be on it); purge rows and files older than that."""
-        self.store.purge_removed(G - 1)
-        keep = {self.paths.generation_file(G).name, self.paths.generation_file(G - 1).name}
+    def cleanup(self, G: int, horizon: int | None = None, compact: bool = False) -> int:
+        """Purge rows removed at or before `horizon` (default G-1: a search still in flight may be on G-1) and the
+        index files of generations before it. The stored vectors are compacted when asked, or on their own once
+        dead rows reach AUTO_COMPACT_SHARE of the file (each compaction then copies at most 1.5× the rows that
+        died since the last one). Returns the number of vector rows dropped."""
+        horizon = G - 1 if horizon is None else horizon
+        self.store.purge_removed(horizon)
+        keep = {self.paths.generation_file(g).name for g in range(horizon, G + 1)}
         for f in self.paths.generations.glob("gen-*.faiss*"):
             if f.name not in keep:
                 try:
                     f.unlink()
                 except OSError:
                     pass
+        if self.vectors is None:
+            return 0
+        needed = self.store.chunk_ids()
+        rows = self.vectors.rows_on_disk()
+        dead = self.vectors.dead_rows(needed)
+        if dead == 0 or not (compact or dead >= AUTO_COMPACT_SHARE * rows):
+            return 0
+        t = time.perf_counter()
+        self.vectors.compact(needed, before_switch=self.store.set_vector_rows)
+        self.report.stages["compact"] += time.perf_counter() - t
+        self.report.vector_rows_dropped += dead
+        return dead

@@ -64,6 +64,9 @@ class FullText:
     def search(self, conn: Connection, query: str, k: int, gen: int, where: str | None) -> list[tuple[int, float]]:
         raise NotImplementedError
 
+    def optimize(self, engine) -> None:
+        """Give back the space of purged rows (after `compact`); each backend knows how."""
+
     def indexed_ids(self, conn: Connection) -> np.ndarray | None:
         """Chunk ids the full-text index holds, for `doctor`; None where it cannot differ from the rows."""
         return None
@@ -93,6 +96,15 @@ class SqliteFullText(FullText):
             params["glob"] = path_glob(where)
         sql += "ORDER BY score DESC, c.id LIMIT :k"
         return [(int(i), float(s)) for i, s in conn.execute(text(sql), params)]
+
+    def optimize(self, engine):
+        """Merge the FTS5 segments into one, rewrite the file without free pages, and empty the WAL. VACUUM needs
+        no other transaction on its connection; readers on other connections keep their snapshot meanwhile."""
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES('optimize')"))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM"))
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     def indexed_ids(self, conn):
         return np.fromiter((r[0] for r in conn.execute(text("SELECT id FROM chunks_fts_docsize ORDER BY id"))),

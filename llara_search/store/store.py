@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import open_database
@@ -120,3 +120,16 @@ class Store:
             s.execute(delete(Document).where(Document.removed_gen.is_not(None), Document.removed_gen <= before_gen,
                                              ~Document.chunks.any()))
         return ids
+
+    def optimize(self) -> None:
+        self.fulltext.optimize(self.engine)
+
+    def chunk_ids(self) -> np.ndarray:
+        """Every chunk row still in the table, visible or kept for readers of an older generation."""
+        with self.sessions() as s:
+            return np.fromiter(s.scalars(select(Chunk.id).order_by(Chunk.id)), np.int64)
+
+    def set_vector_rows(self, rows: int) -> None:
+        """After a compaction: the stored-vector row count every remaining generation may map."""
+        with self.session() as s:
+            s.execute(update(Generation).values(vector_rows=rows))
