@@ -37,6 +37,54 @@ def _adapter_id(adapter: str | os.PathLike) -> str:
     return str(Path(adapter).expanduser().resolve())
 
 
+INDEX_ID_FILE = "index-id"
+
+
+def _check_binding(paths: IndexPaths, store: Store, info: dict) -> None:
+    """An index folder holds the vectors and FAISS files, the database the rows they are keyed by: one without the
+    other is meaningless. With an external database (`--db-url`) both record one random index id, so a second
+    folder pointed at a database that already serves a folder (or a folder pointed at another database) is
+    refused instead of mixing chunk ids. A folder's own meta.sqlite cannot belong to another folder."""
+    if paths.db_url_override is None:
+        return
+    in_db = info.get("index_id")
+    f = paths.root / INDEX_ID_FILE
+    in_folder = f.read_text().strip() if f.is_file() else None
+    if in_db is None and (in_folder is None or not _holds_data(paths)):
+        return  # not bound yet (or only the folder side was written when the first ingest was cut short)
+    if in_db == in_folder:
+        return
+    from .store.db import _safe_url
+
+    url = _safe_url(paths.db_url)
+    if in_db:
+        raise EngineError(f"database {url} belongs to another index folder (index id {in_db}), not to {paths.root} "
+                          f"(index id {in_folder or 'none'}); give each index folder its own database, or point "
+                          "--index at the folder that was built with it")
+    raise EngineError(f"index folder {paths.root} was built with another database (index id {in_folder}), not "
+                      f"{url}; point --db-url at that database, or use a new --index folder")
+
+
+def _holds_data(paths: IndexPaths) -> bool:
+    return any(f.stat().st_size for d in (paths.vectors, paths.generations) if d.is_dir() for f in d.iterdir())
+
+
+def _bind(paths: IndexPaths, store: Store) -> None:
+    """Record the index id on both sides before the first write: the folder first, so that an interruption
+    between the two leaves a state `_check_binding` accepts and the next write completes."""
+    if paths.db_url_override is None or store.get_info().get("index_id"):
+        return
+    import uuid
+
+    f = paths.root / INDEX_ID_FILE
+    if not f.is_file():
+        tmp = f.with_suffix(".tmp")
+        tmp.write_text(uuid.uuid4().hex + "\n")
+        os.replace(tmp, f)
+    with store.session() as s:
+        store.set_info(s, index_id=f.read_text().strip())
+
+
 def model_identity(name_or_path: str) -> str:
     """Local folders are recorded by absolute path, hub ids as given."""
     if name_or_path == TEXT_ONLY:
@@ -81,6 +129,11 @@ class Engine:
             raise EngineError(str(exc)) from None
         engine = cls(paths, store, device=device, dtype=dtype, show_progress=show_progress)
         info = store.get_info()
+        try:
+            _check_binding(paths, store, info)
+        except EngineError:
+            store.close()
+            raise
         if model is not None and info.get("model") and model_identity(model) != info["model"]:
             raise EngineError(
                 f"index {paths.root} was built with model {info['model']}, not {model_identity(model)}; use a new "
@@ -217,6 +270,7 @@ class Engine:
                        need_chunker: bool = True) -> tuple[dict, Chunker | None, str]:
         """Record the model on first use, apply option changes, and give the chunker of the index's tokenizer
         (`need_chunker=False`: delete, reindex and re-encode never chunk, so they skip loading the tokenizer)."""
+        _bind(self.paths, self.store)
         info = self.info
         if not info.get("model"):
             name = model_identity(model or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL)

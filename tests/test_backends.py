@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -23,12 +24,8 @@ runner = CliRunner()
 PG_ENV = "LLARA_SEARCH_TEST_PG"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """None (the index folder's own meta.sqlite) or the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
+@contextmanager
+def _fresh_pg_database():
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"set {PG_ENV}=postgresql+psycopg://USER@HOST:PORT/DB to run against PostgreSQL")
@@ -36,10 +33,22 @@ def db_url(request, tmp_path):
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """None (the index folder's own meta.sqlite) or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with _fresh_pg_database() as url:
+        yield url
 
 
 def _args(index, db_url) -> list[str]:
@@ -148,3 +157,22 @@ def test_query_cli_and_http_server(db_url, tmp_path, tiny_model):
     info = httpx.get(f"{base}/info", headers={"Authorization": "Bearer t"}).json()
     assert info["documents"] == 30
     srv.should_exit = True
+
+
+def test_an_external_database_serves_one_index_folder(tmp_path, tiny_model):
+    """Two folders on one PostgreSQL database would key their vectors by the same chunk ids: refused, both ways."""
+    corpus = make_corpus(tmp_path / "docs")
+    with _fresh_pg_database() as url, _fresh_pg_database() as other_url:
+        a, b = tmp_path / "a", tmp_path / "b"
+        r = runner.invoke(app, ["ingest", str(corpus), *_args(a, url), "--model", str(tiny_model), "--json"])
+        assert r.exit_code == 0, r.output
+        before = _visible(Engine.open(a, db_url=url))
+        for cmd in (["ingest", str(corpus), "--model", str(tiny_model)], ["query", "page", "--mode", "bm25"]):
+            r = runner.invoke(app, [*cmd, *_args(b, url)])
+            assert r.exit_code == 1 and "belongs to another index folder" in r.stderr, r.output
+            assert len(r.stderr.strip().splitlines()) == 1
+        assert not (b / "vectors").exists() and _visible(Engine.open(a, db_url=url)) == before
+        r = runner.invoke(app, ["ingest", str(corpus), *_args(a, other_url)])
+        assert r.exit_code == 1 and "was built with another database" in r.stderr, r.output
+        r = runner.invoke(app, ["query", "page", *_args(a, url), "--json"])
+        assert r.exit_code == 0 and json.loads(r.stdout)["results"]
