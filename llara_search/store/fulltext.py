@@ -121,23 +121,26 @@ class PostgresFullText(FullText):
     """
 
     K1, B = 1.2, 0.75
+    # One pass over the visible chunks that hold any query lexeme gives both each chunk's term frequencies and
+    # each lexeme's document frequency (the number of those chunks holding it), so df costs no index scans of its
+    # own. The path filter applies only to what is ranked: df, N and the mean length are the whole generation's,
+    # as in FTS5.
     _SQL = """
         WITH terms AS MATERIALIZED (
             SELECT array_agg(DISTINCT lexeme) AS lexemes FROM unnest(to_tsvector('english', :words))),
-        df AS MATERIALIZED (
-            SELECT l AS lexeme, (SELECT count(*) FROM chunks c WHERE c.fts @@ quote_literal(l)::tsquery
-                                 AND {visible})::float8 AS n
-            FROM terms, unnest(terms.lexemes) AS l),
-        idf AS MATERIALIZED (SELECT lexeme, ln(1 + (CAST(:n AS float8) - n + 0.5) / (n + 0.5)) AS w FROM df),
-        matched AS (SELECT c.id, c.fts, c.fts_length FROM chunks c {join}
-                    WHERE c.fts @@ to_tsquery('english', :query) AND {visible} {path})
-        SELECT m.id, sum(idf.w * x.tf * (:k1 + 1) / (x.tf + :k1 * (1 - :b + :b * m.fts_length / :avgdl))) AS score
-        FROM matched m CROSS JOIN terms
-        CROSS JOIN LATERAL (  -- only the query's lexemes of this chunk: marked with weight A, the rest filtered out
-            SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf
-            FROM unnest(ts_filter(setweight(m.fts, 'A', terms.lexemes), '{{a}}')) AS u) AS x
-        JOIN idf ON idf.lexeme = x.lexeme
-        GROUP BY m.id ORDER BY score DESC, m.id LIMIT :k
+        tf AS MATERIALIZED (
+            SELECT c.id, c.document_id, c.fts_length, x.lexeme, x.tf
+            FROM chunks c CROSS JOIN terms
+            CROSS JOIN LATERAL (  -- only the query's lexemes of this chunk: marked with weight A, the rest dropped
+                SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf
+                FROM unnest(ts_filter(setweight(c.fts, 'A', terms.lexemes), '{{a}}')) AS u) AS x
+            WHERE c.fts @@ to_tsquery('english', :query) AND {visible}),
+        idf AS MATERIALIZED (
+            SELECT lexeme, ln(1 + (CAST(:n AS float8) - count(*) + 0.5) / (count(*) + 0.5)) AS w
+            FROM tf GROUP BY lexeme)
+        SELECT t.id, sum(idf.w * t.tf * (:k1 + 1) / (t.tf + :k1 * (1 - :b + :b * t.fts_length / :avgdl))) AS score
+        FROM tf t JOIN idf ON idf.lexeme = t.lexeme {path}
+        GROUP BY t.id ORDER BY score DESC, t.id LIMIT :k
     """
 
     def __init__(self) -> None:
@@ -155,8 +158,8 @@ class PostgresFullText(FullText):
                                   {"g": gen}).one()
             self._stats[gen] = (int(n), float(avg or 1.0))
         n, avgdl = self._stats[gen]
-        sql = self._SQL.format(visible=_VISIBLE, join="JOIN documents d ON d.id = c.document_id" if where else "",
-                               path="AND d.path ~ :regex" if where else "")
+        sql = self._SQL.format(visible=_VISIBLE, path="JOIN documents d ON d.id = t.document_id AND d.path ~ :regex"
+                               if where else "")
         params = {"words": " ".join(terms), "query": " | ".join(terms), "g": gen, "k": int(k), "n": float(n),
                   "avgdl": max(avgdl, 1.0), "k1": self.K1, "b": self.B}
         if where:
