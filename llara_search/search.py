@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import asdict, dataclass
 
@@ -11,6 +12,8 @@ from .index import AnnIndex, VectorStore
 from .index.generations import load_ann
 from .layout import IndexPaths
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60
@@ -86,12 +89,25 @@ class Searcher:
             if len(cand) == 0:
                 out.append([])
                 continue
+            cand = self._stored(cand)
             exact = self.vectors.scores(q[None, :], cand)[0]
             order = np.argsort(-exact, kind="stable")[:k]
             out.append([(int(cand[j]), float(exact[j])) for j in order])
         return out
 
+    def _stored(self, ids: np.ndarray) -> np.ndarray:
+        """`ids` that still have a stored vector. Only a search that outlived the compaction grace period (its
+        generation's removed chunks purged meanwhile) or a damaged index misses some; the first is answered
+        without them, as `results` skips purged rows, and the second is for `doctor`, so it is logged."""
+        have = self.vectors.positions(ids) >= 0
+        if not have.all():
+            log.warning("%d ranked chunks have no stored vector (purged, or a damaged index: run `llara-search "
+                        "doctor`)", int((~have).sum()))
+            return ids[have]
+        return ids
+
     def _exact(self, qvecs: np.ndarray, ids: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        ids = self._stored(ids)
         scores = self.vectors.scores(qvecs, ids)
         out = []
         for row in scores:
