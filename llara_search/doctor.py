@@ -125,8 +125,7 @@ class Doctor:
         still search the rows removed since)."""
         if self.store.dialect != "sqlite":
             return  # PostgreSQL's tsvector is a generated column of the row itself: it cannot disagree
-        with self.store.sessions() as s:
-            rows = np.fromiter(s.scalars(select(Chunk.id).order_by(Chunk.id)), np.int64)
+        rows = self.store.chunk_ids()
         fts = self.store.fts_rowids()
         problem = None
         if not np.array_equal(rows, fts):
@@ -166,9 +165,8 @@ class Doctor:
             d.problems.append(Finding("vectors", f"{missing} chunks have no stored vector and {broken} a broken one "
                                       "(not finite or not unit length)",
                                       "quarantine those chunks; the next ingest re-encodes their documents"))
-        with self.store.sessions() as s:
-            kept = np.fromiter(s.scalars(select(Chunk.id)), np.int64)  # rows a reader of an older generation may use
-        d.checked["unreferenced_vector_rows"] = vectors.dead_rows(kept)  # what `llara-search compact` reclaims
+        # what `llara-search compact` reclaims: rows no chunk row (visible, or kept for an older reader) refers to
+        d.checked["unreferenced_vector_rows"] = vectors.dead_rows(self.store.chunk_ids())
 
     def _index_file(self, d: Diagnosis, gen: Generation, live: np.ndarray) -> None:
         path = self.paths.generation_file(gen.id)

@@ -449,7 +449,7 @@ class Engine:
             gen = self.store.current_generation()
             if gen is None:
                 raise EmptyIndexError(f"index {self.paths.root} has no committed data yet; nothing to compact")
-            before = self._disk_sizes(gen)
+            before = self._disk_sizes()
             created = gen.created_at if gen.created_at.tzinfo else gen.created_at.replace(tzinfo=timezone.utc)
             age = (utcnow() - created).total_seconds()
             horizon = gen.id if age >= grace_s else gen.id - 1
@@ -457,24 +457,22 @@ class Engine:
             _, chunker, fp = self._prepare_write(None, None, None, None, None, allow_pending=False,
                                                  need_chunker=False)
             ing = self._ingestor(chunker, fp, IngestOptions(), None)
-            rows_before = self.store.chunk_ids()
-            dropped = ing.cleanup(gen.id, horizon, compact=True)
-            purged = len(rows_before) - len(self.store.chunk_ids())
+            purged, dropped = ing.cleanup(gen.id, horizon, compact=True)
             self.store.optimize()
-            after = self._disk_sizes(gen)
+            after = self._disk_sizes()
         return {"index": str(self.paths.root), "generation": gen.id,
                 "kept_previous_generation": horizon < gen.id, "chunk_rows_purged": purged,
                 "vector_rows_dropped": dropped, "bytes_before": before, "bytes_after": after,
                 "bytes_freed": sum(before.values()) - sum(after.values()),
                 "seconds": round(time.perf_counter() - t, 3)}
 
-    def _disk_sizes(self, gen) -> dict[str, int]:
+    def _disk_sizes(self) -> dict[str, int]:
         sizes = {"database": 0, "vectors": 0, "index": 0}
         for name in ("meta.sqlite", "meta.sqlite-wal"):
             p = self.paths.root / name
             sizes["database"] += p.stat().st_size if p.exists() else 0
-        if self.info.get("dim"):  # 0 for text-only indexes
-            sizes["vectors"] = VectorStore(self.paths.vectors, int(self.info["dim"])).disk_bytes()
+        if dim := self.info.get("dim"):  # 0 for text-only indexes
+            sizes["vectors"] = VectorStore(self.paths.vectors, int(dim)).disk_bytes()
         if self.paths.generations.is_dir():
             sizes["index"] = sum(f.stat().st_size for f in self.paths.generations.glob("gen-*.faiss"))
         return sizes
@@ -492,7 +490,7 @@ class Engine:
             "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,
             "trained_on": gen.trained_on if gen else None,
         }
-        out["bytes_on_disk"] = self._disk_sizes(gen)
+        out["bytes_on_disk"] = self._disk_sizes()
         out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
                                             info.get("index_type", "auto")) if gen and gen.index_file else None
         return out

@@ -89,26 +89,24 @@ class Searcher:
             if len(cand) == 0:
                 out.append([])
                 continue
-            cand = self._stored(cand)
-            exact = self.vectors.scores(q[None, :], cand)[0]
+            cand, scores = self._scores(q[None, :], cand)
+            exact = scores[0]
             order = np.argsort(-exact, kind="stable")[:k]
             out.append([(int(cand[j]), float(exact[j])) for j in order])
         return out
 
-    def _stored(self, ids: np.ndarray) -> np.ndarray:
-        """`ids` that still have a stored vector. Only a search that outlived the compaction grace period (its
-        generation's removed chunks purged meanwhile) or a damaged index misses some; the first is answered
-        without them, as `results` skips purged rows, and the second is for `doctor`, so it is logged."""
-        have = self.vectors.positions(ids) >= 0
-        if not have.all():
+    def _scores(self, qvecs: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores over the `ids` that still have a stored vector. Only a search that outlived the compaction
+        grace period (its generation's removed chunks purged meanwhile) or a damaged index misses some; the first
+        is answered without them, as `results` skips purged rows, and the second is for `doctor`, so it is logged."""
+        kept, scores = self.vectors.stored_scores(qvecs, ids)
+        if len(kept) < len(ids):
             log.warning("%d ranked chunks have no stored vector (purged, or a damaged index: run `llara-search "
-                        "doctor`)", int((~have).sum()))
-            return ids[have]
-        return ids
+                        "doctor`)", len(ids) - len(kept))
+        return kept, scores
 
     def _exact(self, qvecs: np.ndarray, ids: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        ids = self._stored(ids)
-        scores = self.vectors.scores(qvecs, ids)
+        ids, scores = self._scores(qvecs, ids)
         out = []
         for row in scores:
             top = np.argsort(-row, kind="stable")[:k]

@@ -198,7 +198,10 @@ class VectorStore:
         if (pos < 0).any():
             missing = np.asarray(ids)[pos < 0][:5].tolist()
             raise KeyError(f"no stored vector for chunk ids {missing}")
-        order = np.argsort(pos)
+        return self._rows_at(pos)
+
+    def _rows_at(self, pos: np.ndarray) -> np.ndarray:
+        order = np.argsort(pos)  # read the memory map in file order
         out = np.empty((len(pos), self.dim), np.float16)
         out[order] = self._data[pos[order]]
         return out
@@ -212,6 +215,16 @@ class VectorStore:
         if len(ids) == 0:
             return np.zeros((len(queries), 0), np.float32)
         return np.asarray(queries, np.float32) @ self.get(ids).T
+
+    def stored_scores(self, queries: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like `scores`, over the `ids` that have a stored vector (returned first) instead of failing on the
+        others: the re-rank of a search whose candidates may have been compacted away since it began."""
+        pos = self.positions(ids)
+        have = pos >= 0
+        ids, pos = np.asarray(ids)[have], pos[have]
+        if len(ids) == 0:
+            return ids, np.zeros((len(queries), 0), np.float32)
+        return ids, np.asarray(queries, np.float32) @ self._rows_at(pos).astype(np.float32).T
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self._files(self.epoch()) if p.exists())

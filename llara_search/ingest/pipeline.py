@@ -446,13 +446,13 @@ class Ingestor:
                 status="done", finished_at=utcnow(), seconds=self.report.seconds,
                 stats=json.dumps(self.report.to_dict())))
 
-    def cleanup(self, G: int, horizon: int | None = None, compact: bool = False) -> int:
+    def cleanup(self, G: int, horizon: int | None = None, compact: bool = False) -> tuple[int, int]:
         """Purge rows removed at or before `horizon` (default G-1: a search still in flight may be on G-1) and the
         index files of generations before it. The stored vectors are compacted when asked, or on their own once
         dead rows reach AUTO_COMPACT_SHARE of the file (each compaction then copies at most 1.5× the rows that
-        died since the last one). Returns the number of vector rows dropped."""
+        died since the last one). Returns the numbers of chunk rows purged and of vector rows dropped."""
         horizon = G - 1 if horizon is None else horizon
-        self.store.purge_removed(horizon)
+        purged = len(self.store.purge_removed(horizon))
         keep = {self.paths.generation_file(g).name for g in range(horizon, G + 1)}
         for f in self.paths.generations.glob("gen-*.faiss*"):
             if f.name not in keep:
@@ -461,14 +461,14 @@ class Ingestor:
                 except OSError:
                     pass
         if self.vectors is None:
-            return 0
+            return purged, 0
         needed = self.store.chunk_ids()
         rows = self.vectors.rows_on_disk()
         dead = self.vectors.dead_rows(needed)
         if dead == 0 or not (compact or dead >= AUTO_COMPACT_SHARE * rows):
-            return 0
+            return purged, 0
         t = time.perf_counter()
         self.vectors.compact(needed, before_switch=self.store.set_vector_rows)
         self.report.stages["compact"] += time.perf_counter() - t
         self.report.vector_rows_dropped += dead
-        return dead
+        return purged, dead

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..encoder.prompts import PromptIds, add_llara_tokens, missing_llara_tokens
 from ..distributed import init as init_distributed
+from ..distributed import local_device
 from ..faults import crash_point
 from .contrastive import contrastive_loss, pool
 from .pretext import build_pretext_batch, pretext_forward
@@ -91,7 +92,7 @@ class _Net(nn.Module):
 def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     if cfg.device:
         return torch.device(cfg.device)
-    return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(local_device(local_rank))
 
 
 def checkpoints(output: Path) -> list[Path]:
