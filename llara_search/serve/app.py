@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..engine import MAX_K, Engine, EngineError
+from ..index.backend import VectorDBError
 from ..index.generations import IndexFileError
 from ..search import EmptyIndexError
 
@@ -172,6 +173,7 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(EmptyIndexError)
     @app.exception_handler(IndexFileError)
+    @app.exception_handler(VectorDBError)
     async def unavailable(_request: Request, exc: Exception):
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
