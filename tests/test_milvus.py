@@ -199,16 +199,22 @@ def test_wrong_use_on_milvus_is_one_line_nonzero_and_changes_nothing(tmp_path, t
 
     lost = tmp_path / "lost"  # an index whose collection lost rows behind our back
     le = _engine(lost, encoder, create=True, vector_db=str(db))
-    le.ingest([corpus], model=str(tiny_model))
-    lost_coll = le.backend.collection_of(le.store.current_generation())
-    client.delete(lost_coll, filter="id in [1, 2]")
+    n = le.ingest([corpus], model=str(tiny_model)).chunks_total
+    client.delete(le.backend.collection_of(le.store.current_generation()), filter="id in [1, 2]")
     le.close()
+    dims = tmp_path / "dims"  # an index whose collection was replaced by one of another dimension
+    de = _engine(dims, encoder, create=True, vector_db=f"{db}#dims")
+    de.ingest([corpus], model=str(tiny_model))
+    client = de.backend.client
+    client.drop_collection("dims_g00000001")
+    client.create_collection("dims_g00000001", schema=schema, index_params=params)
+    de.close()
     e.close()
 
     faiss_index = tmp_path / "faiss"
     assert runner.invoke(app, ["ingest", str(corpus), "--index", str(faiss_index), "--model", str(tiny_model)]
                          ).exit_code == 0
-    before = {p: _dump(p) for p in (owner, lost, faiss_index)}
+    before = {p: _dump(p) for p in (owner, lost, dims, faiss_index)}
     cases = [
         (["ingest", str(corpus), "--index", str(tmp_path / "new1"), "--model", str(tiny_model), "--vector-db",
           "http://127.0.0.1:9"], "cannot reach Milvus at http://127.0.0.1:9"),
@@ -219,20 +225,21 @@ def test_wrong_use_on_milvus_is_one_line_nonzero_and_changes_nothing(tmp_path, t
         (["ingest", str(corpus), "--index", str(tmp_path / "new4"), "--model", str(tiny_model), "--vector-db",
           f"{db}#docs"], "belongs to index"),
         (["ingest", str(corpus), "--index", str(tmp_path / "new5"), "--model", str(tiny_model), "--vector-db",
-          f"{db}#other"], "holds 8-d vectors, index"),
+          f"{db}#other"], "(8-d vectors) belongs to something other than llara-search"),
         (["ingest", str(corpus), "--index", str(owner), "--vector-db", str(db)], "keeps its vectors in"),
         (["ingest", str(corpus), "--index", str(faiss_index), "--vector-db", str(db)], "keeps its vectors in FAISS"),
         (["ingest", str(corpus), "--index", str(owner), "--index-factory", "IVF{nlist},Flat"],
          "--index-factory is a FAISS setting"),
         (["reindex", "--index", str(faiss_index), "--index-type", "hnsw"], "--index-type must be one of"),
         (["query", "topic", "--index", str(lost)], "lost data behind llara-search's back"),
-        (["ingest", str(corpus), "--index", str(lost)], "holds 10 vectors of generation 1, the database 12"),
+        (["ingest", str(corpus), "--index", str(lost)], f"holds {n - 2} vectors of generation 1, the database {n}"),
+        (["query", "topic", "--index", str(dims)], "holds 8-d vectors, index"),
         (["delete", str(corpus / "page0.md"), "--index", str(lost)], "run `llara-search doctor --repair"),
     ]
     for args, message in cases:
         r = runner.invoke(app, args)
         assert r.exit_code != 0, args
-        assert r.stderr.startswith("error: ") and message in r.stderr, (args, r.stderr)
+        assert r.stderr.startswith("error: ") and message in r.stderr, r.stderr
         assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr and "secret" not in r.stderr
     for p, dump in before.items():
         assert _dump(p) == dump, p
@@ -250,11 +257,11 @@ def test_wrong_use_on_milvus_is_one_line_nonzero_and_changes_nothing(tmp_path, t
     r = runner.invoke(app, ["doctor", "--index", str(lost), "--json"])
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and [p["check"] for p in doc["problems"]] == ["index"]
-    assert "holds 10 vectors of generation 1, the database 12" in doc["problems"][0]["detail"]
+    assert f"holds {n - 2} vectors of generation 1, the database {n}" in doc["problems"][0]["detail"]
     r = runner.invoke(app, ["doctor", "--index", str(lost), "--repair", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["ok"], r.output
     ok = runner.invoke(app, ["query", "topic", "--index", str(lost), "--json"])
-    assert ok.exit_code == 0 and len(json.loads(ok.stdout)["results"]) == 10
+    assert ok.exit_code == 0 and len(json.loads(ok.stdout)["results"]) == n
     # a collection dropped behind our back: the same, from doctor
     le = _engine(lost, encoder)
     le.backend.client.drop_collection(le.backend.collection_of(le.store.current_generation()))
@@ -262,3 +269,157 @@ def test_wrong_use_on_milvus_is_one_line_nonzero_and_changes_nothing(tmp_path, t
     r = runner.invoke(app, ["query", "topic", "--index", str(lost)])
     assert r.exit_code == 1 and "is missing; run `llara-search doctor --repair" in r.stderr
     assert runner.invoke(app, ["doctor", "--index", str(lost), "--repair", "--json"]).exit_code == 0
+
+
+# ------------------------------------------------------------------------------------------------ crash safety
+def _vectors_by_hash(engine: Engine) -> dict:
+    gen = engine.store.current_generation().id
+    with engine.store.sessions() as s:
+        from sqlalchemy import select
+
+        from llara_search.store import Chunk, visible
+
+        rows = s.execute(select(Chunk.content_hash, Chunk.id).where(visible(Chunk, gen))).all()
+    vs = engine.searcher.vectors
+    return {h: vs.get(np.array([i]))[0] for h, i in rows}
+
+
+def _answers(engine: Engine) -> list:
+    """Dense answers (BM25's statistics move with rows an unfinished generation wrote; that is not Milvus's part)."""
+    return [[(r.text, round(r.score, 4)) for r in engine.search(q, k=5, where=where)]
+            for q in QUERIES[:3] for where in (None, "page[0-2].md")]
+
+
+def test_kill_minus_9_at_each_milvus_crash_point_then_resume_equals_uninterrupted(tmp_path, tiny_model, encoder):
+    """One Milvus Lite index is killed at every Milvus crash point in turn (during the inserts of an ingest, after
+    the flush, after the commit before the alias switch, after the database purge) and resumed; it ends equal to a
+    FAISS index that went through the same changes without interruption."""
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    _write_pages(corpus, range(6), "v1")
+    index, reference = tmp_path / "milvus", tmp_path / "reference"
+    a = _engine(index, encoder, create=True, vector_db=str(tmp_path / "v.milvus.db"))
+    ref = _engine(reference, encoder, create=True)
+    for e in (a, ref):
+        e.ingest([corpus], model=str(tiny_model), chunk_tokens=32)
+    committed = _answers(a)
+    a.close()
+    _write_pages(corpus, range(3), "v2")
+    os.remove(corpus / "page5.md")
+    _write_pages(corpus, range(6, 8), "v2")
+    ref.ingest([corpus])
+
+    def killed(*args, at):
+        r = _cli(*args, "--index", index, "--json", env={"LLARA_SEARCH_CRASH_AT": at})
+        assert r.returncode == -signal.SIGKILL, (at, r.returncode, r.stderr[-600:])
+
+    killed("ingest", corpus, at="milvus-write:1")  # some of generation 2's rows are in Milvus, uncommitted
+    a = _engine(index, encoder)
+    assert _answers(a) == committed  # readers still see generation 1 exactly
+    assert json.loads(runner.invoke(app, ["doctor", "--index", str(index), "--json"]).stdout)["ok"]
+    a.close()
+    os.remove(corpus / "page1.md")
+    ref.delete([str(corpus / "page1.md")])
+    killed("delete", corpus / "page1.md", at="saved")  # rows written and flushed, the database names nothing
+    killed("delete", corpus / "page1.md", at="switch")  # committed, alias not switched
+    os.remove(corpus / "page2.md")
+    ref.delete([str(corpus / "page2.md")])
+    killed("delete", corpus / "page2.md", at="milvus-purge")  # the database purged rows Milvus still holds
+    a = _engine(index, encoder)
+    assert a.ingest([corpus]).chunks_encoded == 0  # the resumed run: every encoded batch was kept
+    a.compact(grace_s=0)
+    ref.compact(grace_s=0)
+    x, y = db_state(reference), db_state(index)
+    assert x["hashes"] == y["hashes"] and x["documents"] == y["documents"] and y["generation"] == 3
+    # the same visible vectors: the same dense scores (chunk ids differ, so ties may order differently)
+    assert [[s for _, s in q] for q in _answers(a)] == [[s for _, s in q] for q in _answers(ref)]
+    x_vec, y_vec = _vectors_by_hash(ref), _vectors_by_hash(a)
+    assert x_vec.keys() == y_vec.keys() and all(np.array_equal(x_vec[h], y_vec[h]) for h in x_vec)
+    gen = a.store.current_generation()
+    coll = a.backend.collection_of(gen)
+    assert a.backend._count(coll, "added_gen >= 0") == len(y["chunk_ids"])  # no leftover rows of any attempt
+    assert np.array_equal(_milvus_ids(a), np.array(y["chunk_ids"]))
+    doc = json.loads(runner.invoke(app, ["doctor", "--index", str(index), "--json"]).stdout)
+    assert doc["ok"] and doc["warnings"] == [], doc
+
+
+# ------------------------------------------------------------------------------------------------ a Milvus server
+@pytest.fixture
+def milvus_server(tmp_path):
+    """Milvus Lite's gRPC server in its own process, requiring a token as a server with authorization does."""
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("milvus_server.py")),
+                             str(tmp_path / "server.milvus.db"), "--token", "root:Milvus"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _zebra(corpus: Path, version: str) -> None:
+    for i in range(10):
+        (corpus / f"p{i}.md").write_text(f"# Page {i}\n\n" + "\n\n".join(
+            f"Zebra {version} note {i}.{j}." for j in range(12)))
+
+
+def _version_of(texts: list[str]) -> str:
+    kinds = {("old" if "Zebra old" in t else "new" if "Zebra new" in t else "?") for t in texts}
+    assert len(kinds) == 1, f"a search mixed generations: {kinds}"
+    return kinds.pop()
+
+
+def test_milvus_server_credentials_and_readers_during_an_ingest_see_old_or_new(milvus_server, tmp_path, tiny_model,
+                                                                              encoder, monkeypatch):
+    import httpx
+
+    from llara_search.serve import create_app
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    _zebra(corpus, "old")
+    index = tmp_path / "idx"
+    for token, hint in (("root:wrong", "refused the credentials"), (None, "refused the credentials")):
+        env = {"MILVUS_TOKEN": token} if token else {}
+        monkeypatch.delenv("MILVUS_TOKEN", raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        r = runner.invoke(app, ["ingest", str(corpus), "--index", str(index), "--model", str(tiny_model),
+                                "--vector-db", milvus_server])
+        assert r.exit_code == 1 and r.stderr.startswith("error: Milvus at ") and hint in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0 and not index.exists()
+    monkeypatch.setenv("MILVUS_TOKEN", "root:Milvus")
+    writer = _engine(index, encoder, create=True, vector_db=milvus_server)
+    n = writer.ingest([corpus], model=str(tiny_model)).chunks_total
+    writer.close()
+    assert not any(b"root:Milvus" in f.read_bytes() for f in index.rglob("*") if f.is_file())  # token not recorded
+    _zebra(corpus, "new")
+
+    engine = _engine(index, encoder)
+    server_engine = _engine(index, encoder)
+    base, srv = serve_in_thread(create_app(server_engine))
+    seen = []
+    proc = subprocess.Popen([sys.executable, "-m", "llara_search", "ingest", str(corpus), "--index", str(index),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while proc.poll() is None:
+            for mode in ("dense", "hybrid"):
+                hits = engine.search("zebra paragraph", k=n, mode=mode)
+                assert len(hits) == n  # every chunk of one generation, whichever it is
+                seen.append(_version_of([h.text for h in hits]))
+            body = httpx.post(base + "/search", json={"query": "zebra", "k": n, "mode": "dense", "where": "*.md"},
+                              timeout=60)
+            assert body.status_code == 200, body.text
+            seen.append(_version_of([h["text"] for h in body.json()["results"]]))
+        out, err = proc.communicate()
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        srv.should_exit = True
+    assert seen and seen[0] == "old" and set(seen) <= {"old", "new"}
+    assert _version_of([h.text for h in engine.search("zebra", k=n)]) == "new"
+    assert engine.status()["vector_db_kind"] == "milvus"
+    engine.close()
+    server_engine.close()

@@ -343,9 +343,10 @@ class MilvusBackend(VectorBackend):
                 meta = {}
         dim = None
         for f in desc.get("fields", []):
-            if "VECTOR" in str(f.get("type")):
+            kind = str(getattr(f.get("type"), "name", f.get("type")))
+            if "VECTOR" in kind:
                 dim = int((f.get("params") or {}).get("dim", 0)) or None
-                self._float16[name] = "FLOAT16" in str(f.get("type"))
+                self._float16[name] = kind == "FLOAT16_VECTOR"
         return (meta if isinstance(meta, dict) else {}), dim
 
     def _verify(self, name: str, *, lost_hint: bool = True) -> None:
@@ -756,6 +757,19 @@ def _lite_busy(path: Path) -> str:
 
 
 def _reason(exc: Exception) -> str:
+    """The most telling line of a failure: pymilvus wraps the server's own gRPC status (e.g. UNAUTHENTICATED and
+    Milvus's "auth check failure") in "Fail connecting to server", so the cause chain is read first."""
+    seen, e = 0, exc
+    while e is not None and seen < 8:
+        code = getattr(e, "code", None)
+        if callable(code) and callable(getattr(e, "details", None)):  # a grpc.RpcError
+            try:
+                name, details = str(getattr(code(), "name", code())), e.details() or ""
+            except Exception:  # noqa: BLE001
+                name, details = "", ""
+            if name not in ("UNAVAILABLE", "DEADLINE_EXCEEDED", ""):
+                return f"{name}: {details}".strip(": ")[:200]
+        e, seen = e.__cause__ or e.__context__, seen + 1
     msg = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     msg = str(msg).strip().splitlines()[0] if str(msg).strip() else type(exc).__name__
     return msg[:200]
