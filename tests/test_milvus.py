@@ -175,6 +175,25 @@ def test_incremental_ingest_deletes_compact_reindex_reencode_stay_equal_to_faiss
     r = json.loads(runner.invoke(app, ["doctor", "--index", str(milvus_index), "--json"]).stdout)
     assert r["ok"] and r["warnings"] == [], r
 
+    # from a laptop's FAISS files to Milvus and back: `reindex --vector-db` moves the vectors, answers stay
+    answers = _top(f)
+    moved = tmp_path / "moved.milvus.db"
+    r = runner.invoke(app, ["reindex", "--index", str(faiss_index), "--vector-db", str(moved), "--json"])
+    assert r.exit_code == 0, r.output
+    f2 = _engine(faiss_index, f.encoder)
+    assert f2.info["vector_db"] == str(moved) and f2.store.current_generation().index_file.startswith("milvus:")
+    assert _top(f2) == answers
+    r = runner.invoke(app, ["reindex", "--index", str(faiss_index), "--vector-db", "faiss", "--json"])
+    assert r.exit_code == 0, r.output
+    f2.close()
+    f3 = _engine(faiss_index, f.encoder)
+    assert f3.info["vector_db"] == "faiss" and _top(f3) == answers
+    f3.compact(grace_s=0)  # no reader can be on the Milvus generation now: its collections go
+    from pymilvus import MilvusClient
+
+    assert MilvusClient(str(moved)).list_collections() == [] and f3.info.get("retired_vector_db") is None
+    f3.close()
+
 
 # ------------------------------------------------------------------------------------------------ wrong use
 def test_wrong_use_on_milvus_is_one_line_nonzero_and_changes_nothing(tmp_path, tiny_model, encoder):
