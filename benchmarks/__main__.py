@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, encode, index, ingest, serve, soak
+from . import bm25, encode, index, ingest, milvus, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -89,6 +89,21 @@ def report() -> str:
                          f"recall@10 {r['recall@10']}, {r['bytes_per_vector']} B/vector | exact flat p50 "
                          f"{r['flat_p50_ms']} ms, {r['flat_bytes_per_vector']} B/vector | **{r['speedup_vs_flat']}×** "
                          f"faster | `{r['command']}` |")
+    for key, r in sorted(data.items()):
+        if key.startswith("milvus_lite_vs_faiss_"):
+            f, m = r["faiss"], r["milvus_lite"]
+            lines.append(f"| Milvus Lite vs FAISS, the same {r['n']}×{r['dim']} vectors ({r['data'].split('(')[-1].rstrip(')')}), "
+                         f"{r['machine'].split(' CPU')[0]} cores | Lite {m['index']}: ingest {m['ingest_s']} s, p50 "
+                         f"{m['p50_ms']} ms, recall@10 {m['recall@10']} | FAISS {f['index']}: ingest {f['ingest_s']} s, "
+                         f"p50 {f['p50_ms']} ms, recall@10 {f['recall@10']} | Lite **{r['lite_latency_ratio']}×** the "
+                         f"latency, {r['lite_ingest_ratio']}× the ingest time (Lite is not a Milvus cluster) | "
+                         f"`{r['command']}` |")
+    j = data.get("milvus_jax_top10")
+    if j:
+        lines.append(f"| `ingest --vector-db jax.milvus.db` then dense queries, {j['data']} | identical top-10 for "
+                     f"{j['identical_top10']}/{j['queries']} queries ({j['identical_top10_up_to_tied_scores']} up to "
+                     f"tied scores), CLI {j['cli_identical_top10']}/{j['cli_queries']} | FAISS exact index over the "
+                     f"same stored vectors | | `{j['command']}` |")
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]

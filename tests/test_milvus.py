@@ -267,7 +267,7 @@ def test_wrong_use_on_milvus_is_one_line_nonzero_and_changes_nothing(tmp_path, t
     # a second process cannot open a Lite database this one holds: one line naming the way out
     holder = _engine(owner, encoder)
     holder.search("topic", k=1)
-    r = _cli("query", "topic", "--index", owner, "--mode", "dense")
+    r = _cli("delete", corpus / "page0.md", "--index", owner)  # as `query` would while a `serve` holds it
     assert r.returncode == 1 and "is open in another process" in r.stderr and "milvus-lite server" in r.stderr
     assert r.stderr.strip().count("\n") == 0
     holder.close()
@@ -442,3 +442,52 @@ def test_milvus_server_credentials_and_readers_during_an_ingest_see_old_or_new(m
     assert engine.status()["vector_db_kind"] == "milvus"
     engine.close()
     server_engine.close()
+
+
+# ------------------------------------------------------------------------------------------------ index choice
+def test_index_choice_by_size_and_memory_budget():
+    from llara_search.index.backend import VectorDBError
+    from llara_search.index.milvus import plan_milvus
+
+    gib = 2**30
+    assert plan_milvus(10_000, 4096, lite=True).index_type == "flat"
+    lite = plan_milvus(200_000, 4096, lite=True)
+    assert lite.index_type == "ivf_flat" and not lite.float16 and lite.build["nlist"] == 1789
+    assert plan_milvus(10_000, 4096, lite=False).float16  # a server stores the float16 we store
+    assert plan_milvus(1_000_000, 4096, lite=False, budget=64 * gib).index_type == "hnsw"  # 8.5 GB fit
+    assert plan_milvus(20_000_000, 4096, lite=False, budget=64 * gib).index_type == "diskann"  # 170 GB do not
+    pq = plan_milvus(400_000_000, 4096, lite=False, budget=64 * gib)
+    assert pq.index_type == "ivfpq" and pq.build["m"] == 128 and 4096 % pq.build["m"] == 0
+    assert plan_milvus(1_000_000, 4096, lite=False, index_type="flat").index_type == "flat"
+    with pytest.raises(VectorDBError, match="--index-type must be one of auto, flat, ivf_flat, hnsw for Milvus Lite"):
+        plan_milvus(1000, 64, lite=True, index_type="diskann")
+
+
+@pytest.mark.parametrize("index_type", ["ivf_flat", "hnsw"])
+def test_approximate_lite_indexes_are_tuned_to_the_recall_target(tmp_path, index_type):
+    """Built and tuned as an ingest does (leave-one-out queries from the stored vectors), then searched the way
+    `Searcher.dense` does: the recall@10 of fresh queries stays near the 0.96 target."""
+    from llara_search.index import VectorStore
+    from llara_search.index.milvus import MilvusBackend, normalize_uri
+    from llara_search.layout import IndexPaths
+
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((20, 16)).astype(np.float32)
+    x = centres[rng.integers(0, 20, 2100)] + 0.3 * rng.standard_normal((2100, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(1, 2001, dtype=np.int64)
+    vs = VectorStore(tmp_path / "vectors", 16)
+    vs.append(ids, x[:2000])
+    backend = MilvusBackend(IndexPaths(tmp_path), normalize_uri(str(tmp_path / "t.milvus.db")), "tuning", 16)
+    built = backend.build(1, None, vs, ids, ids, np.zeros(0, np.int64), index_type=index_type, factory=None,
+                          rebuild=True, attributes=lambda part: (["/d.md"] * len(part), ["md"] * len(part)))
+    built.save()
+    index = built.index
+    assert index.plan.index_type == index_type and index.plan.nprobe > 0 and not index.exact
+    q = x[2000:]
+    exact = q @ vs.get(ids).T
+    _, cand = index.search(q, 10 * index.plan.rerank)
+    recall = np.mean([len(set(c[c >= 0][:10].tolist()) & set(ids[np.argsort(-e)[:10]].tolist())) / 10
+                      for c, e in zip(cand, exact)])
+    assert recall >= 0.9, recall
+    backend.close()

@@ -752,7 +752,7 @@ def _lite_held_elsewhere(path: Path) -> bool:
 def _lite_busy(path: Path) -> str:
     return (f"Milvus Lite database {path} is open in another process (a running serve, mcp, query or ingest): "
             "Milvus Lite serves one process at a time; wait for that process, or serve the database with "
-            f"`milvus-lite server --data-dir {path}` and move the index onto it with `llara-search reindex "
+            f"`milvus-lite server --data-dir {path} --host 127.0.0.1` and move the index onto it with `llara-search reindex "
             "--vector-db http://127.0.0.1:19530`")
 
 

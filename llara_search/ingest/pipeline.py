@@ -3,8 +3,8 @@
 All rows written by one ingest carry the generation G it is building (`added_gen` / `removed_gen`). Encoded
 chunks are committed in batches: vectors appended and fsynced first, then their rows in one transaction. After a
 crash, G was never committed, so readers never saw any of it; the next run builds the same G, finds the rows
-already there (no re-encoding) and finishes. At the end one FAISS file for G is written and named in the database
-in a single commit.
+already there (no re-encoding) and finishes. At the end G's vector index is written (a FAISS file, or rows in Milvus:
+index/backend.py) and named in the database in a single commit.
 """
 
 from __future__ import annotations
@@ -390,7 +390,7 @@ class Ingestor:
 
     def commit_generation(self, *, rebuild: bool = False, force: bool = False,
                           info_updates: dict | None = None) -> None:
-        """Write the FAISS file for generation G and name it in the database, with the run's end, in one commit."""
+        """Write generation G's vector index (through the backend) and name it in the database in one commit."""
         G = self.gen
         t = time.perf_counter()
         prev = self.store.current_generation()
