@@ -92,10 +92,12 @@ def report() -> str:
     for key, r in sorted(data.items()):
         if key.startswith("milvus_lite_vs_faiss_"):
             f, m = r["faiss"], r["milvus_lite"]
-            lines.append(f"| Milvus Lite vs FAISS, the same {r['n']}×{r['dim']} vectors ({r['data'].split('(')[-1].rstrip(')')}), "
+            kind = r["data"].split("(")[-1].rstrip(")")
+            lines.append(f"| Milvus Lite vs FAISS, the same {r['n']}×{r['dim']} vectors ({kind}), "
                          f"{r['machine'].split(' CPU')[0]} cores | Lite {m['index']}: ingest {m['ingest_s']} s, p50 "
-                         f"{m['p50_ms']} ms, recall@10 {m['recall@10']} | FAISS {f['index']}: ingest {f['ingest_s']} s, "
-                         f"p50 {f['p50_ms']} ms, recall@10 {f['recall@10']} | Lite **{r['lite_latency_ratio']}×** the "
+                         f"{m['p50_ms']} ms, recall@10 {m['recall@10']} | FAISS {f['index']}: ingest "
+                         f"{f['ingest_s']} s, p50 {f['p50_ms']} ms, recall@10 {f['recall@10']} | Lite "
+                         f"**{r['lite_latency_ratio']}×** the "
                          f"latency, {r['lite_ingest_ratio']}× the ingest time (Lite is not a Milvus cluster) | "
                          f"`{r['command']}` |")
     j = data.get("milvus_jax_top10")

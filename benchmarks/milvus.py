@@ -1,4 +1,4 @@
-"""Milvus Lite against FAISS on the same vectors, in one run: ingest time, query latency, recall@10 against exact search.
+"""Milvus Lite against FAISS on the same vectors, in one run: ingest time, latency, recall@10 against exact search.
 
 Milvus Lite (`--vector-db ./x.milvus.db`) is Milvus's embedded build: in this version pure Python over FAISS, in the
 process that opened it. It is NOT a Milvus cluster: these figures say what a laptop gets from Lite, not what a

@@ -273,8 +273,8 @@ class Doctor:
             except VectorDBError:
                 pass  # reported by the collection check
             if d.orphan_collections:
-                d.warnings.append(Finding("collections", f"{len(d.orphan_collections)} Milvus collections of this index "
-                                          "no generation names (left by an interrupted rebuild): " +
+                d.warnings.append(Finding("collections", f"{len(d.orphan_collections)} Milvus collections of this "
+                                          "index no generation names (left by an interrupted rebuild): " +
                                           ", ".join(d.orphan_collections[:5]),
                                           "rename them to <name>_quarantine_<time>_... (never dropped)"))
         if d.orphan_files:

@@ -566,7 +566,8 @@ class Engine:
         updates = {"vector_db": target, "index_id": index_id, "index_type": index_type or "auto",
                    "index_factory": index_factory if is_faiss(target) else None}
         if not is_faiss(info.get("vector_db")):
-            updates["retired_vector_db"] = info["vector_db"]  # `compact` drops its collections once no reader can be on them
+            # `compact` drops the old collections once no reader can be on a generation that names them
+            updates["retired_vector_db"] = info["vector_db"]
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         ing = Ingestor(self.paths, self.store, vectors, None, None, fp,
                        IngestOptions(index_type=index_type or "auto", index_factory=updates["index_factory"]), None,

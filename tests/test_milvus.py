@@ -91,7 +91,8 @@ def test_milvus_lite_returns_the_top10_of_an_exact_faiss_index_with_filters_and_
     f, m = engines["faiss"], engines["milvus"]
     assert m.info["vector_db"] == str(db) and f.info["vector_db"] == "faiss"
     gen = m.store.current_generation()
-    assert gen.index_file.startswith("milvus:") and gen.index_type == "flat" and f.store.current_generation().index_type == "flat"
+    assert gen.index_file.startswith("milvus:") and gen.index_type == "flat"
+    assert f.store.current_generation().index_type == "flat"
     assert db_state(faiss_index)["chunk_ids"] == db_state(milvus_index)["chunk_ids"]
     assert np.array_equal(_milvus_ids(m), np.array(db_state(milvus_index)["chunk_ids"]))
     for mode in ("dense", "hybrid"):
@@ -361,6 +362,23 @@ def test_kill_minus_9_at_each_milvus_crash_point_then_resume_equals_uninterrupte
     doc = json.loads(runner.invoke(app, ["doctor", "--index", str(index), "--json"]).stdout)
     assert doc["ok"] and doc["warnings"] == [], doc
 
+    # a rebuild killed after writing its new collection: doctor names it, --repair renames it aside, never drops it
+    final = _answers(a)
+    a.close()
+    killed("reindex", at="saved")
+    r = runner.invoke(app, ["doctor", "--index", str(index), "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and [w["check"] for w in doc["warnings"]] == ["collections"], doc
+    orphan = f"{a.backend.prefix}_g00000004"
+    assert orphan in doc["warnings"][0]["detail"]
+    r = runner.invoke(app, ["doctor", "--index", str(index), "--repair", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["warnings"] == [], r.output
+    a = _engine(index, encoder)
+    names = a.backend.client.list_collections()
+    assert orphan not in names and any(n.startswith(f"{a.backend.prefix}_quarantine_") for n in names)
+    assert a.store.current_generation().id == 3 and _answers(a) == final  # still answering from generation 3
+    a.close()
+
 
 # ------------------------------------------------------------------------------------------------ a Milvus server
 @pytest.fixture
@@ -491,3 +509,26 @@ def test_approximate_lite_indexes_are_tuned_to_the_recall_target(tmp_path, index
                       for c, e in zip(cand, exact)])
     assert recall >= 0.9, recall
     backend.close()
+
+
+def test_cluster_layout_vectors_in_milvus_metadata_in_postgresql(tmp_path, tiny_model, encoder):
+    """The cluster layout: metadata in PostgreSQL, vectors in Milvus (Lite here), the stored vectors in the folder."""
+    from test_backends import _fresh_pg_database
+
+    corpus = make_corpus(tmp_path / "docs")
+    with _fresh_pg_database() as url:
+        index, faiss_index = tmp_path / "idx", tmp_path / "faiss"
+        e = _engine(index, encoder, create=True, db_url=url, vector_db=str(tmp_path / "v.milvus.db"))
+        f = _engine(faiss_index, encoder, create=True)
+        for x in (e, f):
+            x.ingest([corpus], model=str(tiny_model))
+        assert e.info["index_id"] == (index / "index-id").read_text().strip()  # bound as any PostgreSQL index
+        assert e.backend.prefix == f"llara_{e.info['index_id'][:16]}"
+        assert _top(e) == _top(f) and _top(e, "dense", "sub/*") == _top(f, "dense", "sub/*")
+        for x in (e, f):
+            x.delete([str(corpus / "handbook.md")])
+        assert _top(e) == _top(f)  # (hybrid differs by design: BM25 is computed by each database)
+        assert e.search("listening port", k=1, mode="hybrid")[0].path.endswith("config.rst")
+        assert e.doctor()["ok"]
+        e.close()
+        f.close()

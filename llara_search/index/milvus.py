@@ -224,12 +224,16 @@ class MilvusBackend(VectorBackend):
         self.address, _, prefix = uri.partition("#")
         self.local = not self.address.lower().startswith(_SCHEMES)
         self.index_id = index_id
-        self.prefix = prefix or f"llara_{re.sub(r'[^0-9a-zA-Z]', '', index_id)[:16] or 'index'}"
+        self._prefix = prefix  # named after '#' in the URI, else derived from the index id (set late for new indexes)
         self.dim = int(dim)
         self._client = None
         self._lite: bool | None = None
         self._lock = threading.Lock()
         self._float16: dict[str, bool] = {}  # collection -> its vectors are FLOAT16_VECTOR
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix or f"llara_{re.sub(r'[^0-9a-zA-Z]', '', self.index_id)[:16] or 'index'}"
 
     # ---------------------------------------------------------------------------------------- connection
     def describe(self) -> str:
@@ -752,8 +756,8 @@ def _lite_held_elsewhere(path: Path) -> bool:
 def _lite_busy(path: Path) -> str:
     return (f"Milvus Lite database {path} is open in another process (a running serve, mcp, query or ingest): "
             "Milvus Lite serves one process at a time; wait for that process, or serve the database with "
-            f"`milvus-lite server --data-dir {path} --host 127.0.0.1` and move the index onto it with `llara-search reindex "
-            "--vector-db http://127.0.0.1:19530`")
+            f"`milvus-lite server --data-dir {path} --host 127.0.0.1` and move the index onto it with "
+            "`llara-search reindex --vector-db http://127.0.0.1:19530`")
 
 
 def _reason(exc: Exception) -> str:
