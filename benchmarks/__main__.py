@@ -102,10 +102,12 @@ def report() -> str:
                          f"`{r['command']}` |")
     j = data.get("milvus_jax_top10")
     if j:
-        lines.append(f"| `ingest --vector-db jax.milvus.db` then dense queries, {j['data']} | identical top-10 for "
-                     f"{j['identical_top10']}/{j['queries']} queries ({j['identical_top10_up_to_tied_scores']} up to "
-                     f"tied scores), CLI {j['cli_identical_top10']}/{j['cli_queries']} | FAISS exact index over the "
-                     f"same stored vectors | | `{j['command']}` |")
+        lines.append(f"| `ingest --vector-db jax.milvus.db` then dense queries, {j['data']} | the same top-10 up "
+                     f"to tied scores for **{j['identical_top10_up_to_tied_scores']}/{j['queries']}** queries (same "
+                     f"ten chunks {j.get('same_top10_set', '?')}/{j['queries']}, same order "
+                     f"{j['identical_top10']}/{j['queries']}; scores within {j.get('max_abs_score_diff', '?')}); "
+                     f"CLI {j['cli_identical_top10']}/{j['cli_queries']} | FAISS exact index over the same stored "
+                     f"vectors | | `{j['command']}` |")
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
