@@ -28,7 +28,6 @@ the database whenever a process first opens it, and before every write).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
@@ -732,6 +731,8 @@ class MilvusIndex:
 # -------------------------------------------------------------------------------------------------- Lite
 def _lite_held_elsewhere(path: Path) -> bool:
     """Milvus Lite lets one process open a database folder (an flock on its LOCK file)."""
+    import fcntl
+
     lock = path / "LOCK"
     if not lock.is_file():
         return False
