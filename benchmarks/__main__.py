@@ -100,6 +100,13 @@ def report() -> str:
                          f"**{r['lite_latency_ratio']}×** the "
                          f"latency, {r['lite_ingest_ratio']}× the ingest time (Lite is not a Milvus cluster) | "
                          f"`{r['command']}` |")
+    sm = data.get("soak_milvus_lite")
+    if sm:
+        pts = sm["named_points"]
+        ok_points = sum(p["killed"] and p["same_as_uninterrupted"] and p["doctor_ok"] for p in pts["points"].values())
+        lines.append(f"| kill -9 at every crash point with vectors in Milvus Lite, then resume ({pts['data']}, "
+                     f"{pts['chunks']} chunks) | {ok_points}/{len(pts['points'])} points: doctor ok, state equals an "
+                     f"uninterrupted ingest | uninterrupted ingest into a fresh index | | `{sm['command']}` |")
     j = data.get("milvus_jax_top10")
     if j:
         lines.append(f"| `ingest --vector-db jax.milvus.db` then dense queries, {j['data']} | the same top-10 up "

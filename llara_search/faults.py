@@ -30,6 +30,7 @@ POINTS = {
     "compact": "after a compaction wrote the new epoch of stored vectors and recorded it, before switching to it",
     "train-step": "after a training step (and its checkpoint, when one is due)",
 }
+MILVUS_POINTS = frozenset({"milvus-write", "switch", "milvus-purge"})  # passed only with --vector-db on Milvus
 _passed: Counter[str] = Counter()
 
 
