@@ -48,11 +48,23 @@ def _engine(index: Path, encoder, **kw) -> Engine:
     return e
 
 
+_QUERY_VECTORS: dict[str, np.ndarray] = {}
+
+
+def _search(engine: Engine, k: int, mode: str = "dense", where: str | None = None, queries=QUERIES) -> list:
+    """`search_many` over the test queries, encoded once per model (the encoder is what costs here, not Milvus)."""
+    fp = engine.info["fingerprint"]
+    if fp not in _QUERY_VECTORS:
+        _QUERY_VECTORS[fp] = engine.encode_queries(QUERIES)
+    qv = _QUERY_VECTORS[fp][[QUERIES.index(q) for q in queries]]
+    return engine.search_many(list(queries), k=k, mode=mode, where=where, query_vectors=qv)
+
+
 def _top(engine: Engine, mode: str = "dense", where: str | None = None, k: int = 10) -> list:
     """(score, chunk id) of the top-k per query; chunks whose scores agree to 4 decimals are put in id order, since
     two engines' float arithmetic may return such ties in either order."""
-    return [sorted(((round(r.score, 4), r.chunk_id) for r in engine.search(q, k=k, mode=mode, where=where)),
-                   key=lambda h: (-h[0], h[1])) for q in QUERIES]
+    return [sorted(((round(r.score, 4), r.chunk_id) for r in hits), key=lambda h: (-h[0], h[1]))
+            for hits in _search(engine, k, mode, where)]
 
 
 def _milvus_ids(engine: Engine) -> np.ndarray:
@@ -235,8 +247,9 @@ def test_wrong_use_on_milvus_is_one_line_nonzero_and_changes_nothing(tmp_path, t
     e.close()
 
     faiss_index = tmp_path / "faiss"
-    assert runner.invoke(app, ["ingest", str(corpus), "--index", str(faiss_index), "--model", str(tiny_model)]
-                         ).exit_code == 0
+    fe = _engine(faiss_index, encoder, create=True)
+    fe.ingest([corpus], model=str(tiny_model))
+    fe.close()
     before = {p: _dump(p) for p in (owner, lost, dims, faiss_index)}
     cases = [
         (["ingest", str(corpus), "--index", str(tmp_path / "new1"), "--model", str(tiny_model), "--vector-db",
@@ -309,8 +322,8 @@ def _vectors_by_hash(engine: Engine) -> dict:
 
 def _answers(engine: Engine) -> list:
     """Dense answers (BM25's statistics move with rows an unfinished generation wrote; that is not Milvus's part)."""
-    return [[(r.text, round(r.score, 4)) for r in engine.search(q, k=5, where=where)]
-            for q in QUERIES[:3] for where in (None, "page[0-2].md")]
+    return [[(r.text, round(r.score, 4)) for r in hits]
+            for where in (None, "page[0-2].md") for hits in _search(engine, 5, "dense", where, QUERIES[:3])]
 
 
 def test_kill_minus_9_at_each_milvus_crash_point_then_resume_equals_uninterrupted(tmp_path, tiny_model, encoder):
@@ -439,13 +452,14 @@ def test_milvus_server_credentials_and_readers_during_an_ingest_see_old_or_new(m
     engine = _engine(index, encoder)
     server_engine = _engine(index, encoder)
     base, srv = serve_in_thread(create_app(server_engine))
+    zv = engine.encode_queries(["zebra paragraph"])
     seen = []
     proc = subprocess.Popen([sys.executable, "-m", "llara_search", "ingest", str(corpus), "--index", str(index),
                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         while proc.poll() is None:
             for mode in ("dense", "hybrid"):
-                hits = engine.search("zebra paragraph", k=n, mode=mode)
+                hits = engine.search_many(["zebra paragraph"], k=n, mode=mode, query_vectors=zv)[0]
                 assert len(hits) == n  # every chunk of one generation, whichever it is
                 seen.append(_version_of([h.text for h in hits]))
             body = httpx.post(base + "/search", json={"query": "zebra", "k": n, "mode": "dense", "where": "*.md"},
@@ -520,18 +534,18 @@ def test_cluster_layout_vectors_in_milvus_metadata_in_postgresql(tmp_path, tiny_
 
     corpus = make_corpus(tmp_path / "docs")
     with _fresh_pg_database() as url:
-        index, faiss_index = tmp_path / "idx", tmp_path / "faiss"
+        index = tmp_path / "idx"
         e = _engine(index, encoder, create=True, db_url=url, vector_db=str(tmp_path / "v.milvus.db"))
-        f = _engine(faiss_index, encoder, create=True)
-        for x in (e, f):
-            x.ingest([corpus], model=str(tiny_model))
+        e.ingest([corpus], model=str(tiny_model))
         assert e.info["index_id"] == (index / "index-id").read_text().strip()  # bound as any PostgreSQL index
         assert e.backend.prefix == f"llara_{e.info['index_id'][:16]}"
-        assert _top(e) == _top(f) and _top(e, "dense", "sub/*") == _top(f, "dense", "sub/*")
-        for x in (e, f):
-            x.delete([str(corpus / "handbook.md")])
-        assert _top(e) == _top(f)  # (hybrid differs by design: BM25 is computed by each database)
+        exact = _top(e)  # a FLAT collection: exact scores, best first
+        assert all(len(q) == 10 and q == sorted(q, key=lambda h: (-h[0], h[1])) for q in exact)
+        sub = _search(e, 10, "dense", "sub/*")
+        assert all(h.path.split("/")[-2] in ("sub", "deeper") for hits in sub for h in hits)
+        gone = {h.chunk_id for hits in _search(e, 50) for h in hits if h.path.endswith("handbook.md")}
+        e.delete([str(corpus / "handbook.md")])
+        assert gone and not gone & {h.chunk_id for hits in _search(e, 50) for h in hits}
         assert e.search("listening port", k=1, mode="hybrid")[0].path.endswith("config.rst")
         assert e.doctor()["ok"]
         e.close()
-        f.close()
