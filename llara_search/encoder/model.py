@@ -188,7 +188,10 @@ class LlaraEncoder:
     @torch.inference_mode()
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
         ids, mask = pad_left(seqs, self.prompt.pad_id)
-        hidden = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+        # use_cache=False: a KV cache is for generation; kept for every layer it cost 2·tokens·hidden·bytes per layer
+        # (8.6 GB for a 7B float32 batch of 8,192 tokens) and changed nothing in the embedding
+        hidden = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                            use_cache=False).last_hidden_state
         emb = hidden[:, -N_POOL:, :].float().mean(dim=1)
         emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
         arr = emb.cpu().numpy()
