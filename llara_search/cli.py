@@ -101,11 +101,12 @@ def _dtype(value: str | None) -> str | None:
 def _check_new_index(index, db_url, model, adapter, dtype):
     """The memory check of a first ingest, made before the index folder or its database is created: a model that
     cannot fit leaves nothing behind. An existing index is checked by the engine before it records anything."""
+    from .distributed import launched
     from .engine import check_encoder_memory
     from .layout import IndexPaths, default_index_dir
 
     paths = IndexPaths(Path(index) if index else default_index_dir(), db_url)
-    if paths.exists():
+    if paths.exists() or launched()[0] > 0:  # torchrun workers check their own device when they load
         return None
     return check_encoder_memory(model, adapter=str(adapter) if adapter else None, dtype=dtype)
 
@@ -635,6 +636,8 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
     for key in ("model", "adapter", "fingerprint", "dim", "documents", "chunks_total", "generation", "index_type",
                 "factory", "ntotal", "nprobe"):
         t.add_row(key, str(s[key]))
+    if s.get("passage_dtypes"):
+        t.add_row("encoded in", ", ".join(s["passage_dtypes"]))
     for key, v in s["bytes_on_disk"].items():
         t.add_row(f"{key} on disk", f"{v / 2**20:.1f} MiB")
     out.print(t)

@@ -546,7 +546,8 @@ class Engine:
         out = {
             "index": str(self.paths.root), "model": info.get("model"), "adapter": info.get("adapter"),
             "fingerprint": info.get("fingerprint"), "dim": info.get("dim"),
-            "passage_dtypes": info.get("passage_dtypes"), **counts,
+            "passage_dtypes": info.get("passage_dtypes"),
+            "query_dtype": _dtype_name(self._encoder) if self._encoder is not None else None, **counts,
             "generation": gen.id if gen else None, "index_type": gen.index_type if gen else None,
             "factory": gen.factory if gen else None, "ntotal": gen.ntotal if gen else 0,
             "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,
