@@ -63,7 +63,7 @@ def test_the_message_names_needed_available_and_what_would_fit(monkeypatch):
     est = estimate(LLAMA2_7B, dtype="float32", device="cpu", available=20 * GiB, name="llama-7b")
     assert not est.fits and 26 * GiB < est.needed_bytes < 28 * GiB
     msg = est.message()
-    assert "llama-7b (6.6B parameters) needs ~26." in msg and "of RAM" in msg and "20.0 GiB is available" in msg
+    assert "llama-7b (6.6B parameters) needs ~27.1 GiB" in msg and "of RAM" in msg and "20.0 GiB is available" in msg
     assert "--dtype bfloat16 (needs ~13." in msg and "a GPU with" in msg and "a smaller model" in msg
     with pytest.raises(InsufficientMemoryError, match="20.0 GiB is available") as info:
         check_fits(LLAMA2_7B, "float32", "cpu", available=20 * GiB)

@@ -24,8 +24,9 @@ GiB = 2**30
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 _ALIASES = {"fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
-# Python, torch, transformers and the tokenizer beside the weights (measured: benchmarks/memory.py)
-RUNTIME_BYTES = 256 * 2**20
+# the tokenizer, buffers and allocator slack beside the weights (torch and transformers are already imported when
+# the check runs, so free memory excludes them); benchmarks/memory.py measured ~170 MiB after a load
+RUNTIME_BYTES = 384 * 2**20
 PROMPT_TOKENS = 32  # the LLaRA prefix and suffix around each text (19-20 tokens with the LLaMA-2 tokenizer), rounded up
 CPU_BATCH_TOKENS = 8192  # LlaraEncoder's default token budget per batch (model.py)
 CUDA_BATCH_TOKENS = 32768
@@ -435,24 +436,28 @@ def _shape(c: dict) -> tuple[int, int, int, int, int]:
 
 
 def _inference_bytes_per_token(c: dict, act: int, seq: int) -> int:
-    """Peak live activations per token inside one layer: the residual and its norm, then either attention (q, k, v,
-    the output, and the score and probability rows of the math kernel) or the MLP (gate·up and its inputs)."""
+    """Peak live activations per token inside one layer: the residual, its norm and the norm's float32 temporaries,
+    then either attention (q, k, v, the output, and the score and probability rows of the math kernel) or the MLP
+    (gate·up and its inputs)."""
     h, inter, heads, _, _ = _shape(c)
-    return act * (2 * h + max(4 * h + 2 * heads * seq, 3 * inter))
+    return act * (4 * h + max(4 * h + 2 * heads * seq, 3 * inter))
 
 
 def _training_bytes(c: dict, act: int, t: TrainingShape) -> tuple[int, int]:
     """(activations kept for the backward pass, LoRA weights + gradients + AdamW moments + foreach temporaries)."""
     h, inter, heads, layers, vocab = _shape(c)
-    # base activations autograd saves per token and layer (norm inputs/outputs, q/k/v, attention output and
-    # probabilities, the MLP's three products) plus LoRA's float32 dropout copies of the 7 projection inputs
-    per_layer = act * (10 * h + 3 * inter + 2 * heads * t.seq_len) + 5 * (6 * h + inter)
+    # base activations autograd saves per token and layer (norm inputs/outputs, q/k/v before and after the rotary
+    # embedding, attention output and probabilities, the MLP's three products) plus LoRA's float32 dropout copies of
+    # the 7 projection inputs
+    per_layer = act * (12 * h + 3 * inter + 2 * heads * t.seq_len) + 5 * (6 * h + inter)
     if t.gradient_checkpointing:
         saved = t.tokens * (layers * act * h + per_layer)
     else:
         saved = t.tokens * layers * per_layer
     if t.vocab_logits:
-        saved += t.tokens * vocab * (2 * act + 12)  # logits, their float32 copy, log-softmax, gradient
+        # logits and their gradient, the float32 copy, the shifted copy for the next-token loss, log-softmax and the
+        # float32 gradients of both (measured: benchmarks/memory.py)
+        saved += t.tokens * vocab * (2 * act + 24)
     kv_dim = int(c.get("num_key_value_heads") or heads) * int(c.get("head_dim") or h // heads)
     q_dim = heads * int(c.get("head_dim") or h // heads)
     lora = t.lora_r * layers * (7 * h + 2 * q_dim + 2 * kv_dim + 3 * inter)

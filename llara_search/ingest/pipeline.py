@@ -27,9 +27,9 @@ from ..faults import crash_point
 from ..index import VectorStore
 from ..index.generations import next_ann
 from ..layout import IndexPaths
+from ..notices import emit
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
-from ..notices import emit
 from .chunking import CHUNKER_VERSION, ChunkData, Chunker, passage_text
 from .forecast import ChunkForecast, EncodeEstimate, min_seconds
 from .parsers import ParsedDocument, ParseError, SkipFile, parse_file
