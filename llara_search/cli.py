@@ -387,7 +387,7 @@ def eval_(
         _fail(str(exc))
     result.update(split=split, index=str(engine.paths.root), documents=report.documents,
                   chunks=report.chunks_total, documents_ingested=report.files_new + report.files_changed,
-                  chunks_encoded=report.chunks_encoded)
+                  chunks_encoded=report.chunks_encoded, memory=report.memory, estimate=report.estimate)
     if as_json:
         _print_json(result)
         return

@@ -200,6 +200,7 @@ def test_eval_train_and_finetune_take_the_dtype(tmp_path, tiny_model):
     r = runner.invoke(app, ["eval", str(beir), "--index", str(index), "--model", str(tiny_model), "-k", "5",
                             "--dtype", "bf16", "--json"])
     assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["memory"]["dtype"] == "bfloat16"
     status = json.loads(runner.invoke(app, ["status", "--index", str(index), "--json"]).stdout)
     assert status["passage_dtypes"] == ["bfloat16"]
     (tmp_path / "docs").mkdir()
@@ -210,6 +211,7 @@ def test_eval_train_and_finetune_take_the_dtype(tmp_path, tiny_model):
     assert r.exit_code == 0, r.output
     card = json.loads(r.stdout)
     assert card["dtype"] == "bfloat16" and card["config"]["dtype"] == "bfloat16"
+    assert card["memory"]["purpose"] == "train" and card["memory"]["dtype"] == "bfloat16" and card["memory"]["fits"]
     rows = [{"query": "who carries packs", "pos": ["Llamas carry packs."], "neg": ["Alpacas grow fleece."]}]
     (tmp_path / "ft.jsonl").write_text("\n".join(json.dumps(x) for x in rows * 2) + "\n")
     r = runner.invoke(app, ["finetune", "--train", str(tmp_path / "ft.jsonl"), "--base", str(tiny_model), "--output",

@@ -173,7 +173,7 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
             raise FileNotFoundError(f"--resume: no checkpoint under {output / 'checkpoints'}; start without --resume")
         resume_from = found[-1]
     torch.manual_seed(cfg.seed)
-    check_training_memory(cfg, device)
+    memory = check_training_memory(cfg, device)
     peft_model, tokenizer, new_ids = load_model(cfg, device, resume_from)
     prompt = PromptIds.for_tokenizer(tokenizer)
     net: nn.Module = _Net(peft_model)
@@ -264,7 +264,7 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
         "steps": step, "epochs": round(step * per_step / len(examples), 3), "world_size": world,
         "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr, "warmup_steps": warmup,
         "dtype": str(next(p.dtype for p in peft_model.parameters() if not p.requires_grad)).removeprefix("torch."),
-        "device": str(device),
+        "device": str(device), "memory": memory.to_dict(),
         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout, "targets": LORA_TARGETS},
         "new_token_ids": new_ids, "loss_first": history[0]["total"] if history else None,
         "loss_last": history[-1]["total"] if history else None, "seconds": round(seconds, 2),
