@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import openai
 import pytest
 from typer.testing import CliRunner
 
@@ -24,7 +25,6 @@ from llara_search.cli import app
 from llara_search.engine import Engine
 from llara_search.server_record import RECORD_NAME, find_server
 
-openai = pytest.importorskip("openai")
 runner = CliRunner()
 TOKEN = "tok-3f9a1c"
 WRONG = "wrong-77b2e0"
