@@ -265,7 +265,8 @@ def _query_server(index, db_url, token, text: str, **search):
     running, a stale record, it went away, or it wants a token this process lacks), and the engine answers."""
     import time
 
-    from .client import AuthenticationError, Client, RequestError, ServerUnavailable, check_search_args
+    from .client import (AuthenticationError, Client, LlaraSearchError, RequestError, ServerUnavailable,
+                         check_search_args)
     from .layout import default_index_dir
     from .server_record import find_server
 
@@ -283,12 +284,15 @@ def _query_server(index, db_url, token, text: str, **search):
             results = client.search(text, **search)
     except ServerUnavailable:
         return None
-    except RequestError as exc:
-        if exc.status == 422:  # a request the server's limits refuse (e.g. a very long query): the engine decides
-            return None
-        raise
     except AuthenticationError as exc:
         raise AuthenticationError(f"{exc}, or pass --local to search without it") from None
+    except RequestError as exc:
+        if exc.status != 422:
+            raise  # the engine's own refusal, in its words: the same line the local search prints
+        return None  # a request the server's limits refuse (e.g. a very long query): the engine decides
+    except LlaraSearchError as exc:  # the server failed (5xx): answer as if there were none
+        err.print(f"[dim]note: {exc}; searching in this process instead[/]", highlight=False)
+        return None
     return results, (time.perf_counter() - t) * 1000
 
 

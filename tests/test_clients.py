@@ -216,6 +216,9 @@ def test_http_client(served, engine):
         with pytest.raises(lc.RequestError, match="mode must be one of dense, bm25, hybrid, not 'fuzzy'"):
             c.search("x", mode="fuzzy")
     assert TOKEN not in repr(lc.Client(url, TOKEN))
+    found = lc.Client.for_index(engine.paths.root, TOKEN)  # the server of this index folder, found by its record
+    assert found is not None and found.url == url and found.search("llama", k=1)[0].rank == 1
+    assert lc.Client.for_index(engine.paths.root / "nowhere") is None
 
     async def run():
         async with lc.AsyncClient(url, TOKEN) as c:
@@ -356,6 +359,9 @@ def test_text_only_index_serves_bm25_and_refuses_embeddings(tmp_path):
                                     "--local"])
         a, b = json.loads(remote.stdout), json.loads(local.stdout)
         assert a["results"] == b["results"] and a["results"][0]["path"].endswith("a.md")
+        dense = [runner.invoke(app, ["query", "port", "--index", str(idx), *extra]) for extra in ([], ["--local"])]
+        assert dense[0].exit_code == dense[1].exit_code == 1 and dense[0].stderr == dense[1].stderr  # the same refusal
+        assert "text-only" in dense[0].stderr
         r = httpx.post(url + "/v1/embeddings", json={"input": "x", "model": "m"})
         assert r.status_code == 400 and "no embedding model" in r.json()["error"]["message"]
         assert httpx.get(url + "/v1/models").json() == {"object": "list", "data": []}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from contextlib import contextmanager
 import ipaddress
 import logging
+from contextlib import contextmanager
 from typing import Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
