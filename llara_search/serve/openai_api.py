@@ -125,10 +125,6 @@ class OpenAIRoute(APIRoute):
         return route
 
 
-def _schema(schema: dict) -> WithJsonSchema:
-    return WithJsonSchema(schema)
-
-
 class EmbeddingRequest(BaseModel):
     """OpenAI's embeddings request. Fields are checked in the route (not by type) so that a wrong value gets a
     message saying what to send instead of a type-union dump."""
@@ -137,25 +133,25 @@ class EmbeddingRequest(BaseModel):
         {"input": ["LLaRA adapts LLaMA-2 into a dense retriever."], "model": "llara", "encoding_format": "float"},
         {"input": "how do I configure the port?", "model": "llara", "input_type": "query"}]})
 
-    input: Annotated[Any, _schema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
-                                                                  "maxItems": MAX_INPUTS}]})] = Field(
+    input: Annotated[Any, WithJsonSchema({"anyOf": [
+        {"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": MAX_INPUTS}]})] = Field(
         ..., description=f"A text or a list of up to {MAX_INPUTS} texts, none empty and none longer than the model "
                          "reads (512 tokens for the released LLaRA checkpoints). Token-id arrays are refused: the "
                          "index's model has its own tokenizer.")
-    model: Annotated[Any, _schema({"type": "string"})] = Field(
+    model: Annotated[Any, WithJsonSchema({"type": "string"})] = Field(
         None, description="Echoed in the answer; the index's own model always embeds (GET /v1/models names it).")
-    encoding_format: Annotated[Any, _schema({"type": "string", "enum": list(ENCODINGS)})] = Field(
+    encoding_format: Annotated[Any, WithJsonSchema({"type": "string", "enum": list(ENCODINGS)})] = Field(
         "float", description="`float` (default) or `base64`: the little-endian float32 bytes, base64-encoded (the "
                              "OpenAI Python SDK asks for this and decodes it).")
-    dimensions: Annotated[Any, _schema({"type": "integer"})] = Field(
+    dimensions: Annotated[Any, WithJsonSchema({"type": "integer"})] = Field(
         None, description="Only the model's own dimension is accepted: LLaRA vectors are not truncatable.")
-    user: Annotated[Any, _schema({"type": "string"})] = Field(None, description="Accepted and ignored.")
-    input_type: Annotated[Any, _schema({"type": "string", "enum": list(KINDS)})] = Field(
+    user: Annotated[Any, WithJsonSchema({"type": "string"})] = Field(None, description="Accepted and ignored.")
+    input_type: Annotated[Any, WithJsonSchema({"type": "string", "enum": list(KINDS)})] = Field(
         "passage", description="llara-search extension (OpenAI SDK: `extra_body={'input_type': 'query'}`). "
                                "**Default `passage`**: LLaRA's EBAE prompt, as documents are indexed. `query`: the "
                                "EBAR prompt, as `llara-search query` encodes questions; use it for the query side of "
                                "a search. `document`/`search_document` and `search_query` are accepted aliases.")
-    truncate: Annotated[Any, _schema({"type": "boolean"})] = Field(
+    truncate: Annotated[Any, WithJsonSchema({"type": "boolean"})] = Field(
         False, description="llara-search extension: embed only the first tokens of a text longer than the model "
                            "reads, instead of refusing it (the default, as OpenAI does).")
 
