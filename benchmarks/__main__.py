@@ -85,8 +85,10 @@ def report() -> str:
     if cq:
         cold = {"dense": "imports torch, loads the model", "bm25": "imports the engine: FAISS, SQLAlchemy; no model"}
         for mode, r in cq["modes"].items():
+            load = f"; load average {cq['load_average'][0]}→{cq['load_average'][1]} on " \
+                   f"{cq['machine'].split(' CPU')[0]} cores" if cq.get("load_average") else ""
             lines.append(f"| `llara-search query --mode {mode}` wall time with a `serve` of the same index up "
-                         f"({cq['chunks']} chunks, {cq['model']}; same results: {cq['identical_results']}) | "
+                         f"({cq['chunks']} chunks, {cq['model']}; same results: {cq['identical_results']}{load}) | "
                          f"{r['server_median_s']} s (median of {cq['repeats']}) | {r['local_median_s']} s cold "
                          f"in-process (`--local`: {cold[mode] if mode in cold else 'opens the engine'}) | "
                          f"**{r['speedup']}×** faster | "

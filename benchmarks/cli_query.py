@@ -73,6 +73,7 @@ def main(argv=None) -> dict:
     engine = Engine.open(index, create=True)
     engine.ingest_records(_records(args.chunks), "synthetic", model=model)
     engine.close()
+    load_before = os.getloadavg()[0]
     proc = _start_server(index, WORK / "cli-query-serve.err")
     results: dict[str, dict[str, list[float]]] = {}
     identical = True
@@ -101,7 +102,7 @@ def main(argv=None) -> dict:
                       "local_s": [round(t, 3) for t in times["local"]], "speedup": round(local / server, 1)}
     res = {"model": args.model or "tiny random Llama (hidden 64, 2 layers, LLaMA-2 tokenizer)",
            "chunks": args.chunks, "repeats": args.repeats, "modes": rows, "identical_results": identical,
-           "machine": machine(),
+           "machine": machine(), "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
            "command": "python -m benchmarks.cli_query" + (f" --model {args.model}" if args.model else "") +
                       (f" --chunks {args.chunks}" if args.chunks != 2000 else "") +
                       (f" --repeats {args.repeats}" if args.repeats != 7 else "")}
