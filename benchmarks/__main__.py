@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, encode, index, ingest, serve, soak
+from . import bm25, cli_query, encode, index, ingest, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -81,6 +81,18 @@ def report() -> str:
                      f"new generations | {ld['requests']} requests at {ld['concurrency']} clients, **{ld['errors']} "
                      f"errors**, {ld['requests_per_s']} req/s, p50 {ld['p50_ms']} ms, p99 {ld['p99_ms']} ms | | | "
                      f"`{sk['command']}` |")
+    cq = data.get("cli_query")
+    if cq:
+        cold = {"dense": "imports torch, loads the model", "bm25": "imports the engine: FAISS, SQLAlchemy; no model"}
+        for mode, r in cq["modes"].items():
+            load = f"; load average {cq['load_average'][0]}→{cq['load_average'][1]} on " \
+                   f"{cq['machine'].split(' CPU')[0]} cores" if cq.get("load_average") else ""
+            lines.append(f"| `llara-search query --mode {mode}` wall time with a `serve` of the same index up "
+                         f"({cq['chunks']} chunks, {cq['model']}; same results: {cq['identical_results']}{load}) | "
+                         f"{r['server_median_s']} s (median of {cq['repeats']}) | {r['local_median_s']} s cold "
+                         f"in-process (`--local`: {cold[mode] if mode in cold else 'opens the engine'}) | "
+                         f"**{r['speedup']}×** faster | "
+                         f"`{cq['command']}` |")
     for key, r in sorted(data.items()):
         if key.startswith("index_"):
             cores = r["machine"].split(" CPU")[0]
@@ -105,6 +117,7 @@ def main() -> None:
         serve.main(["--chunks", "100000", "--requests", "2000", "--concurrency", "32"])
         index.main(["--n", "20000", "--dim", "512"])
         soak.main([])
+        cli_query.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

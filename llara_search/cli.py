@@ -33,23 +33,28 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+_EXPECTED = {"llara_search.engine": "EngineError", "llara_search.store.db": "StoreError",
+             "llara_search.layout": "IndexLockedError", "llara_search.search": "EmptyIndexError",
+             "llara_search.index.generations": "IndexFileError", "llara_search.client": "LlaraSearchError"}
+
+
+def _expected_errors() -> tuple[type, ...]:
+    """The wrong-use error classes of the modules imported so far: one never imported cannot have raised, and
+    importing the engine just to name its error would cost the instant query path a second."""
+    return tuple(getattr(sys.modules[m], name) for m, name in _EXPECTED.items() if m in sys.modules)
+
+
 def _guard(fn):
     """Turn every expected failure into one clear line (no traceback) and a non-zero exit."""
     from functools import wraps
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from .engine import EngineError
-        from .index.generations import IndexFileError
-        from .layout import IndexLockedError
-        from .search import EmptyIndexError
-        from .store.db import StoreError
-
         try:
             return fn(*args, **kwargs)
-        except (EngineError, StoreError, IndexLockedError, EmptyIndexError, IndexFileError) as exc:
-            _fail(str(exc))
         except RuntimeError as exc:
+            if isinstance(exc, _expected_errors()):
+                _fail(str(exc))
             trainer = sys.modules.get("llara_search.train.trainer")  # not imported (torch!) unless training ran
             if trainer is not None and isinstance(exc, trainer.TrainingInterrupted):
                 _fail(str(exc), 130)
@@ -214,17 +219,27 @@ def query(
     mode: str = typer.Option("dense", "--mode", help="dense | bm25 | hybrid"),
     where: Optional[str] = typer.Option(None, "--where", help="Only documents whose path matches this glob, "
                                         "e.g. 'api/*' or '*.pdf'"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="LLARA_SEARCH_TOKEN", show_default=False,
+                                        help="Token of a running `serve` for this index [default: "
+                                             "$LLARA_SEARCH_TOKEN]"),
+    local: bool = typer.Option(False, "--local", help="Search in this process even when a `serve` for this index "
+                               "runs on this machine"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Search the index: the query is encoded with the EBAR prompt by the index's own model."""
+    """Search the index: the query is encoded with the EBAR prompt by the index's own model. When a `serve` for the
+    same index runs on this machine, it is asked instead (no model to load; same results)."""
     import time
 
-    engine = _open(index, db_url)
-    if mode != "bm25":
-        engine.encoder  # load the model outside the timed search  # noqa: B018
-    t = time.perf_counter()
-    results = engine.search(text, k=k, mode=mode, where=where)
-    took = (time.perf_counter() - t) * 1000
+    answered = None if local else _query_server(index, db_url, token, text, k=k, mode=mode, where=where)
+    if answered is not None:
+        results, took = answered
+    else:
+        engine = _open(index, db_url)
+        if mode != "bm25":
+            engine.encoder  # load the model outside the timed search  # noqa: B018
+        t = time.perf_counter()
+        results = engine.search(text, k=k, mode=mode, where=where)
+        took = (time.perf_counter() - t) * 1000
     if as_json:
         _print_json({"query": text, "mode": mode, "took_ms": round(took, 2),
                      "results": [_result_json(r) for r in results]})
@@ -243,6 +258,42 @@ def query(
             out.print(Text(f"     {r.heading}", style="magenta"))
         out.print(_snippet(r.text, terms))
     out.print(f"[dim]{len(results)} results in {took:.0f} ms ({mode})[/]")
+
+
+def _query_server(index, db_url, token, text: str, **search):
+    """(results, took_ms) from the `serve` of this index on this machine, or None when there is none to ask (none
+    running, a stale record, it went away, or it wants a token this process lacks), and the engine answers."""
+    import time
+
+    from .client import (AuthenticationError, Client, LlaraSearchError, RequestError, ServerUnavailable,
+                         check_search_args)
+    from .layout import default_index_dir
+    from .server_record import find_server
+
+    check_search_args([text], search["k"], search["mode"])  # the engine's errors, before deciding who answers
+    rec = find_server(index or default_index_dir(), db_url)
+    if rec is None:
+        return None
+    if rec.auth and not token:
+        err.print(f"[dim]note: the server at {rec.url} for this index wants a token (--token or "
+                  "$LLARA_SEARCH_TOKEN); searching in this process instead[/]", highlight=False)
+        return None
+    t = time.perf_counter()
+    try:
+        with Client(rec.url, token) as client:
+            results = client.search(text, **search)
+    except ServerUnavailable:
+        return None
+    except AuthenticationError as exc:
+        raise AuthenticationError(f"{exc}, or pass --local to search without it") from None
+    except RequestError as exc:
+        if exc.status != 422:
+            raise  # the engine's own refusal, in its words: the same line the local search prints
+        return None  # a request the server's limits refuse (e.g. a very long query): the engine decides
+    except LlaraSearchError as exc:  # the server failed (5xx): answer as if there were none
+        err.print(f"[dim]note: {exc}; searching in this process instead[/]", highlight=False)
+        return None
+    return results, (time.perf_counter() - t) * 1000
 
 
 def _result_json(r) -> dict:
@@ -653,7 +704,8 @@ def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 @app.command()
 @_guard
 def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
-          host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port"),
+          host: str = typer.Option("127.0.0.1", "--host"),
+          port: int = typer.Option(8000, "--port", min=0, max=65535, help="0: any free port (printed on start)"),
           token: Optional[str] = typer.Option(None, "--token", envvar="LLARA_SEARCH_TOKEN",
                                               help="Bearer token required on every route but /healthz")) -> None:
     """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs)."""

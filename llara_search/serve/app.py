@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+from contextlib import contextmanager
 from typing import Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -23,6 +24,7 @@ from .. import __version__
 from ..engine import MAX_K, Engine, EngineError
 from ..index.generations import IndexFileError
 from ..search import EmptyIndexError
+from .openai_api import content_type_hint, error_body, openai_router
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +52,6 @@ class BatchSearchRequest(BaseModel):
 class EmbedRequest(BaseModel):
     texts: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
     kind: Literal["query", "passage"] = "passage"
-
-
-class OpenAIEmbeddingRequest(BaseModel):
-    input: str | list[str]
-    model: str | None = None
-    encoding_format: Literal["float"] = "float"
-    input_type: Literal["query", "passage"] = Field("passage", description="llara-search extension: EBAR or EBAE")
 
 
 def is_loopback(host: str) -> bool:
@@ -125,7 +120,10 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
-            response = JSONResponse({"detail": f"request body over {self.limit} bytes"}, status_code=413)
+            message = f"request body over {self.limit} bytes"
+            body = error_body(message, code="request_too_large") if scope["path"].startswith("/v1/") else \
+                {"detail": message}
+            response = JSONResponse(body, status_code=413)
             return await response(scope, receive, send)
         received = 0
 
@@ -160,6 +158,8 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):
+        if hint := content_type_hint(_request, exc):  # `curl -d` sends a form content type
+            return JSONResponse({"detail": hint}, status_code=422)
         msgs = []
         for e in exc.errors():
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
@@ -229,18 +229,7 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         vecs = await asyncio.to_thread(engine.embed, body.texts, body.kind)
         return {"kind": body.kind, "dim": int(vecs.shape[1]), "embeddings": vecs.tolist()}
 
-    @app.post("/v1/embeddings", tags=["embeddings"], dependencies=[Depends(auth)])
-    async def openai_embeddings(body: OpenAIEmbeddingRequest):
-        texts = [body.input] if isinstance(body.input, str) else body.input
-        if not texts or len(texts) > MAX_BATCH:
-            raise HTTPException(422, f"input must hold 1 to {MAX_BATCH} texts")
-        _check_lengths(texts, MAX_TEXT_CHARS)
-        vecs = await asyncio.to_thread(engine.embed, texts, body.input_type)
-        n_tokens = sum(await asyncio.to_thread(engine.encoder.count_tokens, texts))
-        return {"object": "list", "model": engine.info.get("model"),
-                "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vecs)],
-                "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens}}
-
+    app.include_router(openai_router(engine, auth))  # /v1/embeddings, /v1/models: OpenAI's shapes and errors
     return app
 
 
@@ -257,7 +246,65 @@ def _public(r) -> dict:
 
 
 def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. While it runs, `<index>/server.json` tells `llara-search query` on this machine
+    where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port."""
+    import sys
+
     import uvicorn
 
-    engine.encoder  # load the model before accepting traffic  # noqa: B018
-    uvicorn.run(create_app(engine, token), host=host, port=port, log_level="warning")
+    from ..engine import TEXT_ONLY
+    from ..server_record import announce
+
+    if engine.info.get("model") != TEXT_ONLY:
+        engine.encoder  # load the model before accepting traffic  # noqa: B018
+    app = create_app(engine, token)
+    sock = _listen(host, port)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level="warning"))
+    with _stopped_by_signals(), announce(engine.paths.root, engine.paths.db_url, sock.getsockname(),
+                                         auth=token is not None) as rec:
+        url = rec.url if rec else f"http://{host}:{sock.getsockname()[1]}"
+        print(f"serving {engine.paths.root} at {url} (OpenAPI docs at {url}/docs)", file=sys.stderr, flush=True)
+        server.run(sockets=[sock])
+
+
+class _Stop(Exception):
+    pass
+
+
+@contextmanager
+def _stopped_by_signals():
+    """A stop by SIGINT or SIGTERM ends the process cleanly (exit 0, server record removed). uvicorn shuts down
+    gracefully on either and then raises the signal again for the previous handler: the default SIGTERM handler would
+    kill the process before the record is removed, and SIGINT's KeyboardInterrupt would read as a failure."""
+    import signal
+    import threading
+
+    def stop(_signum, _frame):
+        raise _Stop
+
+    main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        yield
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _listen(host: str, port: int):
+    """The listening socket, bound here (not by uvicorn) so that the real port of `--port 0` is known before the
+    server record is written, and a busy port is one clear line."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise EngineError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port "
+                          "(--port 0 takes a free one)") from None
+    return sock

@@ -7,12 +7,14 @@ can search and look at the index, never write to it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Literal, get_type_hints
 
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from ..engine import MAX_K, Engine
-from ..search import SearchResult
+from ..engine import MAX_K, Engine, EngineError
+from ..index.generations import IndexFileError
+from ..search import EmptyIndexError, SearchResult
 
 INSTRUCTIONS = ("Semantic search over the user's own documents (a llara-search index). Call `search` with a "
                 "natural-language question; each result has the passage text and where it came from (path, "
@@ -46,7 +48,8 @@ def create_mcp_server(engine: Engine):
                where: str | None = None) -> list[SearchHit]:
         """`where`: only documents whose path matches this glob, e.g. 'api/*' or '*.pdf'."""
         k = max(1, min(int(k), MAX_K))
-        return [_public(r) for r in engine.search(query, k=k, mode=mode, where=where)]
+        with _told_to_the_agent():
+            return [_public(r) for r in engine.search(query, k=k, mode=mode, where=where)]
 
     @server.tool(name="index_info", description="What the index holds: model, documents, chunks, generation.")
     def index_info() -> IndexInfo:
@@ -54,6 +57,18 @@ def create_mcp_server(engine: Engine):
         return IndexInfo(**{key: s[key] for key in IndexInfo.__annotations__})
 
     return server
+
+
+@contextmanager
+def _told_to_the_agent():
+    """Wrong use (an empty query, a mode the index cannot do, an index not built yet) reaches the agent as a tool
+    error with our message, so it can correct the call; the SDK hides the text of any other exception as a crash."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    try:
+        yield
+    except (EngineError, EmptyIndexError, IndexFileError) as exc:
+        raise ToolError(str(exc)) from None
 
 
 def _public(r) -> SearchHit:
