@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, encode, index, ingest, serve, soak
+from . import bm25, encode, index, ingest, rerank, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -81,6 +81,27 @@ def report() -> str:
                      f"new generations | {ld['requests']} requests at {ld['concurrency']} clients, **{ld['errors']} "
                      f"errors**, {ld['requests_per_s']} req/s, p50 {ld['p50_ms']} ms, p99 {ld['p99_ms']} ms | | | "
                      f"`{sk['command']}` |")
+    rc = data.get("rerank_cpu")
+    if rc:
+        lines.append(f"| re-ranking 100 candidates per query on CPU, {rc['model'].split(', ')[1].split(' (')[0]} "
+                     f"cross-encoder ({rc['data'].split(': ')[1]}) | {rc['ours_pairs_per_s']} pairs/s, p50 "
+                     f"{rc['ours_p50_ms']} ms/query | {rc['baseline_pairs_per_s']} pairs/s, p50 "
+                     f"{rc['baseline_p50_ms']} ms (input order, batch 16) | **{rc['speedup']}×** (max abs diff "
+                     f"{rc['max_abs_diff']:.1e}) | `{rc['command']}` |")
+        rec = rc["depth_study"]["recall"]
+        lines.append(f"| first-stage depth worth re-ranking (BM25 on SciFact, document recall of the top N) | "
+                     + ", ".join(f"{n}: {v}" for n, v in rec.items()) + " | | default depth 100 | "
+                     f"`{rc['command']}` |")
+    rg = data.get("rerank_gpu_7b")
+    if rg:
+        lines.append(f"| RankLLaMA-7B shape re-ranking {rg['candidates_per_query']} candidates × {rg['max_pair_tokens']} "
+                     f"tokens per query, bf16, {rg['machine'].split(',')[2].strip()} | p50 {rg['ours_p50_ms']} ms, p99 "
+                     f"{rg['ours_p99_ms']} ms, {rg['tokens_per_s']} tokens/s | p50 {rg['baseline_p50_ms']} ms, p99 "
+                     f"{rg['baseline_p99_ms']} ms (input order, batch 16) | **{rg['speedup']}×** | `{rg['command']}` |")
+    else:
+        lines.append("| RankLLaMA-7B shape re-ranking 100 candidates × 200 tokens per query, bf16, one GPU | not "
+                     "measured (no GPU lent yet) | straightforward loop (input order, batch 16) | not measured | "
+                     "`python -m benchmarks.rerank_gpu` |")
     for key, r in sorted(data.items()):
         if key.startswith("index_"):
             cores = r["machine"].split(" CPU")[0]
@@ -105,6 +126,7 @@ def main() -> None:
         serve.main(["--chunks", "100000", "--requests", "2000", "--concurrency", "32"])
         index.main(["--n", "20000", "--dim", "512"])
         soak.main([])
+        rerank.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

@@ -312,7 +312,7 @@ class Engine:
         `deadline` (a `time.monotonic()` value) bounds the wait for the reranker and the scoring. With
         `fallback=True` a failure (time budget, NaN scores, out of memory) answers each query with its first-stage
         top-k and the reason, instead of raising: a server never loses its first-stage answer to the reranker."""
-        from .rerank import RerankError, RerankOutcome, reorder
+        from .rerank import RerankError, RerankOutcome, RerankTimeout, reorder
 
         queries, candidates = list(queries), [list(c) for c in candidates]
         flat_q = [q for q, hits in zip(queries, candidates) for _ in hits]
@@ -327,6 +327,8 @@ class Engine:
                                   else f"reranker {reranker.name} failed: {type(exc).__name__}: "
                                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
             reason = f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; answered in first-stage order"
+            if isinstance(exc, RerankTimeout):
+                reason += " (raise --rerank-budget-ms or lower --rerank-depth)"
             log.warning("re-ranking skipped: %s", reason)
             ms = (time.perf_counter() - t) * 1000
             return [RerankOutcome(hits[:k], False, reranker.name, len(hits), 0, ms, reason) for hits in candidates]

@@ -72,6 +72,7 @@ class Reranker:
         self.max_batch_tokens = max_batch_tokens or (32768 if self.device.type == "cuda" else 8192)
         self.max_batch = max_batch
         self.pad_id = _pad_id(tokenizer, model)
+        self.pad_to = 8 if self.device.type == "cuda" else 1  # tensor-core tiles; on a CPU padding is only waste
         self.uses_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
         self._pairs = _PairTokenizer(tokenizer, self.max_length, self.query_max_length)
         self._lock = threading.Lock()
@@ -127,7 +128,7 @@ class Reranker:
         while pos < len(order):
             if deadline is not None and time.monotonic() > deadline:
                 raise RerankTimeout(f"the time budget ran out after scoring {pos} of {len(seqs)} candidates")
-            longest = _round8(len(seqs[order[pos]][0]))
+            longest = _round_up(len(seqs[order[pos]][0]), self.pad_to)
             n = max(1, min(cap, budget // longest, len(order) - pos))
             idx = order[pos:pos + n]
             try:
@@ -144,7 +145,7 @@ class Reranker:
     @torch.inference_mode()
     def _forward(self, seqs: list[tuple[list[int], list[int]]]) -> np.ndarray:
         lengths = [len(ids) for ids, _ in seqs]
-        width = _round8(max(lengths))
+        width = _round_up(max(lengths), self.pad_to)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         types = torch.zeros((len(seqs), width), dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -155,7 +156,8 @@ class Reranker:
         ids, mask = ids.to(self.device), mask.to(self.device)
         if self.decoder:
             backbone = getattr(self.model, self.model.base_model_prefix)
-            hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+            # use_cache=False: transformers otherwise keeps every layer's keys and values (GBs for 7B x 20k tokens)
+            hidden = backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
             last = hidden[torch.arange(len(seqs), device=hidden.device), torch.tensor(lengths, device=hidden.device) - 1]
             logits = self.model.score(last)
         else:
@@ -332,8 +334,8 @@ def _pad_id(tokenizer, model) -> int:
     return 0  # any id works: padding is on the right and masked
 
 
-def _round8(n: int) -> int:
-    return (n + 7) // 8 * 8
+def _round_up(n: int, multiple: int) -> int:
+    return (n + multiple - 1) // multiple * multiple
 
 
 __all__ = ["DEFAULT_MAX_LENGTH", "Reranker", "load_reranker"]

@@ -248,7 +248,13 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
 
     @app.get("/info", tags=["ops"], dependencies=[Depends(auth)])
     async def info():
-        return await asyncio.to_thread(engine.status)
+        status = await asyncio.to_thread(engine.status)
+        policy = app.state.rerank
+        if policy is not None:  # what a client forwarding `--rerank` needs to know it gets the same reranker
+            status["rerank"] = {"model": policy.model, "family": getattr(policy.reranker, "family", None),
+                                "by_default": policy.by_default, "depth": policy.depth,
+                                "max_depth": policy.max_depth, "budget_ms": policy.budget_ms}
+        return status
 
     @app.get("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_get(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS),
