@@ -215,7 +215,7 @@ def test_cli_query_rerank_json(index, cross_encoders):
     assert r.exit_code == 0 and "first stage #" in r.stdout and "re-ranked by" in r.stdout
 
 
-def test_cli_rerank_errors_are_one_line(index, tiny_model, cross_encoders):
+def test_cli_rerank_errors_are_one_line(index, tiny_model, cross_encoders, tmp_path):
     model = str(cross_encoders["bert"])
     cases = [
         (["-k", "5", "--rerank", model, "--rerank-depth", "3"], "--rerank-depth (3) is below k (5)"),
@@ -226,6 +226,21 @@ def test_cli_rerank_errors_are_one_line(index, tiny_model, cross_encoders):
     for args, msg in cases:
         r = runner.invoke(app, ["query", "x", "--index", str(index), *args])
         assert r.exit_code != 0 and msg in r.stderr and r.stderr.strip().count("\n") == 0, (args, r.stderr)
+    # serve, mcp and eval refuse a bad reranker before they bind a port or ingest anything
+    for args, msg in ((["serve", "--rerank", str(tiny_model)], "is not a reranker"),
+                      (["serve", "--rerank-budget-ms", "10"], "--rerank-budget-ms needs --rerank MODEL"),
+                      (["serve", "--rerank", model, "--rerank-depth", "50", "--rerank-max-depth", "20"],
+                       "--rerank-max-depth (20) is below --rerank-depth (50)"),
+                      (["mcp", "--rerank", str(tiny_model)], "is not a reranker")):
+        r = runner.invoke(app, [*args, "--index", str(index)])
+        assert r.exit_code != 0 and msg in r.stderr and r.stderr.strip().count("\n") == 0, (args, r.stderr)
+    from test_eval import write_beir
+
+    beir = write_beir(tmp_path / "beir")
+    r = runner.invoke(app, ["eval", str(beir), "--index", str(tmp_path / "ev"), "--model", str(tiny_model),
+                            "--rerank", str(tiny_model)])
+    assert r.exit_code == 1 and "is not a reranker" in r.stderr and r.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "ev" / "vectors").exists() or not any((tmp_path / "ev" / "vectors").iterdir())
     engine = Engine.open(index)
     with pytest.raises(EngineError, match="below k"):
         engine.search("x", k=10, rerank=model, rerank_depth=5)
