@@ -83,8 +83,10 @@ def report() -> str:
                      f"`{sk['command']}` |")
     rc = data.get("rerank_cpu")
     if rc:
+        load = rc.get("load_average_1min")
+        busy = f", 2 cores at load average {load[0]}-{load[1]}" if load else ""
         lines.append(f"| re-ranking 100 candidates per query on CPU, {rc['model'].split(', ')[1].split(' (')[0]} "
-                     f"cross-encoder ({rc['data'].split(': ')[1]}) | {rc['ours_pairs_per_s']} pairs/s, p50 "
+                     f"cross-encoder ({rc['data'].split(': ')[1]}{busy}) | {rc['ours_pairs_per_s']} pairs/s, p50 "
                      f"{rc['ours_p50_ms']} ms/query | {rc['baseline_pairs_per_s']} pairs/s, p50 "
                      f"{rc['baseline_p50_ms']} ms (input order, batch 16) | **{rc['speedup']}×** (max abs diff "
                      f"{rc['max_abs_diff']:.1e}) | `{rc['command']}` |")
