@@ -28,6 +28,7 @@ import json
 import logging
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -287,7 +288,9 @@ def _load_adapter(name: str, adapter_dir: Path, base: str | None, dt: torch.dtyp
                                                                local_files_only=True)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = 0  # as Tevatron's RerankerModel.load and the training run set it
-    model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5: noise on a user's stderr
+        warnings.simplefilter("ignore", FutureWarning)
+        model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     return model, tokenizer
 
 
