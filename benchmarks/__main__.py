@@ -96,8 +96,8 @@ def report() -> str:
                      f"`{rc['command']}` |")
     rg = data.get("rerank_gpu_7b")
     if rg:
-        lines.append(f"| RankLLaMA-7B shape re-ranking {rg['candidates_per_query']} candidates × {rg['max_pair_tokens']} "
-                     f"tokens per query, bf16, {rg['machine'].split(',')[2].strip()} | p50 {rg['ours_p50_ms']} ms, p99 "
+        lines.append(f"| RankLLaMA-7B shape re-ranking {rg['candidates_per_query']} candidates × "
+                     f"{rg['max_pair_tokens']} tokens per query, bf16, {rg['machine'].split(',')[2].strip()} | p50 {rg['ours_p50_ms']} ms, p99 "
                      f"{rg['ours_p99_ms']} ms, {rg['tokens_per_s']} tokens/s | p50 {rg['baseline_p50_ms']} ms, p99 "
                      f"{rg['baseline_p99_ms']} ms (input order, batch 16) | **{rg['speedup']}×** | `{rg['command']}` |")
     else:

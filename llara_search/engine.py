@@ -321,15 +321,18 @@ class Engine:
         try:
             scores = reranker.score_pairs(flat_q, [h.text for h in flat], [h.heading for h in flat],
                                           deadline=deadline)
-        except (RerankError, RuntimeError) as exc:  # RuntimeError: CUDA out of memory and other torch failures
+        except Exception as exc:  # noqa: BLE001 - with fallback, no reranker failure may cost the first stage's answer
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            what = first_line if isinstance(exc, RerankError) else \
+                f"reranker {reranker.name} failed: {type(exc).__name__}: {first_line}"
             if not fallback:
-                raise EngineError(str(exc).splitlines()[0] if isinstance(exc, RerankError)
-                                  else f"reranker {reranker.name} failed: {type(exc).__name__}: "
-                                       f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-            reason = f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; answered in first-stage order"
+                if not isinstance(exc, RuntimeError):  # not a RerankError nor a torch failure (CUDA out of memory)
+                    raise
+                raise EngineError(what) from None
+            reason = f"{what}; answered in first-stage order"
             if isinstance(exc, RerankTimeout):
                 reason += " (raise --rerank-budget-ms or lower --rerank-depth)"
-            log.warning("re-ranking skipped: %s", reason)
+            log.warning("re-ranking skipped: %s", reason, exc_info=not isinstance(exc, RerankError))
             ms = (time.perf_counter() - t) * 1000
             return [RerankOutcome(hits[:k], False, reranker.name, len(hits), 0, ms, reason) for hits in candidates]
         ms = (time.perf_counter() - t) * 1000

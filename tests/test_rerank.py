@@ -345,6 +345,7 @@ def test_eval_reports_first_stage_and_reranked_side_by_side(tmp_path, tiny_model
 def test_commands_that_do_not_rerank_import_no_more_than_before():
     code = ("import sys; import llara_search.cli, llara_search.engine, llara_search.rerank, llara_search.serve.app, "
             "llara_search.serve.mcp, llara_search.eval; "
-            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'llara_search.rerank.model') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'llara_search.rerank.model') "
+            "if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

@@ -159,7 +159,8 @@ class Reranker:
             backbone = getattr(self.model, self.model.base_model_prefix)
             # use_cache=False: transformers otherwise keeps every layer's keys and values (GBs for 7B x 20k tokens)
             hidden = backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-            last = hidden[torch.arange(len(seqs), device=hidden.device), torch.tensor(lengths, device=hidden.device) - 1]
+            rows = torch.arange(len(seqs), device=hidden.device)
+            last = hidden[rows, torch.tensor(lengths, device=hidden.device) - 1]
             logits = self.model.score(last)
         else:
             kw = {"token_type_ids": types.to(self.device)} if self.uses_token_types else {}
