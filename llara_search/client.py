@@ -61,13 +61,16 @@ class Hit:
     end_line: int | None
     page: int | None
     text: str
+    first_stage_rank: int | None = None  # set when the server re-ranked: the hit's rank and score before
+    first_stage_score: float | None = None
     data: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Hit":
         return cls(rank=int(d["rank"]), score=float(d["score"]), chunk_id=int(d["chunk_id"]), path=d["path"],
                    heading=d.get("heading"), start_line=d.get("start_line"), end_line=d.get("end_line"),
-                   page=d.get("page"), text=d.get("text", ""), data=dict(d))
+                   page=d.get("page"), text=d.get("text", ""), first_stage_rank=d.get("first_stage_rank"),
+                   first_stage_score=d.get("first_stage_score"), data=dict(d))
 
     def to_dict(self) -> dict:
         return dict(self.data) if self.data else {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "data"}

@@ -39,6 +39,8 @@ def to_document(hit: Any) -> Document:
     metadata = {"source": hit.path, "path": hit.path, "heading": hit.heading, "start_line": hit.start_line,
                 "end_line": hit.end_line, "page": hit.page, "score": hit.score, "rank": hit.rank,
                 "chunk_id": hit.chunk_id}
+    if getattr(hit, "first_stage_rank", None) is not None:  # re-ranked (search_kwargs rerank): where it came from
+        metadata.update(first_stage_rank=hit.first_stage_rank, first_stage_score=hit.first_stage_score)
     return Document(page_content=hit.text, metadata=metadata, id=str(hit.chunk_id))
 
 

@@ -32,10 +32,14 @@ class SearchResult:
     page: int | None
     text: str
     doc_key: str | None = None
+    first_stage_rank: int | None = None  # set by a re-ranking (then `score` is the reranker's)
+    first_stage_score: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["heading"] = d["heading"] or None
+        if d["first_stage_rank"] is None:  # not re-ranked: the first stage's shape, unchanged
+            del d["first_stage_rank"], d["first_stage_score"]
         return d
 
 

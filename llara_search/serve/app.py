@@ -11,8 +11,9 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import time
 from contextlib import contextmanager
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +27,9 @@ from ..index.generations import IndexFileError
 from ..search import EmptyIndexError
 from .openai_api import content_type_hint, error_body, openai_router
 
+if TYPE_CHECKING:
+    from ..rerank import RerankPolicy
+
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 8192
@@ -35,11 +39,18 @@ MAX_BODY_BYTES = 4 * 2**20
 BATCH_WINDOW_S = 0.003
 
 
+RERANK_DOC = ("re-rank the first stage's top candidates with the server's reranker (`serve --rerank MODEL`); "
+              "default: the server's setting")
+RERANK_DEPTH_DOC = "first-stage candidates the reranker scores (default: the server's, at least k)"
+
+
 class SearchRequest(BaseModel):
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)
     mode: Literal["dense", "bm25", "hybrid"] = "dense"
     where: str | None = Field(None, max_length=1024, description="path glob, e.g. 'api/*' or '*.pdf'")
+    rerank: bool | None = Field(None, description=RERANK_DOC)
+    rerank_depth: int | None = Field(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)
 
 
 class BatchSearchRequest(BaseModel):
@@ -47,6 +58,8 @@ class BatchSearchRequest(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K)
     mode: Literal["dense", "bm25", "hybrid"] = "dense"
     where: str | None = Field(None, max_length=1024)
+    rerank: bool | None = Field(None, description=RERANK_DOC)
+    rerank_depth: int | None = Field(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)
 
 
 class EmbedRequest(BaseModel):
@@ -139,13 +152,16 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def create_app(engine: Engine, token: str | None = None) -> FastAPI:
+def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | None = None) -> FastAPI:
+    """`rerank`: the server's reranker (loaded once, kept warm), whether it is on by default, its depth, the cap on
+    a request's depth and the time budget per request, past which the answer is the first stage's, said so."""
     app = FastAPI(title="llara-search", version=__version__,
                   description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, hybrid).")
     bearer = HTTPBearer(auto_error=False)
     batcher = MicroBatcher(engine)
     app.state.batcher = batcher
     app.state.engine = engine
+    app.state.rerank = rerank  # read per request: an operator (or a test) may swap it on a running app
 
     def auth(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if token is None:
@@ -180,14 +196,43 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         log.exception("internal error")
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
 
-    async def run_search(query: str, k: int, mode: str, where: str | None):
+    def rerank_depth(k: int, asked: bool | None, depth: int | None) -> int | None:
+        """How deep this request's first stage goes for the reranker, or None when it is not re-ranked."""
+        policy = app.state.rerank
+        if asked is False or (asked is None and (policy is None or not policy.by_default)):
+            return None
+        if policy is None:
+            raise HTTPException(400, "this server has no reranker; start it with `llara-search serve --rerank MODEL`")
+        if depth is None:
+            depth = max(policy.depth, k)
+        if depth < k:
+            raise HTTPException(422, f"rerank_depth ({depth}) is below k ({k}): the reranker picks the top {k} from "
+                                     f"the first stage's top {depth}; raise rerank_depth or lower k")
+        if depth > policy.max_depth:
+            raise HTTPException(422, f"rerank_depth ({depth}) is over this server's limit of {policy.max_depth} "
+                                     "candidates per query; lower rerank_depth (or k), or pass rerank=false")
+        return depth
+
+    async def second_stage(queries: list[str], first: list, k: int) -> list:
+        """Re-rank within the server's time budget; a reranker failure answers in first-stage order, said so."""
+        policy = app.state.rerank
+        deadline = None if policy.budget_ms is None else time.monotonic() + policy.budget_ms / 1000
+        return await asyncio.to_thread(engine.rerank, queries, first, k, policy.reranker, deadline=deadline,
+                                       fallback=True)
+
+    async def run_search(query: str, k: int, mode: str, where: str | None, rerank_asked: bool | None = None,
+                         depth: int | None = None):
+        depth = rerank_depth(k, rerank_asked, depth)
         qv = None
         if mode != "bm25":
             import numpy as np
 
             qv = np.asarray([await batcher.encode(query)])
-        results = await asyncio.to_thread(engine.search_many, [query], k, mode, where, qv)
-        return [_public(r) for r in results[0]]
+        results = await asyncio.to_thread(engine.search_many, [query], depth or k, mode, where, qv)
+        if depth is None:
+            return {"results": [_public(r) for r in results[0]]}
+        [outcome] = await second_stage([query], results, k)
+        return {"rerank": outcome.to_dict(), "results": [_public(r) for r in outcome.results]}
 
     @app.get("/healthz", tags=["ops"])
     async def healthz():
@@ -203,25 +248,38 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     @app.get("/info", tags=["ops"], dependencies=[Depends(auth)])
     async def info():
-        return await asyncio.to_thread(engine.status)
+        status = await asyncio.to_thread(engine.status)
+        policy = app.state.rerank
+        if policy is not None:  # what a client forwarding `--rerank` needs to know it gets the same reranker
+            status["rerank"] = {"model": policy.model, "family": getattr(policy.reranker, "family", None),
+                                "by_default": policy.by_default, "depth": policy.depth,
+                                "max_depth": policy.max_depth, "budget_ms": policy.budget_ms}
+        return status
 
     @app.get("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_get(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS),
                          k: int = Query(10, ge=1, le=MAX_K),
                          mode: Literal["dense", "bm25", "hybrid"] = "dense",
-                         where: str | None = Query(None, max_length=1024)):
-        return {"query": q, "mode": mode, "results": await run_search(q, k, mode, where)}
+                         where: str | None = Query(None, max_length=1024),
+                         rerank: bool | None = Query(None, description=RERANK_DOC),
+                         rerank_depth: int | None = Query(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)):
+        return {"query": q, "mode": mode, **await run_search(q, k, mode, where, rerank, rerank_depth)}
 
     @app.post("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_post(body: SearchRequest):
         return {"query": body.query, "mode": body.mode,
-                "results": await run_search(body.query, body.k, body.mode, body.where)}
+                **await run_search(body.query, body.k, body.mode, body.where, body.rerank, body.rerank_depth)}
 
     @app.post("/batch_search", tags=["search"], dependencies=[Depends(auth)])
     async def batch_search(body: BatchSearchRequest):
         _check_lengths(body.queries, MAX_QUERY_CHARS)
-        results = await asyncio.to_thread(engine.search_many, body.queries, body.k, body.mode, body.where)
-        return {"results": [[_public(r) for r in rs] for rs in results]}
+        depth = rerank_depth(body.k, body.rerank, body.rerank_depth)
+        results = await asyncio.to_thread(engine.search_many, body.queries, depth or body.k, body.mode, body.where)
+        if depth is None:
+            return {"results": [[_public(r) for r in rs] for rs in results]}
+        outcomes = await second_stage(body.queries, results, body.k)
+        return {"rerank": [o.to_dict() for o in outcomes], "results": [[_public(r) for r in o.results]
+                                                                         for o in outcomes]}
 
     @app.post("/embed", tags=["embeddings"], dependencies=[Depends(auth)])
     async def embed(body: EmbedRequest):
@@ -245,7 +303,8 @@ def _public(r) -> dict:
     return d
 
 
-def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
+def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+               rerank: RerankPolicy | None = None) -> None:
     """Serve until SIGINT/SIGTERM. While it runs, `<index>/server.json` tells `llara-search query` on this machine
     where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port."""
     import sys
@@ -257,7 +316,9 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
 
     if engine.info.get("model") != TEXT_ONLY:
         engine.encoder  # load the model before accepting traffic  # noqa: B018
-    app = create_app(engine, token)
+    if rerank is not None:  # and run the reranker once, so the first request does not pay for its warm-up
+        rerank.reranker.score("warm-up", ["warm-up"])
+    app = create_app(engine, token, rerank)
     sock = _listen(host, port)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level="warning"))
     with _stopped_by_signals(), announce(engine.paths.root, engine.paths.db_url, sock.getsockname(),
