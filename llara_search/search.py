@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class SearchResult:
     page: int | None
     text: str
     doc_key: str | None = None
+    also_in: list[str] = field(default_factory=list)  # paths of near-copies collapsed into this result
 
     def to_dict(self) -> dict:
         d = asdict(self)

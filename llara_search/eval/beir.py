@@ -156,7 +156,7 @@ def evaluate(engine, data: BeirData, *, mode: str = "dense", k: int = 100, run_f
              progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the judged queries of `data` against `engine` and score them; the corpus must already be ingested."""
     t0 = time.perf_counter()
-    run = run_queries(lambda qs, depth: engine.search_many(qs, k=depth, mode=mode), data, k)
+    run = run_queries(lambda qs, depth: engine.search_many(qs, k=depth, mode=mode, collapse=False), data, k)
     seconds = time.perf_counter() - t0
     run_file = run_file or engine.paths.root / "runs" / f"{_slug(data.name)}-{_slug(data.split)}-{mode}.trec"
     write_trec(run, run_file, f"llara-search-{mode}")

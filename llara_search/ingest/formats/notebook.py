@@ -1,4 +1,5 @@
-"""Jupyter notebooks: markdown cells (headings open sections) and code cells, one block per cell."""
+"""Jupyter notebooks: markdown cells rendered like markdown files (their headings open sections), code cells kept
+as code; "lines" are cell numbers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from .base import Block, ParsedDocument, ParseError, Section, decode_text, push_heading
+from .base import Block, ParsedDocument, ParseError, SectionBuilder, decode_text
+from .markdown import _MYST_HINT, _Markdown, _preprocess
 
 
 def parse_ipynb(path: Path, data: bytes) -> ParsedDocument:
@@ -17,10 +19,16 @@ def parse_ipynb(path: Path, data: bytes) -> ParsedDocument:
             raise ValueError("no cells list")
     except (ValueError, KeyError, TypeError) as exc:
         raise ParseError(f"broken notebook JSON: {str(exc).splitlines()[0][:150]}") from None
-    sections: list[Section] = [Section([])]
-    stack: list[tuple[int, str]] = []
+    builder = SectionBuilder()
     title = None
     pos = 0
+    renderer: _Markdown | None = None
+
+    def add(text: str, n: int) -> None:
+        nonlocal pos
+        builder.add(Block(text, start_line=n, end_line=n, char_start=pos))  # "lines" are cell numbers
+        pos += len(text) + 2
+
     for n, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict):
             continue
@@ -30,14 +38,18 @@ def parse_ipynb(path: Path, data: bytes) -> ParsedDocument:
             continue
         kind = cell.get("cell_type", "code")
         if kind == "markdown":
-            for line in src.split("\n"):
-                m = re.match(r"^(#{1,6})\s+(.*)", line)
-                if m:
-                    head = m.group(2).strip()
-                    push_heading(stack, sections, len(m.group(1)), head)
-                    title = title or head
-                    break
-        text = src.strip() if kind == "markdown" else "```python\n" + src.strip() + "\n```"
-        sections[-1].blocks.append(Block(text, start_line=n, end_line=n, char_start=pos))  # "lines" = cell numbers
-        pos += len(text) + 2
-    return ParsedDocument("ipynb", title, [s for s in sections if s.blocks])
+            myst = bool(_MYST_HINT.search(src))
+            if renderer is None or renderer.myst != myst:
+                renderer = _Markdown(myst)
+
+            def heading(level: int, name: str) -> None:
+                nonlocal title
+                builder.heading(level, name)
+                title = title or name
+
+            renderer.render("\n".join(_preprocess(src.split("\n"), myst)), 1,
+                            lambda b, n=n: add(b.text, n), heading=heading)
+        elif kind == "code" and re.search(r"\w", src):
+            add(src.strip("\n"), n)
+        # raw cells are not rendered by notebook viewers: not indexed
+    return ParsedDocument("ipynb", title, builder.result())
