@@ -112,12 +112,18 @@ def _decompress(path: Path, data: bytes) -> tuple[Path, bytes]:
     import gzip
     import lzma
 
-    ext = path.suffix.lower()
-    opener = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "lzma": lzma.LZMAFile}[COMPRESSED[ext]]
     import io
 
+    ext = path.suffix.lower()
+    kind = COMPRESSED[ext]
     try:
-        with opener(io.BytesIO(data)) as fh:
+        if kind == "gzip":
+            fh = gzip.GzipFile(fileobj=io.BytesIO(data))
+        elif kind == "bz2":
+            fh = bz2.BZ2File(io.BytesIO(data))
+        else:
+            fh = lzma.LZMAFile(io.BytesIO(data))
+        with fh:
             out = fh.read(MAX_DECOMPRESSED + 1)
     except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
         raise ParseError(f"corrupt {ext[1:]} file: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}") \

@@ -195,3 +195,12 @@ def dehyphenate(text: str, vocabulary: set[str]) -> str:
             break
         text = new
     return text
+
+
+_SENTENCE_SPACE = re.compile(r"(?<=[.!?:;,)\]])[ ]{2,}(?=\S)")
+
+
+def single_space_sentences(text: str) -> str:
+    """Typewriter spacing (two spaces after a sentence, as Info and nroff write it) made one space; indentation
+    and code alignment elsewhere are left alone."""
+    return _SENTENCE_SPACE.sub(" ", text)

@@ -247,7 +247,7 @@ _PUNCT = {".", ",", ";", ":", "?", "!", ")", "]", "}"}
 class _Roff:
     """A line-at-a-time interpreter of the man and mdoc macro packages, producing sections of blocks."""
 
-    MAX_LINES = 2_000_000  # expansion budget: a recursive macro cannot hang the ingest
+    EXPANSION = 20  # lines processed per source line at most: a recursive macro cannot hang the ingest
 
     def __init__(self, lines: list[str]):
         self.src = lines
@@ -262,7 +262,7 @@ class _Roff:
         self.heading_next: int | None = None  # .SH without arguments: the next text line is the heading
         self.last_cond = True
         self.links: list[str] = []
-        self.budget = self.MAX_LINES
+        self.budget = self.EXPANSION * len(lines) + 10_000
         self.mdoc = False
         self.brk = False  # the next text starts a new line
         self.tag_next = False  # the next text is the tag of a `.TP` paragraph
@@ -597,6 +597,7 @@ class _Roff:
             text = self._inline(args)
             if text:
                 self.emit(text, no)
+                self.brk = True  # the item's tag stands on its own line
             return True
         if name == "Bd":
             self.flush()
@@ -820,8 +821,9 @@ def parse_formatted_man(path: Path, data: bytes) -> ParsedDocument:
         keep.append((i + 1, ln))
     indents = Counter(len(ln) - len(ln.lstrip()) for _, ln in keep if ln.strip() and ln[:1] == " ")
     total = sum(indents.values())
-    # the body's left margin: the smallest indent that a good share of lines use (7 for man, 5 for mdoc)
-    body = min((k for k, n in indents.items() if n >= 0.05 * total), default=7)
+    # the body's left margin: the smallest indent of 5 or more that a good share of lines use (7 for man(7),
+    # 5 for mdoc); subsection titles sit between the left edge and it
+    body = min((k for k, n in indents.items() if k >= 5 and n >= 0.05 * total), default=7)
     builder = SectionBuilder([title] if title else [])
     para: list[tuple[int, str]] = []
 

@@ -130,6 +130,8 @@ class _Markdown:
         from markdown_it import MarkdownIt
 
         self.md = MarkdownIt("commonmark").enable("table")
+        self.md.normalizeLink = lambda url: url  # link targets are dropped: no need to percent-encode them
+        self.md.validateLink = lambda url: True
         self.myst = myst
         self.module: str | None = None
 

@@ -160,6 +160,8 @@ def parse_pdf(path: Path, data: bytes, extractors=EXTRACTORS) -> ParsedDocument:
         warnings.append(f"{len(empty)} of {len(pages)} pages have no text layer ({_ranges(empty)}); "
                         "OCR is not supported")
     title = got.title.strip() if got.title and got.title.strip() else None
+    if title and re.fullmatch(r"(?i)untitled( document)?|anonymous|none|\(?unspecified\)?", title):
+        title = None  # placeholders PDF writers put in (ReportLab: "untitled")
     sections = _sections(pages, title, got.outline)
     return ParsedDocument("pdf", title, sections, warnings)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import Block, ParsedDocument, SectionBuilder, SkipFile, decode_text
+from .base import Block, ParsedDocument, SectionBuilder, SkipFile, decode_text, single_space_sentences
 
 # ------------------------------------------------------------------------------------------------ Info
 def _decode(data: bytes, name: str, declared: bytes) -> str:
@@ -80,7 +80,8 @@ def parse_info(path: Path, data: bytes) -> ParsedDocument:
         def flush() -> None:
             if para:
                 width = min(len(t) - len(t.lstrip()) for _, t in para)
-                builder.add(Block("\n".join(t[width:] for _, t in para), para[0][0], para[-1][0]))
+                body = "\n".join(single_space_sentences(t[width:]) for _, t in para)
+                builder.add(Block(body, para[0][0], para[-1][0]))
                 para.clear()
 
         while i < len(body_lines):
