@@ -35,8 +35,8 @@ DIRECTIVE_LINE = re.compile(
     r"^\s*(\.\.\s+[\w:.+-]+::.*|\.\.\s+_[^:]*:.*|\.\.\s+\|[^|]+\|\s+[\w:-]+::.*|:[\w.-]+:(\s+\S*)?|"
     r"```+\s*\{[\w:.+-]+\}.*|:::+\s*(\{[\w:.+-]+\}.*)?|\([\w.:-]+\)=|\+\+\+|"
     r"[.'](TH|SH|SS|TP|PP|IP|LP|P|B|I|BR|BI|IB|IR|RI|RB|SM|nf|fi|RS|RE|br|sp|EX|EE|Dd|Dt|Os|Sh|Ss|Pp|Bl|El|It|Nm|Nd)"
-    r"\b.*|@(node|chapter|section|subsection|example|end|c|cindex|findex|menu|item|itemx|table|setfilename|"
-    r"settitle)\b.*)\s*$")
+    r"(\s.*)?|@(node|chapter|section|subsection|example|end|c|cindex|findex|menu|item|itemx|table|setfilename|"
+    r"settitle)(\s.*)?)\s*$")
 
 
 def _chunks(index: Path) -> list[tuple[str, str, str, str]]:

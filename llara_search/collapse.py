@@ -3,9 +3,11 @@ output, info) answers a query once, not five times.
 
 Why at query time and not at ingest: every copy stays indexed, so `--where '*.pdf'` still finds the PDF's page,
 deleting or editing one copy never leaves the others unindexed, and no ingest order or format preference has to
-be guessed. The copies cut the text at different places (a PDF page, a man page section, an Info node), so two
-results count as the same passage when most of the smaller one's word trigrams are in the other one (containment,
-not equality). The better ranked copy is kept and lists the others in `also_in`.
+be guessed. The copies cut the text at different places (a PDF page, a man page section, an Info node), so a
+result counts as a copy when nearly all of its word trigrams were already shown by better results from other
+files (containment in their union, not equality with one of them). Templated texts that differ in a name or a
+number keep their own trigrams around that word and are not collapsed. The best-ranked file the copy overlaps
+lists the copy's path in `also_in`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Sequence, TypeVar
 
 T = TypeVar("T")
 
-CONTAINMENT = 0.5  # share of the smaller passage's word trigrams found in a better result: the same passage
+CONTAINMENT = 0.7  # share of a result's word trigrams already shown by better results from other files
 MIN_SHINGLES = 8  # below this, only identical texts collapse ("Returns: None" under two headings is not a copy)
 _WORD = re.compile(r"\w+")
 
@@ -33,26 +35,25 @@ def _shingles(text: str) -> tuple[tuple[str, ...], frozenset]:
 
 
 def collapse_duplicates(results: Sequence[T], k: int) -> list[T]:
-    """The first k results with near-copies of a better result removed; ranks renumbered; each kept result's
-    `also_in` lists the paths of the copies it stands for."""
+    """The first k results, in order, without copies of better ones; ranks renumbered; a kept result's `also_in`
+    lists the paths of the copies it stands for. Results need `text`, `path`, `rank` and an `also_in` list."""
     kept: list[T] = []
     by_words: dict[tuple[str, ...], int] = {}
-    kept_sizes: list[int] = []
-    owner: dict[tuple, list[int]] = {}  # shingle -> kept results holding it
+    owner: dict[tuple, list[int]] = {}  # trigram -> kept results holding it
     for r in results:
         words, sh = _shingles(r.text)
-        dup = None
-        if words in by_words:
-            dup = by_words[words]
-        elif len(sh) >= MIN_SHINGLES:
-            counts: dict[int, int] = {}
+        dup = by_words.get(words)
+        if dup is None and len(sh) >= MIN_SHINGLES:
+            covered = 0
+            overlap: dict[int, int] = {}
             for s in sh:
-                for i in owner.get(s, ()):
-                    counts[i] = counts.get(i, 0) + 1
-            for i, n in sorted(counts.items(), key=lambda x: -x[1]):
-                if kept_sizes[i] >= MIN_SHINGLES and n >= CONTAINMENT * min(len(sh), kept_sizes[i]):
-                    dup = i
-                    break
+                others = [i for i in owner.get(s, ()) if kept[i].path != r.path]
+                if others:
+                    covered += 1
+                    for i in others:
+                        overlap[i] = overlap.get(i, 0) + 1
+            if covered >= CONTAINMENT * len(sh):
+                dup = min(overlap, key=lambda i: (-overlap[i], i))
         if dup is not None:
             other = kept[dup]
             if r.path != other.path and r.path not in other.also_in:
@@ -63,7 +64,6 @@ def collapse_duplicates(results: Sequence[T], k: int) -> list[T]:
         idx = len(kept)
         kept.append(r)
         by_words.setdefault(words, idx)
-        kept_sizes.append(len(sh))
         for s in sh:
             owner.setdefault(s, []).append(idx)
     for rank, r in enumerate(kept, start=1):

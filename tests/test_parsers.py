@@ -497,7 +497,11 @@ def test_parse_report_and_one_manual_in_many_formats_answers_once(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "llamactl.1").write_text(ROFF)
-    (docs / "llamactl.0").write_text(formatted_page(False))
+    (docs / "llamactl.0").write_text("\n".join([  # what nroff makes of the same page
+        "LLAMACTL(1)                  User Commands                 LLAMACTL(1)", "",
+        _overstrike("OPTIONS", "bold"), f"       {_overstrike('-f', 'bold')}, {_overstrike('--feed', 'bold')}",
+        "              Feed the herd now— even at night.  See llama(7) for",
+        "              the rules.", ""]))
     (docs / "llamactl.md").write_text("# OPTIONS\n\n-f, --feed\nFeed the herd now— even at night. See llama(7) for "
                                       "the rules.\n")
     (docs / "llamas.texi").write_text(TEXI)
@@ -578,3 +582,22 @@ def test_real_docs_folders_parse_clean(tmp_path):
     assert {"HAPROXY(1) > OPTIONS", "HAPROXY(1) > SIGNALS"} <= set(man)
     assert not [t for _, _, t in rows if CONTROL.search(t) or MARKUP_LINE.search(t)]
     assert any("jax.numpy.argmax" in t for _, _, t in rows)  # autosummary names, qualified by currentmodule
+
+
+def test_collapse_keeps_templated_passages_and_drops_copies():
+    from llara_search.collapse import collapse_duplicates
+    from llara_search.search import SearchResult
+
+    def hit(i: int, path: str, text: str) -> SearchResult:
+        return SearchResult(i, 1.0 / i, i, path, None, None, None, None, text)
+
+    rows = [f"Zebra paragraph {j} of page {p}, item {p * 50 + j}. Zebra paragraph {j + 1} of page {p}, item "
+            f"{p * 50 + j + 1}." for p in range(6) for j in (2,)]
+    templated = [hit(i + 1, f"p{i}.md", t) for i, t in enumerate(rows)]
+    assert [h.path for h in collapse_duplicates(templated, 10)] == [f"p{i}.md" for i in range(6)]  # facts differ
+    text = "Brace expansion is a mechanism by which arbitrary strings may be generated, similar to pathname expansion."
+    copies = [hit(1, "bash.1", text), hit(2, "other.md", "Unrelated words about llamas and their hay, long enough."),
+              hit(3, "bash.pdf", text.replace("generated,", "generated,\n")), hit(4, "bash.html", "Brace " + text)]
+    kept = collapse_duplicates(copies, 5)
+    assert [(h.rank, h.path) for h in kept] == [(1, "bash.1"), (2, "other.md")]
+    assert kept[0].also_in == ["bash.pdf", "bash.html"]

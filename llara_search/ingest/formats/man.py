@@ -130,10 +130,8 @@ class Escapes:
                 elif i < n and s[i] in "'":
                     j = s.find("'", i + 1)
                     i = n if j < 0 else j + 1
-                else:
-                    while i < n and s[i].isdigit() and i < n:
-                        i += 1
-                        break
+                elif i < n and s[i].isdigit():  # \sN: one digit
+                    i += 1
             elif e == "*":
                 name, i = _read_name(s, i)
                 name = name.split(" ")[0]

@@ -219,7 +219,9 @@ def _sections(pages: list[str], title: str | None, outline: list[tuple[int, int,
         for level, name in pending:
             key = _norm(name)
             for i, line in enumerate(lines):
-                if i not in found and key and _norm(line) == key:
+                norm = _norm(line)  # the heading line may carry the section number the outline leaves out
+                if i not in found and key and (norm == key or (norm.endswith(" " + key) and re.fullmatch(
+                        r"[\w.]{1,12} " + re.escape(key), norm))):
                     found[i] = (level, name)
                     break
         for level, name in pending:  # entries whose title is not on the page open at its top
