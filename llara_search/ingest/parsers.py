@@ -23,8 +23,7 @@ from .formats.notebook import parse_ipynb
 from .formats.pdf import parse_pdf
 from .formats.rst import looks_like_rst, parse_rst
 from .formats.texinfo import looks_like_info, looks_like_texinfo, parse_info, parse_texinfo
-from .formats.text import parse_underlined  # noqa: F401  (BEIR records are parsed with it)
-from .formats.text import parse_underlined as _parse_underlined
+from .formats.text import parse_underlined  # BEIR records and plain text
 
 TEXT_EXT = {".txt", ".text", ".log", ".cfg", ".conf", ".ini", ".toml", ".yaml", ".yml", ".csv", ".tsv", ".json",
             ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java", ".tex", ".me", ".ms", ".mm"}
@@ -45,7 +44,7 @@ Parser = Callable[[Path, bytes], ParsedDocument]
 
 
 def parse_text(path: Path, data: bytes) -> ParsedDocument:
-    return _parse_underlined(decode_text(data, path.name), "text")
+    return parse_underlined(decode_text(data, path.name), "text")
 
 
 PARSERS: dict[str, Parser] = {
