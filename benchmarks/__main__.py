@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, cli_query, encode, index, ingest, rerank, serve, soak
+from . import bm25, cli_query, encode, index, ingest, parsing, rerank, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -124,6 +124,26 @@ def report() -> str:
                          f"recall@10 {r['recall@10']}, {r['bytes_per_vector']} B/vector | exact flat p50 "
                          f"{r['flat_p50_ms']} ms, {r['flat_bytes_per_vector']} B/vector | **{r['speedup_vs_flat']}×** "
                          f"faster | `{r['command']}` |")
+    pa = data.get("parsing")
+    if pa:
+        for f in pa["folders"]:
+            lines.append(f"| parsing {f['folder'].split('data/')[-1]} ({f['documents']} documents: "
+                         f"{', '.join(f'{k} {v}' for k, v in f['formats'].items())}; {f['chunks']} chunks) | "
+                         f"**{len(f['files_failed'])} failed files**, {f['chunks_with_control_chars']} chunks with "
+                         f"control characters, {100 * f['directive_share']:.2f}% chunks with a directive line, "
+                         f"{f['man_chunks_without_section_heading']}/{f['man_chunks']} man chunks without a section "
+                         f"heading | | | `{pa['command']}` |")
+        pdf = pa["pdf"]
+        lines.append(f"| PDF text extraction, {len(pdf['files'])} PDFs (one font with >256 widths) | pypdfium2: "
+                     f"{pdf['pypdfium2']['files_read']} read, {pdf['pypdfium2']['seconds']} s | pypdf: "
+                     f"{pdf['pypdf']['files_read']} read, {pdf['pypdf']['seconds']} s | **{pdf['speedup_pdfium_vs_pypdf']}×** "
+                     f"faster | `{pa['command']}` |")
+        c = pa.get("collapse")
+        if c:
+            lines.append(f"| BM25 query with near-copies collapsed ({c['queries']} queries, k={c['k']}) | p50 "
+                         f"{c['p50_ms_collapse']} ms, {c['results_naming_copies']} copies named in also_in | p50 "
+                         f"{c['p50_ms_no_collapse']} ms without collapsing | **{c['ratio']}×** the time | "
+                         f"`{pa['command']}` |")
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -142,6 +162,7 @@ def main() -> None:
         soak.main([])
         cli_query.main([])
         rerank.main([])
+        parsing.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

@@ -210,10 +210,17 @@ def _ingest_table(r) -> None:
     out.print(c)
     if r.stages:
         out.print("time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.stages.items()), highlight=False)
+    if getattr(r, "formats", None):
+        out.print("documents per format: " + ", ".join(f"{k} {v}" for k, v in r.formats.items()), highlight=False)
     for f in r.files_failed[:50]:
         out.print(Text(f"failed: {f['path']}: {f['error']}", style="yellow"))
     if len(r.files_failed) > 50:
         out.print(f"… and {len(r.files_failed) - 50} more failures (see --json)")
+    warnings = getattr(r, "warnings", [])
+    for w in warnings[:50]:
+        out.print(Text(f"warning: {w['path']}: {w['warning']}", style="cyan"))
+    if len(warnings) > 50:
+        out.print(f"… and {len(warnings) - 50} more warnings (see --json)")
 
 
 # ---------------------------------------------------------------------------------------------------- query
@@ -283,6 +290,8 @@ def query(
         out.print(head)
         if r.heading:
             out.print(Text(f"     {r.heading}", style="magenta"))
+        if getattr(r, "also_in", None):  # near-copies of this passage in other files (other formats)
+            out.print(Text("     also in: " + ", ".join(_display_path(p) for p in r.also_in), style="dim"))
         out.print(_snippet(r.text, terms))
     how = f"{mode}, re-ranked by {outcome.model} from {outcome.candidates}" if outcome else mode
     out.print(f"[dim]{len(results)} results in {took:.0f} ms ({how})[/]", highlight=False)
@@ -595,7 +604,7 @@ def finetune(
 
             def search(queries, k):
                 return [list(dict.fromkeys(h.doc_key for h in hits if h.doc_key))
-                        for hits in engine.search_many(queries, k=min(1000, 3 * k), mode=mode)]
+                        for hits in engine.search_many(queries, k=min(1000, 3 * k), mode=mode, collapse=False)]
 
             examples = examples_from_beir(train_data, split, search)
             source = f"BEIR {train_data} ({split}), negatives mined by {mode} from {engine.paths.root}"

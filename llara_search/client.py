@@ -63,6 +63,7 @@ class Hit:
     text: str
     first_stage_rank: int | None = None  # set when the server re-ranked: the hit's rank and score before
     first_stage_score: float | None = None
+    also_in: list[str] = field(default_factory=list)  # near-copies of this passage in other files (other formats)
     data: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -70,7 +71,8 @@ class Hit:
         return cls(rank=int(d["rank"]), score=float(d["score"]), chunk_id=int(d["chunk_id"]), path=d["path"],
                    heading=d.get("heading"), start_line=d.get("start_line"), end_line=d.get("end_line"),
                    page=d.get("page"), text=d.get("text", ""), first_stage_rank=d.get("first_stage_rank"),
-                   first_stage_score=d.get("first_stage_score"), data=dict(d))
+                   first_stage_score=d.get("first_stage_score"), also_in=list(d.get("also_in") or []),
+                   data=dict(d))
 
     def to_dict(self) -> dict:
         return dict(self.data) if self.data else {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "data"}

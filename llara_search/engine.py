@@ -18,6 +18,7 @@ from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
 from .layout import IndexPaths, WriteLock, default_index_dir
+from .collapse import collapse_depth, collapse_duplicates
 from .search import MODES, EmptyIndexError, SearchResult, Searcher, rrf
 from .store import Document, Store
 from .store.db import StoreError
@@ -218,24 +219,31 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ search
     def search(self, query: str, k: int = 10, mode: str = "dense", where: str | None = None, *,
-               rerank: str | Reranker | None = None, rerank_depth: int | None = None) -> list[SearchResult]:
-        return self.search_many([query], k=k, mode=mode, where=where, rerank=rerank, rerank_depth=rerank_depth)[0]
+               rerank: str | Reranker | None = None, rerank_depth: int | None = None,
+               collapse: bool = True) -> list[SearchResult]:
+        return self.search_many([query], k=k, mode=mode, where=where, rerank=rerank, rerank_depth=rerank_depth,
+                                collapse=collapse)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "dense",
                     where: str | None = None, query_vectors: np.ndarray | None = None, *,
-                    rerank: str | Reranker | None = None, rerank_depth: int | None = None
-                    ) -> list[list[SearchResult]]:
+                    rerank: str | Reranker | None = None, rerank_depth: int | None = None,
+                    collapse: bool = True) -> list[list[SearchResult]]:
         """Search several queries with one batched encode (or with `query_vectors` already encoded).
 
+        `collapse`: near-copies of a better result (the same manual as pdf, man page and info) are left out and
+        named in its `also_in` (llara_search/collapse.py); evaluation and negative mining turn it off.
+
         `rerank`: a reranker (or its model name, loaded once and kept) re-scores the first stage's top
-        `rerank_depth` candidates and the top-k by its score are returned, each with its first-stage rank and score;
-        a reranker failure raises `EngineError` (the server answers in first-stage order instead: `rerank()`)."""
+        `rerank_depth` candidates (collapsed first, so no copy takes a candidate's place) and the top-k by its score
+        are returned, each with its first-stage rank and score; a reranker failure raises `EngineError` (the server
+        answers in first-stage order instead: `rerank()`)."""
         if rerank is not None:
             from .rerank import DEFAULT_DEPTH
 
             depth = self.rerank_depth(k, max(DEFAULT_DEPTH, k) if rerank_depth is None else rerank_depth)
             reranker = self.reranker(rerank) if isinstance(rerank, str) else rerank
-            first = self.search_many(queries, k=depth, mode=mode, where=where, query_vectors=query_vectors)
+            first = self.search_many(queries, k=depth, mode=mode, where=where, query_vectors=query_vectors,
+                                     collapse=collapse)
             return [o.results for o in self.rerank(queries, first, k, reranker)]
         if mode not in MODES:
             raise EngineError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -253,7 +261,8 @@ class Engine:
             raise EngineError(f"index {self.paths.root} is empty (0 chunks); ingest documents first")
         if mode != "bm25" and searcher.vectors is None:
             raise EngineError(f"index {self.paths.root} is text-only (built with --model none); use --mode bm25")
-        depth = max(k, 100) if mode == "hybrid" else k
+        fetch = min(MAX_K, collapse_depth(k)) if collapse else k
+        depth = max(fetch, 100) if mode == "hybrid" else fetch
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):
             if query_vectors is None and self._encoder is not None and gen.fingerprint \
@@ -267,10 +276,11 @@ class Engine:
             if mode == "dense":
                 hits = dense[qi]
             elif mode == "bm25":
-                hits = searcher.bm25(q, k, where, pinned=pinned)
+                hits = searcher.bm25(q, fetch, where, pinned=pinned)
             else:
-                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], k)
-            out.append(searcher.results(hits))
+                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], fetch)
+            results = searcher.results(hits)
+            out.append(collapse_duplicates(results, k) if collapse else results)
         return out
 
     # ------------------------------------------------------------------------------------------------ re-ranking

@@ -38,7 +38,7 @@ def to_document(hit: Any) -> Document:
     """A search result (`llara_search.client.Hit` or `llara_search.search.SearchResult`) as a LangChain Document."""
     metadata = {"source": hit.path, "path": hit.path, "heading": hit.heading, "start_line": hit.start_line,
                 "end_line": hit.end_line, "page": hit.page, "score": hit.score, "rank": hit.rank,
-                "chunk_id": hit.chunk_id}
+                "chunk_id": hit.chunk_id, "also_in": list(getattr(hit, "also_in", None) or [])}
     if getattr(hit, "first_stage_rank", None) is not None:  # re-ranked (search_kwargs rerank): where it came from
         metadata.update(first_stage_rank=hit.first_stage_rank, first_stage_score=hit.first_stage_score)
     return Document(page_content=hit.text, metadata=metadata, id=str(hit.chunk_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,7 @@ class SearchResult:
     doc_key: str | None = None
     first_stage_rank: int | None = None  # set by a re-ranking (then `score` is the reranker's)
     first_stage_score: float | None = None
+    also_in: list[str] = field(default_factory=list)  # paths of near-copies collapsed into this result
 
     def to_dict(self) -> dict:
         d = asdict(self)

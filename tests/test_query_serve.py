@@ -41,7 +41,8 @@ def test_cli_query_json_shape_and_k(built):
     assert out["query"] == "llama packing" and out["mode"] == "dense" and out["took_ms"] >= 0
     assert len(out["results"]) == 7 and [x["rank"] for x in out["results"]] == list(range(1, 8))
     first = out["results"][0]
-    assert set(first) == {"rank", "score", "chunk_id", "path", "heading", "start_line", "end_line", "page", "text"}
+    assert set(first) == {"rank", "score", "chunk_id", "path", "heading", "start_line", "end_line", "page", "text",
+                        "also_in"}
     scores = [x["score"] for x in out["results"]]
     assert scores == sorted(scores, reverse=True)
 

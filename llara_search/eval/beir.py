@@ -199,7 +199,7 @@ def evaluate(engine, data: BeirData, *, mode: str = "dense", k: int = 100, run_f
     reranked: dict[str, list[tuple[str, float]]] = {}
     seconds = rerank_seconds = 0.0
     t = time.perf_counter()
-    for part, hits in _batches(lambda qs, d: engine.search_many(qs, k=d, mode=mode), data, depth):
+    for part, hits in _batches(lambda qs, d: engine.search_many(qs, k=d, mode=mode, collapse=False), data, depth):
         seconds += time.perf_counter() - t
         for qid, h in zip(part, hits):
             run[qid] = _max_passage(h, qid, k)
