@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, dtype, encode, index, ingest, memory, serve, soak
+from . import bm25, cli_query, dtype, encode, index, ingest, memory, parsing, rerank, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -81,6 +81,41 @@ def report() -> str:
                      f"new generations | {ld['requests']} requests at {ld['concurrency']} clients, **{ld['errors']} "
                      f"errors**, {ld['requests_per_s']} req/s, p50 {ld['p50_ms']} ms, p99 {ld['p99_ms']} ms | | | "
                      f"`{sk['command']}` |")
+    cq = data.get("cli_query")
+    if cq:
+        cold = {"dense": "imports torch, loads the model", "bm25": "imports the engine: FAISS, SQLAlchemy; no model"}
+        for mode, r in cq["modes"].items():
+            load = f"; load average {cq['load_average'][0]}→{cq['load_average'][1]} on " \
+                   f"{cq['machine'].split(' CPU')[0]} cores" if cq.get("load_average") else ""
+            lines.append(f"| `llara-search query --mode {mode}` wall time with a `serve` of the same index up "
+                         f"({cq['chunks']} chunks, {cq['model']}; same results: {cq['identical_results']}{load}) | "
+                         f"{r['server_median_s']} s (median of {cq['repeats']}) | {r['local_median_s']} s cold "
+                         f"in-process (`--local`: {cold[mode] if mode in cold else 'opens the engine'}) | "
+                         f"**{r['speedup']}×** faster | "
+                         f"`{cq['command']}` |")
+    rc = data.get("rerank_cpu")
+    if rc:
+        load = rc.get("load_average_1min")
+        busy = f", 2 cores at load average {load[0]}-{load[1]}" if load else ""
+        lines.append(f"| re-ranking 100 candidates per query on CPU, {rc['model'].split(', ')[1].split(' (')[0]} "
+                     f"cross-encoder ({rc['data'].split(': ')[1]}{busy}) | {rc['ours_pairs_per_s']} pairs/s, p50 "
+                     f"{rc['ours_p50_ms']} ms/query | {rc['baseline_pairs_per_s']} pairs/s, p50 "
+                     f"{rc['baseline_p50_ms']} ms (input order, batch 16) | **{rc['speedup']}×** (max abs diff "
+                     f"{rc['max_abs_diff']:.1e}) | `{rc['command']}` |")
+        rec = rc["depth_study"]["recall"]
+        lines.append(f"| first-stage depth worth re-ranking (BM25 on SciFact, document recall of the top N) | "
+                     + ", ".join(f"{n}: {v}" for n, v in rec.items()) + " | | default depth 100 | "
+                     f"`{rc['command']}` |")
+    rg = data.get("rerank_gpu_7b")
+    if rg:
+        lines.append(f"| RankLLaMA-7B shape re-ranking {rg['candidates_per_query']} candidates × "
+                     f"{rg['max_pair_tokens']} tokens per query, bf16, {rg['machine'].split(',')[2].strip()} | p50 {rg['ours_p50_ms']} ms, p99 "
+                     f"{rg['ours_p99_ms']} ms, {rg['tokens_per_s']} tokens/s | p50 {rg['baseline_p50_ms']} ms, p99 "
+                     f"{rg['baseline_p99_ms']} ms (input order, batch 16) | **{rg['speedup']}×** | `{rg['command']}` |")
+    else:
+        lines.append("| RankLLaMA-7B shape re-ranking 100 candidates × 200 tokens per query, bf16, one GPU | not "
+                     "measured (no GPU lent yet) | straightforward loop (input order, batch 16) | not measured | "
+                     "`python -m benchmarks.rerank_gpu` |")
     for key, r in sorted(data.items()):
         if key.startswith("index_"):
             cores = r["machine"].split(" CPU")[0]
@@ -90,6 +125,26 @@ def report() -> str:
                          f"{r['flat_p50_ms']} ms, {r['flat_bytes_per_vector']} B/vector | **{r['speedup_vs_flat']}×** "
                          f"faster | `{r['command']}` |")
     lines += _dtype_rows(data)
+    pa = data.get("parsing")
+    if pa:
+        for f in pa["folders"]:
+            lines.append(f"| parsing {f['folder'].split('data/')[-1]} ({f['documents']} documents: "
+                         f"{', '.join(f'{k} {v}' for k, v in f['formats'].items())}; {f['chunks']} chunks) | "
+                         f"**{len(f['files_failed'])} failed files**, {f['chunks_with_control_chars']} chunks with "
+                         f"control characters, {100 * f['directive_share']:.2f}% chunks with a directive line, "
+                         f"{f['man_chunks_without_section_heading']}/{f['man_chunks']} man chunks without a section "
+                         f"heading | | | `{pa['command']}` |")
+        pdf = pa["pdf"]
+        lines.append(f"| PDF text extraction, {len(pdf['files'])} PDFs (one font with >256 widths) | pypdfium2: "
+                     f"{pdf['pypdfium2']['files_read']} read, {pdf['pypdfium2']['seconds']} s | pypdf: "
+                     f"{pdf['pypdf']['files_read']} read, {pdf['pypdf']['seconds']} s | **{pdf['speedup_pdfium_vs_pypdf']}×** "
+                     f"faster | `{pa['command']}` |")
+        c = pa.get("collapse")
+        if c:
+            lines.append(f"| BM25 query with near-copies collapsed ({c['queries']} queries, k={c['k']}) | p50 "
+                         f"{c['p50_ms_collapse']} ms, {c['results_naming_copies']} copies named in also_in | p50 "
+                         f"{c['p50_ms_no_collapse']} ms without collapsing | **{c['ratio']}×** the time | "
+                         f"`{pa['command']}` |")
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -137,6 +192,9 @@ def main() -> None:
         soak.main([])
         memory.main([])
         dtype.main([])
+        cli_query.main([])
+        rerank.main([])
+        parsing.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

@@ -29,11 +29,30 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object (for scripts
 DtypeOpt = typer.Option("auto", "--dtype", envvar="LLARA_SEARCH_DTYPE", metavar="DTYPE",
                         help="Precision the model is loaded and run in: auto (bfloat16 on CUDA, float32 on the CPU) "
                              "| float32 | bfloat16 (half the memory) | float16")
+RerankOpt = typer.Option(None, "--rerank", help="Re-rank the first stage's top candidates with this cross-encoder "
+                         "(e.g. BAAI/bge-reranker-v2-m3) or RankLLaMA adapter; HF id or local folder")
+RerankDepthOpt = typer.Option(None, "--rerank-depth", help="First-stage candidates the reranker scores [100, at "
+                              "least k]")
+RerankBaseOpt = typer.Option(None, "--rerank-base", help="Base model of a reranker LoRA adapter, when not the one "
+                             "its adapter_config.json names (e.g. a local Llama-2-7b folder)")
+RerankNormalizeOpt = typer.Option(False, "--rerank-normalize", help="Report the reranker's sigmoid (0-1) instead "
+                                  "of its logit, as FlagReranker's normalize=True (same order)")
 
 
 def _fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     raise typer.Exit(code)
+
+
+_EXPECTED = {"llara_search.engine": "EngineError", "llara_search.store.db": "StoreError",
+             "llara_search.layout": "IndexLockedError", "llara_search.search": "EmptyIndexError",
+             "llara_search.index.generations": "IndexFileError", "llara_search.client": "LlaraSearchError"}
+
+
+def _expected_errors() -> tuple[type, ...]:
+    """The wrong-use error classes of the modules imported so far: one never imported cannot have raised, and
+    importing the engine just to name its error would cost the instant query path a second."""
+    return tuple(getattr(sys.modules[m], name) for m, name in _EXPECTED.items() if m in sys.modules)
 
 
 def _guard(fn):
@@ -42,22 +61,16 @@ def _guard(fn):
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from .engine import EngineError
-        from .index.generations import IndexFileError
-        from .layout import IndexLockedError
-        from .search import EmptyIndexError
-        from .store.db import StoreError
-
         from .notices import listening
 
         try:
             with listening(_json_notice if kwargs.get("as_json") else _print_notice):
                 return fn(*args, **kwargs)
-        except (EngineError, StoreError, IndexLockedError, EmptyIndexError, IndexFileError) as exc:
-            _fail(str(exc))
         except MemoryError as exc:  # the memory check's refusal (InsufficientMemoryError), or a real one
             _fail(str(exc).splitlines()[0] if str(exc) else "out of memory")
         except RuntimeError as exc:
+            if isinstance(exc, _expected_errors()):
+                _fail(str(exc))
             trainer = sys.modules.get("llara_search.train.trainer")  # not imported (torch!) unless training ran
             if trainer is not None and isinstance(exc, trainer.TrainingInterrupted):
                 _fail(str(exc), 130)
@@ -246,10 +259,17 @@ def _ingest_table(r) -> None:
     out.print(c)
     if r.stages:
         out.print("time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.stages.items()), highlight=False)
+    if getattr(r, "formats", None):
+        out.print("documents per format: " + ", ".join(f"{k} {v}" for k, v in r.formats.items()), highlight=False)
     for f in r.files_failed[:50]:
         out.print(Text(f"failed: {f['path']}: {f['error']}", style="yellow"))
     if len(r.files_failed) > 50:
         out.print(f"… and {len(r.files_failed) - 50} more failures (see --json)")
+    warnings = getattr(r, "warnings", [])
+    for w in warnings[:50]:
+        out.print(Text(f"warning: {w['path']}: {w['warning']}", style="cyan"))
+    if len(warnings) > 50:
+        out.print(f"… and {len(warnings) - 50} more warnings (see --json)")
 
 
 # ---------------------------------------------------------------------------------------------------- query
@@ -264,20 +284,48 @@ def query(
     where: Optional[str] = typer.Option(None, "--where", help="Only documents whose path matches this glob, "
                                         "e.g. 'api/*' or '*.pdf'"),
     dtype: str = DtypeOpt,
+    rerank: Optional[str] = RerankOpt,
+    rerank_depth: Optional[int] = RerankDepthOpt,
+    rerank_base: Optional[str] = RerankBaseOpt,
+    rerank_normalize: bool = RerankNormalizeOpt,
+    token: Optional[str] = typer.Option(None, "--token", envvar="LLARA_SEARCH_TOKEN", show_default=False,
+                                        help="Token of a running `serve` for this index [default: "
+                                             "$LLARA_SEARCH_TOKEN]"),
+    local: bool = typer.Option(False, "--local", help="Search in this process even when a `serve` for this index "
+                               "runs on this machine"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Search the index: the query is encoded with the EBAR prompt by the index's own model."""
+    """Search the index: the query is encoded with the EBAR prompt by the index's own model. When a `serve` for the
+    same index runs on this machine, it is asked instead (no model to load; same results)."""
     import time
 
-    engine = _open(index, db_url, dtype=_dtype(dtype))
-    if mode != "bm25":
-        engine.encoder  # load the model outside the timed search  # noqa: B018
-    t = time.perf_counter()
-    results = engine.search(text, k=k, mode=mode, where=where)
-    took = (time.perf_counter() - t) * 1000
+    _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
+    dtype = _dtype(dtype)
+    outcome, extra = None, {}
+    # a reranker is named by this command, not by the server: the search runs here (`serve --rerank` re-ranks its own)
+    answered = None if local or rerank else _query_server(index, db_url, token, text, k=k, mode=mode, where=where)
+    if answered is not None:
+        results, took = answered
+    else:
+        engine = _open(index, db_url, dtype=dtype)
+        reranker, depth = None, k
+        if rerank:
+            from .rerank import DEFAULT_DEPTH
+
+            depth = engine.rerank_depth(k, max(DEFAULT_DEPTH, k) if rerank_depth is None else rerank_depth)
+            reranker = engine.reranker(rerank, base=rerank_base, normalize=rerank_normalize)  # loaded untimed
+        if mode != "bm25":
+            engine.encoder  # load the model outside the timed search  # noqa: B018
+            extra["dtype"] = str(engine.encoder.dtype).removeprefix("torch.")
+        t = time.perf_counter()
+        results = engine.search(text, k=depth, mode=mode, where=where)
+        outcome = engine.rerank([text], [results], k, reranker)[0] if reranker is not None else None
+        if outcome is not None:
+            results = outcome.results
+        took = (time.perf_counter() - t) * 1000
     if as_json:
-        extra = {} if mode == "bm25" else {"dtype": str(engine.encoder.dtype).removeprefix("torch.")}
         _print_json({"query": text, "mode": mode, "took_ms": round(took, 2), **extra,
+                     **({"rerank": outcome.to_dict()} if outcome else {}),
                      "results": [_result_json(r) for r in results]})
         return
     if not results:
@@ -288,12 +336,60 @@ def query(
         where_in = _span(r)
         head = Text(f"{r.rank:>3}. ", style="bold")
         head.append(f"{r.score:.4f}  ", style="cyan")
+        if r.first_stage_rank is not None:
+            head.append(f"(first stage #{r.first_stage_rank}, {r.first_stage_score:.4f})  ", style="dim")
         head.append(_display_path(r.path) + where_in, style="green")
         out.print(head)
         if r.heading:
             out.print(Text(f"     {r.heading}", style="magenta"))
+        if getattr(r, "also_in", None):  # near-copies of this passage in other files (other formats)
+            out.print(Text("     also in: " + ", ".join(_display_path(p) for p in r.also_in), style="dim"))
         out.print(_snippet(r.text, terms))
-    out.print(f"[dim]{len(results)} results in {took:.0f} ms ({mode})[/]")
+    how = f"{mode}, re-ranked by {outcome.model} from {outcome.candidates}" if outcome else mode
+    out.print(f"[dim]{len(results)} results in {took:.0f} ms ({how})[/]", highlight=False)
+
+
+def _check_rerank_options(rerank: str | None, **given) -> None:
+    """A re-ranking option without --rerank is a mistake worth one line, not something to ignore."""
+    extra = [name for name, value in given.items() if value not in (None, False)]
+    if extra and not rerank:
+        _fail(f"--{extra[0].replace('_', '-')} needs --rerank MODEL", 2)
+
+
+def _query_server(index, db_url, token, text: str, **search):
+    """(results, took_ms) from the `serve` of this index on this machine, or None when there is none to ask (none
+    running, a stale record, it went away, or it wants a token this process lacks), and the engine answers."""
+    import time
+
+    from .client import (AuthenticationError, Client, LlaraSearchError, RequestError, ServerUnavailable,
+                         check_search_args)
+    from .layout import default_index_dir
+    from .server_record import find_server
+
+    check_search_args([text], search["k"], search["mode"])  # the engine's errors, before deciding who answers
+    rec = find_server(index or default_index_dir(), db_url)
+    if rec is None:
+        return None
+    if rec.auth and not token:
+        err.print(f"[dim]note: the server at {rec.url} for this index wants a token (--token or "
+                  "$LLARA_SEARCH_TOKEN); searching in this process instead[/]", highlight=False)
+        return None
+    t = time.perf_counter()
+    try:
+        with Client(rec.url, token) as client:
+            results = client.search(text, **search)
+    except ServerUnavailable:
+        return None
+    except AuthenticationError as exc:
+        raise AuthenticationError(f"{exc}, or pass --local to search without it") from None
+    except RequestError as exc:
+        if exc.status != 422:
+            raise  # the engine's own refusal, in its words: the same line the local search prints
+        return None  # a request the server's limits refuse (e.g. a very long query): the engine decides
+    except LlaraSearchError as exc:  # the server failed (5xx): answer as if there were none
+        err.print(f"[dim]note: {exc}; searching in this process instead[/]", highlight=False)
+        return None
+    return results, (time.perf_counter() - t) * 1000
 
 
 def _result_json(r) -> dict:
@@ -350,6 +446,11 @@ def eval_(
     run_file: Optional[Path] = typer.Option(None, "--run-file", help="Where to write the TREC run "
                                             "[default: <index>/runs/<dataset>-<split>-<mode>.trec]"),
     dtype: str = DtypeOpt,
+    rerank: Optional[str] = RerankOpt,
+    rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", min=1, max=1000,
+                                               help="First-stage chunks the reranker scores per query [100]; "
+                                                    "documents below it follow in first-stage order"),
+    rerank_base: Optional[str] = RerankBaseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Ingest a BEIR corpus (reused when unchanged), run its judged queries, report nDCG@10, Recall@100, MRR@10, MAP@100."""
@@ -365,6 +466,7 @@ def eval_(
         _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}", 2)
     if index_type is not None and index_type not in INDEX_TYPES:
         _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
+    _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
     try:
         data = load_beir(beir_dir, split)
     except BeirError as exc:
@@ -376,13 +478,15 @@ def eval_(
         index = default_index_dir().parent / "eval" / f"{data.name}-{_model_slug(model)}"
     _check_new_index(index, db_url, model, None, dtype)
     engine = _open(index, db_url, create=True, model=model, dtype=dtype)
+    reranker = engine.reranker(rerank, base=rerank_base) if rerank else None  # a bad reranker fails before ingesting
     opts = IngestOptions(index_type=index_type, batch_size=batch_size)
     try:
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             report = engine.ingest_records(data.corpus(), f"beir:{data.name}", model=model, chunk_tokens=chunk_tokens,
                                            options=opts, progress=progress,
                                            expected=_count_lines(data.root / "corpus.jsonl"))
-        result = evaluate(engine, data, mode=mode, k=k, run_file=run_file)
+        result = evaluate(engine, data, mode=mode, k=k, run_file=run_file, reranker=reranker,
+                          rerank_depth=rerank_depth)
     except BeirError as exc:
         _fail(str(exc))
     result.update(split=split, index=str(engine.paths.root), documents=report.documents,
@@ -392,13 +496,23 @@ def eval_(
         _print_json(result)
         return
     t = Table(title=f"{data.name} ({split}, {result['queries']} queries) · {mode}")
+    rr = result.get("rerank")
+    if rr:
+        t.add_column("stage")
     for col in ("nDCG@10", "Recall@100", "MRR@10", "MAP@100", "ms/query"):
         t.add_column(col, justify="right")
-    t.add_row(*(f"{result[m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10", "map@100")),
+    metrics = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+    t.add_row(*([f"first stage ({mode})"] if rr else []), *(f"{result[m]:.4f}" for m in metrics),
               f"{result['ms_per_query']:.1f}")
+    if rr:
+        t.add_row(f"re-ranked top {rr['depth']} ({Path(rr['model']).name})", *(f"{rr[m]:.4f}" for m in metrics),
+                  f"+{rr['ms_per_query']:.1f}")
+        t.add_row("change", *(f"{rr['delta'][m]:+.4f}" for m in metrics), "")
     out.print(t)
     out.print(f"[dim]run file: {result['run_file']} · index: {result['index']} · {result['documents']} documents, "
               f"{result['chunks']} chunks ({result['chunks_encoded']} encoded now)[/]")
+    if rr:
+        out.print(f"[dim]re-ranked run file: {rr['run_file']}[/]")
 
 
 def _count_lines(path: Path) -> int:
@@ -580,7 +694,7 @@ def finetune(
 
             def search(queries, k):
                 return [list(dict.fromkeys(h.doc_key for h in hits if h.doc_key))
-                        for hits in engine.search_many(queries, k=min(1000, 3 * k), mode=mode)]
+                        for hits in engine.search_many(queries, k=min(1000, 3 * k), mode=mode, collapse=False)]
 
             examples = examples_from_beir(train_data, split, search)
             source = f"BEIR {train_data} ({split}), negatives mined by {mode} from {engine.paths.root}"
@@ -745,18 +859,55 @@ def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 @app.command()
 @_guard
 def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
-          host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port"),
+          host: str = typer.Option("127.0.0.1", "--host"),
+          port: int = typer.Option(8000, "--port", min=0, max=65535, help="0: any free port (printed on start)"),
           token: Optional[str] = typer.Option(None, "--token", envvar="LLARA_SEARCH_TOKEN",
                                               help="Bearer token required on every route but /healthz"),
+          rerank: Optional[str] = RerankOpt,
+          rerank_depth: Optional[int] = RerankDepthOpt,
+          rerank_base: Optional[str] = RerankBaseOpt,
+          rerank_normalize: bool = RerankNormalizeOpt,
+          rerank_by_default: bool = typer.Option(True, "--rerank-by-default/--rerank-on-request",
+                                                 help="With --rerank: re-rank every search unless it says "
+                                                      "rerank=false, or only those that say rerank=true"),
+          rerank_max_depth: Optional[int] = typer.Option(None, "--rerank-max-depth", min=1,
+                                                         help="Most candidates one query may ask the reranker to "
+                                                              "score [4 x --rerank-depth]"),
+          rerank_budget_ms: Optional[float] = typer.Option(None, "--rerank-budget-ms", min=0,
+                                                           help="Time the reranker may take per request; past it "
+                                                                "the answer is the first stage's order, said so in "
+                                                                "the response [2000; 0: no limit]"),
           dtype: str = DtypeOpt) -> None:
     """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs)."""
     from .serve import is_loopback, run_server
 
     dtype = _dtype(dtype)
+    _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
+                          rerank_normalize=rerank_normalize, rerank_max_depth=rerank_max_depth,
+                          rerank_budget_ms=rerank_budget_ms)
     if not token and not is_loopback(host):
         _fail(f"refusing to bind {host} without a token: pass --token or set LLARA_SEARCH_TOKEN", 2)
     engine = _open(index, db_url, dtype=dtype)
-    run_server(engine, host=host, port=port, token=token)
+    policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
+                            rerank_max_depth, rerank_budget_ms)
+    run_server(engine, host=host, port=port, token=token, rerank=policy)
+
+
+def _rerank_policy(engine, model, depth, base, normalize, by_default=True, max_depth=None, budget_ms=None):
+    """A long-running server's reranker: loaded now (a bad model fails at start, not at the first request)."""
+    if not model:
+        return None
+    from .engine import EngineError
+    from .rerank import DEFAULT_BUDGET_MS, DEFAULT_DEPTH, RerankError, RerankPolicy
+
+    depth = DEFAULT_DEPTH if depth is None else depth
+    reranker = engine.reranker(model, base=base, normalize=normalize)
+    try:
+        return RerankPolicy(reranker, by_default=by_default, depth=depth,
+                            max_depth=max(4 * depth, 1) if max_depth is None else max_depth,
+                            budget_ms=DEFAULT_BUDGET_MS if budget_ms is None else (budget_ms or None), model=model)
+    except RerankError as exc:
+        raise EngineError(str(exc)) from None
 
 
 @app.command()
@@ -765,6 +916,12 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         transport: str = typer.Option("stdio", "--transport", help="stdio (for agent hosts) | streamable-http"),
         host: str = typer.Option("127.0.0.1", "--host", help="With --transport streamable-http"),
         port: int = typer.Option(8001, "--port", help="With --transport streamable-http"),
+        rerank: Optional[str] = RerankOpt,
+        rerank_depth: Optional[int] = RerankDepthOpt,
+        rerank_base: Optional[str] = RerankBaseOpt,
+        rerank_budget_ms: Optional[float] = typer.Option(None, "--rerank-budget-ms", min=0,
+                                                         help="Time the reranker may take per call; past it the "
+                                                              "first stage's order is returned [2000; 0: no limit]"),
         dtype: str = DtypeOpt) -> None:
     """Serve search as an MCP tool for agents (read-only): `search` and `index_info`."""
     from .serve import is_loopback
@@ -779,7 +936,11 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         _fail(f"--transport must be stdio or streamable-http, not {transport!r}", 2)
     if transport != "stdio" and not is_loopback(host):
         _fail(f"refusing to bind {host}: the MCP server has no authentication; keep it on loopback", 2)
-    run_mcp(_open(index, db_url, dtype=dtype), transport, host, port)
+    _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
+                          rerank_budget_ms=rerank_budget_ms)
+    engine = _open(index, db_url, dtype=dtype)
+    policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, False, budget_ms=rerank_budget_ms)
+    run_mcp(engine, transport, host, port, rerank=policy)
 
 
 def main() -> None:

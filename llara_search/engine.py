@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
 from .layout import IndexPaths, WriteLock, default_index_dir
+from .collapse import collapse_depth, collapse_duplicates
 from .search import MODES, EmptyIndexError, SearchResult, Searcher, rrf
 from .store import Document, Store
 from .store.db import StoreError
@@ -24,6 +26,9 @@ from .store.db import StoreError
 if TYPE_CHECKING:
     from .encoder.memory import Estimate
     from .encoder.model import LlaraEncoder
+    from .rerank import Reranker, RerankOutcome
+
+log = logging.getLogger(__name__)
 
 MAX_K = 1000
 COMPACT_GRACE_S = 60.0  # far longer than any one search holds its generation
@@ -129,6 +134,8 @@ class Engine:
         self.pool = None  # an EncodePool under torchrun: passages are encoded by every process (distributed.py)
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        self._rerankers: dict[tuple, Reranker] = {}  # loaded once per process and kept (the server keeps it warm)
+        self._rerank_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------------ opening
     @classmethod
@@ -234,12 +241,33 @@ class Engine:
         return self._searcher
 
     # ------------------------------------------------------------------------------------------------ search
-    def search(self, query: str, k: int = 10, mode: str = "dense", where: str | None = None) -> list[SearchResult]:
-        return self.search_many([query], k=k, mode=mode, where=where)[0]
+    def search(self, query: str, k: int = 10, mode: str = "dense", where: str | None = None, *,
+               rerank: str | Reranker | None = None, rerank_depth: int | None = None,
+               collapse: bool = True) -> list[SearchResult]:
+        return self.search_many([query], k=k, mode=mode, where=where, rerank=rerank, rerank_depth=rerank_depth,
+                                collapse=collapse)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "dense",
-                    where: str | None = None, query_vectors: np.ndarray | None = None) -> list[list[SearchResult]]:
-        """Search several queries with one batched encode (or with `query_vectors` already encoded)."""
+                    where: str | None = None, query_vectors: np.ndarray | None = None, *,
+                    rerank: str | Reranker | None = None, rerank_depth: int | None = None,
+                    collapse: bool = True) -> list[list[SearchResult]]:
+        """Search several queries with one batched encode (or with `query_vectors` already encoded).
+
+        `collapse`: near-copies of a better result (the same manual as pdf, man page and info) are left out and
+        named in its `also_in` (llara_search/collapse.py); evaluation and negative mining turn it off.
+
+        `rerank`: a reranker (or its model name, loaded once and kept) re-scores the first stage's top
+        `rerank_depth` candidates (collapsed first, so no copy takes a candidate's place) and the top-k by its score
+        are returned, each with its first-stage rank and score; a reranker failure raises `EngineError` (the server
+        answers in first-stage order instead: `rerank()`)."""
+        if rerank is not None:
+            from .rerank import DEFAULT_DEPTH
+
+            depth = self.rerank_depth(k, max(DEFAULT_DEPTH, k) if rerank_depth is None else rerank_depth)
+            reranker = self.reranker(rerank) if isinstance(rerank, str) else rerank
+            first = self.search_many(queries, k=depth, mode=mode, where=where, query_vectors=query_vectors,
+                                     collapse=collapse)
+            return [o.results for o in self.rerank(queries, first, k, reranker)]
         if mode not in MODES:
             raise EngineError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if not 1 <= int(k) <= MAX_K:
@@ -256,7 +284,8 @@ class Engine:
             raise EngineError(f"index {self.paths.root} is empty (0 chunks); ingest documents first")
         if mode != "bm25" and searcher.vectors is None:
             raise EngineError(f"index {self.paths.root} is text-only (built with --model none); use --mode bm25")
-        depth = max(k, 100) if mode == "hybrid" else k
+        fetch = min(MAX_K, collapse_depth(k)) if collapse else k
+        depth = max(fetch, 100) if mode == "hybrid" else fetch
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):
             if query_vectors is None and self._encoder is not None and gen.fingerprint \
@@ -270,10 +299,81 @@ class Engine:
             if mode == "dense":
                 hits = dense[qi]
             elif mode == "bm25":
-                hits = searcher.bm25(q, k, where, pinned=pinned)
+                hits = searcher.bm25(q, fetch, where, pinned=pinned)
             else:
-                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], k)
-            out.append(searcher.results(hits))
+                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], fetch)
+            results = searcher.results(hits)
+            out.append(collapse_duplicates(results, k) if collapse else results)
+        return out
+
+    # ------------------------------------------------------------------------------------------------ re-ranking
+    def reranker(self, model: str, *, base: str | None = None, normalize: bool = False,
+                 max_length: int | None = None, family: str = "auto") -> Reranker:
+        """A second-stage reranker (cross-encoder or RankLLaMA; hub id or local folder), loaded on first use and
+        kept for the life of the engine: loading a 7B reranker per query would cost more than the search."""
+        key = (model_identity(model), base and model_identity(base), bool(normalize), max_length, family)
+        with self._rerank_lock:
+            if key not in self._rerankers:
+                from .rerank import RerankError, load_reranker
+
+                try:
+                    self._rerankers[key] = load_reranker(model, base=base, family=family, device=self.device,
+                                                         dtype=self.dtype, normalize=normalize, max_length=max_length)
+                except RerankError as exc:
+                    raise EngineError(str(exc)) from None
+                except OSError as exc:
+                    raise EngineError(f"cannot load reranker {model}: {str(exc).splitlines()[0]}") from None
+            return self._rerankers[key]
+
+    @staticmethod
+    def rerank_depth(k: int, depth: int) -> int:
+        """`depth` checked against k (one clear line when it cannot fill the answer)."""
+        from .rerank import RerankError, check_depth
+
+        if not 1 <= int(k) <= MAX_K:
+            raise EngineError(f"k must be between 1 and {MAX_K}, not {k}")
+        try:
+            return check_depth(depth, k)
+        except RerankError as exc:
+            raise EngineError(str(exc)) from None
+
+    def rerank(self, queries: Sequence[str], candidates: Sequence[Sequence[SearchResult]], k: int,
+               reranker: Reranker, *, deadline: float | None = None, fallback: bool = False) -> list[RerankOutcome]:
+        """Re-score each query's first-stage `candidates` (all queries' pairs in one length-sorted pass) and keep
+        the top-k by the reranker's score.
+
+        `deadline` (a `time.monotonic()` value) bounds the wait for the reranker and the scoring. With
+        `fallback=True` a failure (time budget, NaN scores, out of memory) answers each query with its first-stage
+        top-k and the reason, instead of raising: a server never loses its first-stage answer to the reranker."""
+        from .rerank import RerankError, RerankOutcome, RerankTimeout, reorder
+
+        queries, candidates = list(queries), [list(c) for c in candidates]
+        flat_q = [q for q, hits in zip(queries, candidates) for _ in hits]
+        flat = [h for hits in candidates for h in hits]
+        t = time.perf_counter()
+        try:
+            scores = reranker.score_pairs(flat_q, [h.text for h in flat], [h.heading for h in flat],
+                                          deadline=deadline)
+        except Exception as exc:  # noqa: BLE001 - with fallback, no reranker failure may cost the first stage's answer
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            what = first_line if isinstance(exc, RerankError) else \
+                f"reranker {reranker.name} failed: {type(exc).__name__}: {first_line}"
+            if not fallback:
+                if not isinstance(exc, RuntimeError):  # not a RerankError nor a torch failure (CUDA out of memory)
+                    raise
+                raise EngineError(what) from None
+            reason = f"{what}; answered in first-stage order"
+            if isinstance(exc, RerankTimeout):
+                reason += " (raise --rerank-budget-ms or lower --rerank-depth)"
+            log.warning("re-ranking skipped: %s", reason, exc_info=not isinstance(exc, RerankError))
+            ms = (time.perf_counter() - t) * 1000
+            return [RerankOutcome(hits[:k], False, reranker.name, len(hits), 0, ms, reason) for hits in candidates]
+        ms = (time.perf_counter() - t) * 1000
+        out, pos = [], 0
+        for hits in candidates:
+            part = scores[pos:pos + len(hits)]
+            pos += len(hits)
+            out.append(RerankOutcome(reorder(hits, part, k), True, reranker.name, len(hits), len(hits), ms))
         return out
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -32,10 +32,15 @@ class SearchResult:
     page: int | None
     text: str
     doc_key: str | None = None
+    first_stage_rank: int | None = None  # set by a re-ranking (then `score` is the reranker's)
+    first_stage_score: float | None = None
+    also_in: list[str] = field(default_factory=list)  # paths of near-copies collapsed into this result
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["heading"] = d["heading"] or None
+        if d["first_stage_rank"] is None:  # not re-ranked: the first stage's shape, unchanged
+            del d["first_stage_rank"], d["first_stage_score"]
         return d
 
 

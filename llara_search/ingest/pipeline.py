@@ -71,6 +71,8 @@ class IngestReport:
     generation: int | None = None
     index_type: str | None = None
     vector_rows_dropped: int = 0
+    formats: dict[str, int] = field(default_factory=dict)  # live documents per format after this ingest
+    warnings: list[dict] = field(default_factory=list)  # {"path", "warning"}: files parsed in this run
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     estimate: dict | None = None  # the encode forecast made after the first batch (forecast.EncodeEstimate)
@@ -197,12 +199,16 @@ class Ingestor:
                 self.report.files_unchanged += 1
                 return
             parsed = parse_file(f, data)
+            for w in parsed.warnings:
+                self.report.warnings.append({"path": path, "warning": w})
             self.report.stages["parse"] += time.perf_counter() - t
             t = time.perf_counter()
             chunks = self.chunker.chunk(parsed)
             self.report.stages["chunk"] += time.perf_counter() - t
-        except SkipFile:
+        except SkipFile as exc:
             self.report.files_skipped += 1
+            if exc.warn:  # a document the user would expect indexed (a scanned PDF): say why it is not
+                self.report.warnings.append({"path": path, "warning": f"skipped: {exc}"})
             return
         except ParseError as exc:
             self._fail(path, str(exc))
@@ -511,11 +517,21 @@ class Ingestor:
         counts = self.store.counts(g.id if g else 0)
         self.report.documents = counts["documents"]
         self.report.chunks_total = counts["chunks_total"]
+        self.report.formats = self._formats()
         self.report.seconds = time.perf_counter() - t0
         with self.store.session() as s:
             s.execute(update(IngestRun).where(IngestRun.id == run_id).values(
                 status="done", finished_at=utcnow(), seconds=self.report.seconds,
                 stats=json.dumps(self.report.to_dict())))
+
+    def _formats(self) -> dict[str, int]:
+        """Live documents per format (md, rst, pdf, man, info...), for the parse report."""
+        from sqlalchemy import func
+
+        with self.store.sessions() as s:
+            rows = s.execute(select(Document.format, func.count()).where(Document.removed_gen.is_(None))
+                             .group_by(Document.format))
+            return {str(f or "unknown"): int(n) for f, n in sorted(rows, key=lambda r: (-r[1], str(r[0])))}
 
     def cleanup(self, G: int, horizon: int | None = None, compact: bool = False) -> tuple[int, int]:
         """Purge rows removed at or before `horizon` (default G-1: a search still in flight may be on G-1) and the
