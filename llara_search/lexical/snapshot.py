@@ -1,0 +1,149 @@
+"""BM25 over one generation: its segments, the chunks each has lost since it was written, and its own statistics.
+
+Scores are Okapi BM25 as Lucene computes it (k1=1.2, b=0.75, idf = ln(1 + (N - df + 0.5) / (df + 0.5))) with N, the
+mean chunk length and every df counted over exactly the chunks visible in this generation, and a query term
+counted as often as it occurs. A chunk's score does not depend on which segment holds it, so merging segments never
+changes a ranking. Scoring is exhaustive over the query terms' postings, vectorized: the postings of all terms are
+gathered at once, weighted, and summed per chunk (a dense accumulator when the postings are many, a sort of the
+matched chunks when they are few), then the k best are selected in linear time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+import numpy as np
+
+from .analyzer import query_terms, term_hashes
+from .segment import Segment
+
+K1, B = 1.2, 0.75
+_SPARSE_SHARE = 8  # score through a sort of the matched chunks when postings < chunks / this
+
+
+class SegmentView:
+    """A segment as one generation sees it: which of its chunks are gone, and each chunk's length norm."""
+
+    def __init__(self, seg: Segment, dead: np.ndarray | None):
+        self.seg = seg
+        self.dead = dead if dead is not None and dead.any() else None
+        n_dead = 0 if self.dead is None else int(self.dead.sum())
+        self.n_live = seg.n_docs - n_dead
+        dl = seg.doc_len
+        self.len_live = int(dl.sum(dtype=np.int64)) - (int(dl[self.dead].sum(dtype=np.int64)) if n_dead else 0)
+        self.norm: np.ndarray | None = None
+        self._df: dict[int, int] = {}
+
+    def set_norm(self, avgdl: float) -> None:
+        """k1·(1 - b + b·len/avgdl) per chunk, infinite for the chunks that are gone (their weight becomes 0)."""
+        norm = (K1 * (1 - B + B * self.seg.doc_len.astype(np.float32) / np.float32(avgdl))).astype(np.float32)
+        if self.dead is not None:
+            norm[self.dead] = np.inf
+        self.norm = norm
+
+    def live_df(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Document frequency of each term among the chunks this generation still has (cached per term)."""
+        df = ends - starts
+        if self.dead is None:
+            return df
+        df = df.copy()
+        for j in np.flatnonzero(df):
+            s = int(starts[j])
+            got = self._df.get(s)
+            if got is None:
+                got = self._df[s] = int(df[j]) - int(np.count_nonzero(self.dead[self.seg.post_doc[s:int(ends[j])]]))
+            df[j] = got
+        return df
+
+    def top(self, starts: np.ndarray, ends: np.ndarray, weights: np.ndarray, k: int,
+            allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The k best (chunk ids, scores) of this segment; only chunks with a positive score."""
+        seg = self.seg
+        lens = ends - starts
+        sel = np.flatnonzero(lens)
+        if len(sel) == 0:
+            return _EMPTY_IDS, _EMPTY_SCORES
+        if len(sel) == 1:
+            j = sel[0]
+            docs = seg.post_doc[starts[j]:ends[j]]
+            tf = seg.post_tf[starts[j]:ends[j]].astype(np.float32)
+            contrib = weights[j] * tf / (tf + self.norm[docs])
+            cand, scores = docs, contrib.astype(np.float64)
+        else:
+            st, en = starts[sel].tolist(), ends[sel].tolist()
+            docs = np.concatenate([seg.post_doc[a:b] for a, b in zip(st, en)])
+            tf = np.concatenate([seg.post_tf[a:b] for a, b in zip(st, en)]).astype(np.float32)
+            contrib = np.repeat(weights[sel], lens[sel]) * tf / (tf + self.norm[docs])
+            if len(docs) * _SPARSE_SHARE < seg.n_docs:
+                cand, inverse = np.unique(docs, return_inverse=True)
+                scores = np.bincount(inverse, weights=contrib)
+            else:
+                scores = np.bincount(docs, weights=contrib, minlength=seg.n_docs)
+                cand = None
+        if allowed is not None:
+            scores = scores * (allowed if cand is None else allowed[cand])
+        if len(scores) > k:
+            best = np.argpartition(scores, len(scores) - k)[len(scores) - k:]
+            # every chunk tied with the k-th best too: the caller breaks ties by chunk id
+            best = np.flatnonzero(scores >= max(scores[best].min(), np.finfo(np.float64).tiny))
+        else:
+            best = np.flatnonzero(scores > 0)
+        pos = best if cand is None else cand[best]
+        return seg.chunk_ids[pos], scores[best]
+
+
+_EMPTY_IDS = np.zeros(0, np.int64)
+_EMPTY_SCORES = np.zeros(0, np.float64)
+
+
+class Snapshot:
+    """The lexical index of one generation, ready to search (immutable; safe to share between threads)."""
+
+    def __init__(self, generation: int, views: list[SegmentView]):
+        self.generation = generation
+        self.views = [v for v in views if v.n_live > 0]
+        self.n_live = sum(v.n_live for v in self.views)
+        total = sum(v.len_live for v in self.views)
+        self.avgdl = max(total / self.n_live, 1.0) if self.n_live else 1.0
+        for v in self.views:
+            v.set_norm(self.avgdl)
+        self._masks: OrderedDict[str, list[np.ndarray]] = OrderedDict()
+
+    def live_ids(self) -> np.ndarray:
+        """Every chunk id this generation holds, ascending."""
+        parts = [v.seg.chunk_ids if v.dead is None else v.seg.chunk_ids[~v.dead] for v in self.views]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def search(self, query: str, k: int, where: str | None = None) -> list[tuple[int, float]]:
+        """Top-k `(chunk id, score)` by BM25, best first (ties by chunk id); only chunks under `where` if given."""
+        terms = query_terms(query)
+        if not terms or k <= 0 or not self.views:
+            return []
+        hashes, qtf = np.unique(term_hashes(terms), return_counts=True)
+        ranges = [v.seg.term_ranges(hashes) for v in self.views]
+        df = sum(v.live_df(s, e) for v, (s, e) in zip(self.views, ranges))
+        idf = np.log1p((self.n_live - df + 0.5) / (df + 0.5))
+        weights = np.where(df > 0, qtf * idf * (K1 + 1), 0).astype(np.float32)
+        masks = self._allowed(where) if where else [None] * len(self.views)
+        found = [v.top(s, e, weights, k, m) for v, (s, e), m in zip(self.views, ranges, masks)]
+        if len(found) == 1:
+            ids, scores = found[0]
+        else:
+            ids = np.concatenate([f[0] for f in found])
+            scores = np.concatenate([f[1] for f in found])
+        order = np.lexsort((ids, -scores))[:k]
+        return [(int(i), float(s)) for i, s in zip(ids[order], scores[order])]
+
+    def _allowed(self, where: str) -> list[np.ndarray]:
+        """Per segment, which chunks' document paths match the `--where` glob (kept for the last 64 globs)."""
+        got = self._masks.get(where)
+        if got is None:
+            from ..store.fulltext import glob_regex, path_glob
+
+            pattern = re.compile(glob_regex(path_glob(where)), re.DOTALL)
+            got = [v.seg.path_mask(pattern) for v in self.views]
+            self._masks[where] = got
+            while len(self._masks) > 64:
+                self._masks.popitem(last=False)
+        return got
