@@ -77,7 +77,7 @@ def _words(text: str) -> list[str]:
 
 
 def _finish(words: list[str]) -> list[str]:
-    if any(len(w) > MAX_TERM_CHARS for w in words):
+    if words and max(map(len, words)) > MAX_TERM_CHARS:
         words = [w[:MAX_TERM_CHARS] for w in words]
     return _stem(words)
 
@@ -99,15 +99,16 @@ def term_hashes(terms: Iterable[str]) -> np.ndarray:
     import xxhash
 
     cache = _hash_cache
+    terms = list(terms)
+    try:
+        return np.array([cache[t] for t in terms], dtype=np.uint64)
+    except KeyError:
+        pass
     if len(cache) > _CACHE_MAX:
         cache.clear()
-    out = []
-    for t in terms:
-        h = cache.get(t)
-        if h is None:
-            h = cache[t] = xxhash.xxh3_64_intdigest(t.encode("utf-8"))
-        out.append(h)
-    return np.array(out, dtype=np.uint64)
+    digest = xxhash.xxh3_64_intdigest
+    cache.update({t: digest(t.encode("utf-8")) for t in terms if t not in cache})
+    return np.array([cache[t] for t in terms], dtype=np.uint64)
 
 
 __all__ = ["ANALYZER", "MAX_TERM_CHARS", "document_terms", "fold", "query_terms", "term_hashes"]

@@ -160,7 +160,9 @@ def _build_part(rows: Sequence[tuple[int, str, str | None, str]]) -> Segment:
         body = chunk_text(heading, text)
         terms = document_terms(body)
         doc_len[d] = len(terms)
-        term_ids.extend([vocab.setdefault(t, len(vocab)) for t in terms])
+        for t in set(terms).difference(vocab):
+            vocab[t] = len(vocab)
+        term_ids.extend(map(vocab.__getitem__, terms))
         doc_path[d] = path_ids.setdefault(path, len(path_ids))
         doc_crc[d] = zlib.crc32(body.encode("utf-8")) & 0xFFFFFFFF
     hashes = term_hashes(vocab)  # in vocabulary order

