@@ -4,10 +4,10 @@
 the generation) and opens a generation as a `Snapshot` to search; `analyzer` turns text into terms.
 """
 
-from .analyzer import ANALYZER, document_terms, query_terms
+from .analyzer import ANALYZER, document_analysis, document_terms, query_analysis, query_terms
 from .index import LexicalIndex, LexicalIndexError, LexicalReport
 from .segment import text_crc
 from .snapshot import Snapshot
 
-__all__ = ["ANALYZER", "LexicalIndex", "LexicalIndexError", "LexicalReport", "Snapshot", "document_terms",
-           "query_terms", "text_crc"]
+__all__ = ["ANALYZER", "LexicalIndex", "LexicalIndexError", "LexicalReport", "Snapshot", "document_analysis",
+           "document_terms", "query_analysis", "query_terms", "text_crc"]

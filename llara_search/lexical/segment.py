@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analyzer import ANALYZER, document_terms, term_hashes
+from .analyzer import ANALYZER, document_analysis, term_hashes
 from .container import read_container, write_container
 
 BUILD_BATCH = 20_000  # chunks analyzed into one in-memory part before parts are merged (bounds memory)
@@ -153,13 +153,14 @@ def _build_part(rows: Sequence[tuple[int, str, str | None, str]]) -> Segment:
     vocab: dict[str, int] = {}
     term_ids: list[int] = []
     doc_len = np.empty(n, np.uint32)
+    n_terms = np.empty(n, np.int64)
     path_ids: dict[str, int] = {}
     doc_path = np.empty(n, np.int32)
     doc_crc = np.empty(n, np.uint32)
     for d, (_, path, heading, text) in enumerate(rows):
         body = chunk_text(heading, text)
-        terms = document_terms(body)
-        doc_len[d] = len(terms)
+        terms, doc_len[d] = document_analysis(body)
+        n_terms[d] = len(terms)
         for t in set(terms).difference(vocab):
             vocab[t] = len(vocab)
         term_ids.extend(map(vocab.__getitem__, terms))
@@ -169,7 +170,7 @@ def _build_part(rows: Sequence[tuple[int, str, str | None, str]]) -> Segment:
     rank = np.empty(len(hashes), np.int64)
     by_hash = np.argsort(hashes, kind="stable")
     rank[by_hash] = np.arange(len(hashes))
-    docs = np.repeat(np.arange(n, dtype=np.int64), doc_len.astype(np.int64))
+    docs = np.repeat(np.arange(n, dtype=np.int64), n_terms)
     keys, tf = np.unique(rank[np.asarray(term_ids, np.int64)] * n + docs, return_counts=True)
     term_of = keys // n
     indptr = np.zeros(len(hashes) + 1, np.int64)

@@ -15,7 +15,7 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 
-from .analyzer import query_terms, term_hashes
+from .analyzer import query_analysis, term_hashes
 from .segment import Segment
 
 K1, B = 1.2, 0.75
@@ -130,13 +130,22 @@ class Snapshot:
 
     def search(self, query: str, k: int, where: str | None = None) -> list[tuple[int, float]]:
         """Top-k `(chunk id, score)` by BM25, best first (ties by chunk id); only chunks under `where` if given."""
-        terms = Counter(query_terms(query))
-        if not terms or k <= 0 or not self.views:
+        if k <= 0 or not self.views:
+            return []
+        plain, idents = query_analysis(query)
+        terms = Counter(plain)
+        if idents:  # an identifier's own term where this generation has it, else its parts
+            held = self._df(term_hashes([w for w, _ in idents])) > 0
+            for (w, parts), h in zip(idents, held):
+                terms.update([w] if h else parts)
+        if not terms:
             return []
         hashes = term_hashes(terms)
         qtf = np.fromiter(terms.values(), np.float64, len(terms))
         ranges = [v.seg.term_ranges(hashes) for v in self.views]
         df = sum(v.live_df(s, e) for v, (s, e) in zip(self.views, ranges))
+        if not df.any():
+            return []
         idf = np.log1p((self.n_live - df + 0.5) / (df + 0.5))
         weights = np.where(df > 0, qtf * idf * (K1 + 1), 0).astype(np.float32)
         masks = self._allowed(where) if where else [None] * len(self.views)
@@ -148,6 +157,9 @@ class Snapshot:
             scores = np.concatenate([f[1] for f in found])
         order = np.lexsort((ids, -scores))[:k]
         return [(int(i), float(s)) for i, s in zip(ids[order], scores[order])]
+
+    def _df(self, hashes: np.ndarray) -> np.ndarray:
+        return sum(v.live_df(*v.seg.term_ranges(hashes)) for v in self.views)
 
     def _allowed(self, where: str) -> list[np.ndarray]:
         """Per segment, which chunks' document paths match the `--where` glob (kept for the last 64 globs)."""
