@@ -114,9 +114,10 @@ def _bm25_rows(bm: dict) -> list[str]:
     if sc:
         a = sc["add_one_file"]
         rows.append(f"| add one file to a {sc['chunks']:,}-chunk text-only index (10 times) | lexical index: median "
-                    f"{a['lexical_median_ms']} ms, max {a['lexical_max_ms']} ms (whole ingest median {a['median_s']} s); "
-                    f"the largest merge (all {sc['full_merge_chunks']:,} chunks into one segment) {sc['full_merge_s']} s | "
-                    f"rebuilding the lexical index {sc['lexical_rebuild_s']} s; bm25s re-index {sc['bm25s_index_s']} s | "
+                    f"{a['lexical_median_ms']} ms, max {a['lexical_max_ms']} ms (whole ingest median "
+                    f"{a['median_s']} s); the largest merge (all {sc['full_merge_chunks']:,} chunks into one segment) "
+                    f"{sc['full_merge_s']} s | rebuilding the lexical index {sc['lexical_rebuild_s']} s; bm25s "
+                    f"re-index {sc['bm25s_index_s']} s | "
                     f"**{round(1000 * sc['lexical_rebuild_s'] / max(a['lexical_median_ms'], 1e-3))}×** less work | "
                     f"`{bm['command']}` |")
         s, lg = sc["short"], sc["long"]

@@ -629,8 +629,8 @@ def bench(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 @app.command()
 @_guard
 def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
-           repair: bool = typer.Option(False, "--repair", help="Rebuild the lexical index and the vector index from what "
-                                       "is stored; quarantine (never delete) what cannot be explained"),
+           repair: bool = typer.Option(False, "--repair", help="Rebuild the lexical index and the vector index from "
+                                       "what is stored; quarantine (never delete) what cannot be explained"),
            wait: bool = typer.Option(False, "--wait", help="With --repair: wait for a running ingest to finish"),
            as_json: bool = JsonOpt) -> None:
     """Check that database rows, the lexical index, stored vectors and the index generation agree; exit 1 if not."""

@@ -49,8 +49,8 @@ def reference_bm25(rows: dict, live: set[int], query: str, k: int, prefix: str |
         if prefix and not rows[i][1].startswith(prefix):
             continue
         dl = lens[i]
-        s = sum(qtf * math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * c[t] * 2.2 / (c[t] + 1.2 * (0.25 + 0.75 * dl / avg))
-                for t, qtf in q.items() if t in c)
+        s = sum(qtf * math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * c[t] * 2.2
+                / (c[t] + 1.2 * (0.25 + 0.75 * dl / avg)) for t, qtf in q.items() if t in c)
         if s > 0:
             out.append((i, s))
     return sorted(out, key=lambda x: (-x[1], x[0]))[:k]
@@ -93,7 +93,8 @@ def test_every_generation_scores_exactly_its_own_chunks_through_deltas_deletions
     assert len(list((tmp_path / "lexical").glob("seg-*"))) > 3  # it did build many segments on the way
     # a reader pinned to an older generation keeps that generation's chunks and statistics
     old, old_live = snapshots[12]
-    assert [i for i, _ in old.search("alpha beta", 5)] == [i for i, _ in reference_bm25(rows, old_live, "alpha beta", 5)]
+    want = reference_bm25(rows, old_live, "alpha beta", 5)
+    assert [i for i, _ in old.search("alpha beta", 5)] == [i for i, _ in want]
     # cleanup keeps only what the generations still searchable need; merging everything changes no score
     writer = LexicalIndex(tmp_path / "lexical")
     writer.cleanup([29, 30])
@@ -133,38 +134,40 @@ def test_lexical_files_are_written_before_the_commit_and_a_missing_one_is_rebuil
         (docs / f"d{i}.md").write_text(f"# Page {i}\n\nZebra {i} grazes near river_bank{i}; okapi count {i * 7}.\n")
     index = tmp_path / "idx"
 
-    def cli(*args, env=None):
-        return subprocess.run([sys.executable, "-m", "llara_search", *map(str, args), "--index", str(index)],
-                              capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+    def cli(*args):  # in this process: only the kill needs a process of its own
+        r = runner.invoke(app, [*map(str, args), "--index", str(index)])
+        return r.exit_code, r.stdout
 
-    assert cli("ingest", docs, "--model", "none", "--json").returncode == 0
+    assert cli("ingest", docs, "--model", "none", "--json")[0] == 0
     (docs / "d6.md").write_text("# Page 6\n\nA newcomer: the quagga.\n")
-    r = cli("ingest", docs, "--json", env={"LLARA_SEARCH_CRASH_AT": "lexical"})  # files written, no commit
+    r = subprocess.run([sys.executable, "-m", "llara_search", "ingest", str(docs), "--index", str(index), "--json"],
+                       capture_output=True, text=True, env={**os.environ, "LLARA_SEARCH_CRASH_AT": "lexical"},
+                       timeout=300)  # files written, no commit
     assert r.returncode == -signal.SIGKILL
     assert (index / "lexical" / "gen-00000002.lexg").is_file()
-    code = runner.invoke(app, ["doctor", "--index", str(index), "--json"])
-    doc = json.loads(code.stdout)
-    assert code.exit_code == 0 and doc["generation"] == 1 and doc["checked"]["lexical"] == "ok"
+    code, out = cli("doctor", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["generation"] == 1 and doc["checked"]["lexical"] == "ok"
     assert any("gen-00000002.lexg" in w["detail"] for w in doc["warnings"])  # named by no committed generation
-    q = cli("query", "quagga", "--mode", "bm25", "--json")
-    assert q.returncode == 0 and json.loads(q.stdout)["results"] == []  # readers still see generation 1
-    r = cli("ingest", docs, "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["generation"] == 2
-    doc = json.loads(runner.invoke(app, ["doctor", "--index", str(index), "--json"]).stdout)
+    code, out = cli("query", "quagga", "--mode", "bm25", "--json")
+    assert code == 0 and json.loads(out)["results"] == []  # readers still see generation 1
+    code, out = cli("ingest", docs, "--json")
+    assert code == 0 and json.loads(out)["generation"] == 2
+    doc = json.loads(cli("doctor", "--json")[1])
     assert doc["ok"] and doc["warnings"] == []  # the interrupted write's leftovers are gone
-    hit = json.loads(cli("query", "river_bank3", "--mode", "bm25", "--json").stdout)["results"][0]
+    hit = json.loads(cli("query", "river_bank3", "--mode", "bm25", "--json")[1])["results"][0]
     assert hit["path"].endswith("d3.md")
     # the lexical files of the current generation lost: searches rebuild them in memory, doctor says so and
     # --repair (or the next ingest) writes them again
     for f in (index / "lexical").iterdir():
         f.unlink()
-    q = cli("query", "quagga", "--mode", "bm25", "--json")
-    assert q.returncode == 0 and json.loads(q.stdout)["results"][0]["path"].endswith("d6.md")
-    r = runner.invoke(app, ["doctor", "--index", str(index), "--json"])
-    assert r.exit_code == 1 and [p["check"] for p in json.loads(r.stdout)["problems"]] == ["lexical"]
-    r = cli("ingest", docs, "--json")  # nothing changed: no new generation, yet the files are back
-    assert r.returncode == 0 and json.loads(r.stdout)["generation"] == 2
-    assert runner.invoke(app, ["doctor", "--index", str(index), "--json"]).exit_code == 0
+    code, out = cli("query", "quagga", "--mode", "bm25", "--json")
+    assert code == 0 and json.loads(out)["results"][0]["path"].endswith("d6.md")
+    code, out = cli("doctor", "--json")
+    assert code == 1 and [p["check"] for p in json.loads(out)["problems"]] == ["lexical"]
+    code, out = cli("ingest", docs, "--json")  # nothing changed: no new generation, yet the files are back
+    assert code == 0 and json.loads(out)["generation"] == 2
+    assert cli("doctor", "--json")[0] == 0
 
 
 def test_a_search_pins_the_generation_without_asking_the_database_and_follows_new_ones(tmp_path, monkeypatch):

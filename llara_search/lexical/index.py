@@ -71,7 +71,7 @@ class _Merge:
     """A merge running in a thread: of `sources` (segment names), as their chunks stood in `base` generation."""
 
     sources: tuple[str, ...]
-    thread: threading.Thread
+    thread: threading.Thread | None = None
     result: Segment | None = None
     error: BaseException | None = None
 
@@ -267,7 +267,9 @@ class LexicalIndex:
         a, b = run
         sources = entries[a:b]
 
-        def work(job: _Merge) -> None:
+        job = _Merge(tuple(s.name for s, _ in sources))
+
+        def work() -> None:
             try:
                 for seg, _ in sources:
                     seg.check()
@@ -276,8 +278,7 @@ class LexicalIndex:
             except BaseException as exc:  # noqa: BLE001 - reported when the merge is taken in
                 job.error = exc
 
-        job = _Merge(tuple(s.name for s, _ in sources), threading.Thread(target=lambda: None))
-        job.thread = threading.Thread(target=work, args=(job,), name="lexical-merge", daemon=True)
+        job.thread = threading.Thread(target=work, name="lexical-merge", daemon=True)
         self._merge = job
         job.thread.start()
 

@@ -191,7 +191,6 @@ def merge_segments(sources: Sequence[tuple[Segment, np.ndarray | None]]) -> Segm
     order = np.argsort(ids, kind="stable")
     new_pos = np.empty(len(ids), np.int64)
     new_pos[order] = np.arange(len(ids))
-    paths: list[str] = []
     path_ids: dict[str, int] = {}
     doc_path_parts, remaps, at = [], [], 0
     for (s, _), k in zip(sources, keep):
@@ -203,11 +202,10 @@ def merge_segments(sources: Sequence[tuple[Segment, np.ndarray | None]]) -> Segm
         at += live
         remaps.append(remap)
     paths = list(path_ids)
-    cat = lambda arrs: np.concatenate(arrs)[order]  # noqa: E731
     chunk_ids = ids[order]
-    doc_len = cat([s.doc_len[k] for (s, _), k in zip(sources, keep)])
-    doc_crc = cat([s.doc_crc[k] for (s, _), k in zip(sources, keep)])
-    doc_path = cat(doc_path_parts)
+    doc_len = np.concatenate([s.doc_len[k] for (s, _), k in zip(sources, keep)])[order]
+    doc_crc = np.concatenate([s.doc_crc[k] for (s, _), k in zip(sources, keep)])[order]
+    doc_path = np.concatenate(doc_path_parts)[order]
     # terms: the union of the sources' sorted hashes; each source's postings are already grouped by term in hash
     # order, so their place in the output follows from counts alone (no sort of the postings)
     all_hash = np.unique(np.concatenate([s.term_hash for s, _ in sources]))
