@@ -754,6 +754,9 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
         t.add_row("encoded in", ", ".join(s["passage_dtypes"]))
     for key, v in s["bytes_on_disk"].items():
         t.add_row(f"{key} on disk", f"{v / 2**20:.1f} MiB")
+    if s.get("lexical"):
+        lx = s["lexical"]
+        t.add_row("lexical index", f"{lx['segments']} segments, {lx['chunks']} chunks, {lx['postings']} postings")
     out.print(t)
     if s["reindex_hint"]:
         out.print(f"[yellow]hint:[/] {s['reindex_hint']}; run `llara-search reindex`")
@@ -763,7 +766,7 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
 @_guard
 def delete(paths: List[str] = typer.Argument(..., help="Files or folders whose documents to remove"),
            index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, as_json: bool = JsonOpt) -> None:
-    """Remove documents from the database, the FTS table and the vector index."""
+    """Remove documents from the database, the lexical index and the vector index."""
     r = _open(index, db_url).delete(paths)
     if as_json:
         _print_json(r.to_dict())
@@ -832,11 +835,11 @@ def bench(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 @app.command()
 @_guard
 def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
-           repair: bool = typer.Option(False, "--repair", help="Rebuild the FTS table and the vector index from what "
-                                       "is stored; quarantine (never delete) what cannot be explained"),
+           repair: bool = typer.Option(False, "--repair", help="Rebuild the lexical index and the vector index from "
+                                       "what is stored; quarantine (never delete) what cannot be explained"),
            wait: bool = typer.Option(False, "--wait", help="With --repair: wait for a running ingest to finish"),
            as_json: bool = JsonOpt) -> None:
-    """Check that database rows, FTS rows, stored vectors and the index generation agree; exit 1 if not."""
+    """Check that database rows, the lexical index, stored vectors and the index generation agree; exit 1 if not."""
     r = _open(index, db_url).doctor(repair=repair, wait=wait)
     if as_json:
         _print_json(r)

@@ -17,8 +17,9 @@ from .index.generations import needs_retrain
 from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
-from .layout import IndexPaths, WriteLock, default_index_dir
 from .collapse import collapse_depth, collapse_duplicates
+from .layout import IndexPaths, WriteLock, default_index_dir, write_head
+from .lexical import LexicalIndex
 from .search import MODES, EmptyIndexError, SearchResult, Searcher, rrf
 from .store import Document, Store
 from .store.db import StoreError
@@ -619,6 +620,9 @@ class Engine:
                                                  need_chunker=False)
             ing = self._ingestor(chunker, fp, IngestOptions(), None)
             purged, dropped = ing.cleanup(gen.id, horizon, compact=True)
+            if ing.lexical.optimize(gen.id):  # one segment without the removed chunks' postings
+                write_head(self.paths, gen.id)
+                ing.lexical.cleanup(range(horizon, gen.id + 1))
             self.store.optimize()
             after = self._disk_sizes()
         return {"index": str(self.paths.root), "generation": gen.id,
@@ -628,7 +632,7 @@ class Engine:
                 "seconds": round(time.perf_counter() - t, 3)}
 
     def _disk_sizes(self) -> dict[str, int]:
-        sizes = {"database": 0, "vectors": 0, "index": 0}
+        sizes = {"database": 0, "vectors": 0, "index": 0, "lexical": 0}
         for name in ("meta.sqlite", "meta.sqlite-wal"):
             p = self.paths.root / name
             sizes["database"] += p.stat().st_size if p.exists() else 0
@@ -636,6 +640,8 @@ class Engine:
             sizes["vectors"] = VectorStore(self.paths.vectors, int(dim)).disk_bytes()
         if self.paths.generations.is_dir():
             sizes["index"] = sum(f.stat().st_size for f in self.paths.generations.glob("gen-*.faiss"))
+        if self.paths.lexical.is_dir():
+            sizes["lexical"] = sum(f.stat().st_size for f in self.paths.lexical.iterdir())
         return sizes
 
     # ------------------------------------------------------------------------------------------------ facts
@@ -654,6 +660,7 @@ class Engine:
             "trained_on": gen.trained_on if gen else None,
         }
         out["bytes_on_disk"] = self._disk_sizes()
+        out["lexical"] = LexicalIndex(self.paths.lexical).describe(gen.id) if gen else None
         out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
                                             info.get("index_type", "auto")) if gen and gen.index_file else None
         return out

@@ -94,17 +94,20 @@ def make_corpus(root: Path) -> Path:
 
 
 def db_state(index: Path) -> dict:
-    """Chunk ids, FTS row ids and counts straight from SQLite (not through our code)."""
+    """Chunk ids and counts straight from SQLite (not through our code), and the chunk ids the generation's lexical
+    index files hold."""
+    from llara_search.lexical import LexicalIndex
+
     con = sqlite3.connect(index / "meta.sqlite")
     try:
         gen = con.execute("SELECT max(id) FROM generations").fetchone()[0]
         rows = con.execute("SELECT id, content_hash FROM chunks WHERE added_gen <= ? AND (removed_gen IS NULL OR "
                            "removed_gen > ?) ORDER BY id", (gen, gen)).fetchall()
-        fts = [r[0] for r in con.execute("SELECT rowid FROM chunks_fts ORDER BY rowid")]
+        lexical = LexicalIndex(index / "lexical").snapshot(gen).live_ids().tolist() if gen else []
         docs = con.execute("SELECT count(*) FROM documents WHERE added_gen <= ? AND (removed_gen IS NULL OR "
                            "removed_gen > ?)", (gen, gen)).fetchone()[0]
         return {"generation": gen, "chunk_ids": [r[0] for r in rows], "hashes": sorted(r[1] for r in rows),
-                "fts": fts, "documents": docs}
+                "lexical": lexical, "documents": docs}
     finally:
         con.close()
 

@@ -26,7 +26,8 @@ from sqlalchemy import delete, func, select, update
 from ..faults import crash_point
 from ..index import VectorStore
 from ..index.generations import next_ann
-from ..layout import IndexPaths
+from ..layout import IndexPaths, write_head
+from ..lexical import LexicalIndex
 from ..notices import emit
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
@@ -111,6 +112,7 @@ class Ingestor:
         self.progress = progress or (lambda stage, done, total: None)
         self.report = IngestReport()
         self.gen = store.next_generation()
+        self.lexical = LexicalIndex(paths.lexical)
         self._pending: list[_Work] = []
         self._pending_chunks = 0
         self.load_encoder: Callable[[], object] | None = None  # loads the model outside the first batch's timer
@@ -451,7 +453,9 @@ class Ingestor:
             s.add(run)
             s.flush()
             self.run_id = run.id
-            return run.id
+        if self.gen > 1:  # a lexical merge too large for one commit runs beside this run's parsing and encoding
+            self.lexical.start_merge(self.gen - 1)
+        return self.run_id
 
     def _fail(self, path: str, reason: str) -> None:
         self.report.files_failed.append({"path": path, "error": reason})
@@ -482,12 +486,15 @@ class Ingestor:
             self.report.generation = prev.id
             self.report.index_type = prev.index_type
             self.report.stages["index"] += time.perf_counter() - t
+            self._keep_lexical(prev.id)
             return
+        self._write_lexical(prev.id if prev else None, all_ids, added, removed)
         if self.vectors is None:  # text-only index: the generation covers rows only
             with self.store.session() as s:
                 s.add(Generation(id=G, index_file="", index_type="none", factory="", ntotal=len(all_ids),
                                  trained_on=None, nprobe=None, vector_rows=0, fingerprint=self.fingerprint))
             self.report.generation, self.report.index_type = G, "none"
+            self._committed(G)
             self.cleanup(G)
             return
         prev_path = self.paths.generation_file(prev.id) if prev else None
@@ -505,11 +512,38 @@ class Ingestor:
                              vector_rows=self.vectors.rows_on_disk(), fingerprint=self.fingerprint))
             if info_updates:  # e.g. the new adapter and fingerprint of a re-encode: visible with G, not before
                 self.store.set_info(s, **info_updates)
+        self._committed(G)
         self.report.generation = G
         self.report.index_type = ann.plan.index_type
         self.report.stages["index"] += time.perf_counter() - t
         crash_point("cleanup")
         self.cleanup(G)
+
+    def _write_lexical(self, base: int | None, all_ids: np.ndarray, added: np.ndarray, removed: np.ndarray) -> None:
+        """The lexical files of generation G, complete before the commit that names G (like the FAISS file)."""
+        rep = self.lexical.write_generation(self.gen, base, self.store.chunk_texts(added), removed, all_ids,
+                                            self.store.visible_chunk_texts)
+        self.report.stages["lexical"] += rep.seconds
+        crash_point("lexical")
+
+    def _committed(self, G: int) -> None:
+        """Right after the commit that names G: tell readers, and take in a lexical merge still running."""
+        write_head(self.paths, G)
+        t = time.perf_counter()
+        if self.lexical.finish(G):
+            self.report.stages["lexical_merge"] += time.perf_counter() - t
+
+    def _keep_lexical(self, gen: int) -> None:
+        """Nothing changed: still write the lexical files of the current generation if they are missing (an index
+        from before they existed, or damaged ones), and take in a finished background merge."""
+        t = time.perf_counter()
+        if not self.lexical.has(gen):
+            self.lexical.rebuild(gen, self.store.visible_chunk_texts(gen))
+            write_head(self.paths, gen)
+        elif self.lexical.finish(gen):
+            write_head(self.paths, gen)
+        self.lexical.cleanup(range(gen - 1, gen + 1))
+        self.report.stages["lexical"] += time.perf_counter() - t
 
     def _finish(self, run_id: int, t0: float) -> None:
         self.commit_generation()
@@ -540,6 +574,7 @@ class Ingestor:
         died since the last one). Returns the numbers of chunk rows purged and of vector rows dropped."""
         horizon = G - 1 if horizon is None else horizon
         purged = len(self.store.purge_removed(horizon))
+        self.lexical.cleanup(range(horizon, G + 1))
         keep = {self.paths.generation_file(g).name for g in range(horizon, G + 1)}
         for f in self.paths.generations.glob("gen-*.faiss*"):
             if f.name not in keep:
