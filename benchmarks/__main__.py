@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, encode, index, ingest, milvus, serve, soak
+from . import bm25, cli_query, dtype, encode, index, ingest, memory, milvus, parsing, rerank, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -30,15 +30,9 @@ def report() -> str:
         lines.append(f"| re-ingest of an unchanged folder ({g['files']} files, {g['chunks']} chunks) | "
                      f"{g['reingest_s']} s, {g['reingest_encoded']} encoded | {g['first_s']} s first ingest | "
                      f"**{100 * g['reingest_ratio']:.2f}%** | `{g['command']}` |")
-    for key in ("bm25_scifact", "bm25_scifact_postgresql"):
-        b = data.get(key)
-        if not b:
-            continue
-        engine = "PostgreSQL full text, BM25 in SQL" if key.endswith("postgresql") else "FTS5"
-        lines.append(f"| BM25 ({engine}) on {b['dataset']} | nDCG@10 {b['ndcg@10']}, p50 {b['p50_ms']} ms/query | "
-                     f"nDCG@10 {b['baseline_ndcg@10']}, p50 {b['baseline_p50_ms']} ms (Python BM25 k1=0.9 b=0.4 "
-                     f"over whole documents); published BM25 {b['published_bm25_ndcg@10']} | **{b['speedup']}×** "
-                     f"faster, nDCG@10 {b['ndcg@10'] - b['baseline_ndcg@10']:+.3f} | `{b['command']}` |")
+    bm = data.get("bm25")
+    if bm:
+        lines += _bm25_rows(bm)
     gp = data.get("gpu_7b")
     if gp:
         e7, t7 = gp["encoder"], gp["training"]
@@ -81,6 +75,41 @@ def report() -> str:
                      f"new generations | {ld['requests']} requests at {ld['concurrency']} clients, **{ld['errors']} "
                      f"errors**, {ld['requests_per_s']} req/s, p50 {ld['p50_ms']} ms, p99 {ld['p99_ms']} ms | | | "
                      f"`{sk['command']}` |")
+    cq = data.get("cli_query")
+    if cq:
+        cold = {"dense": "imports torch, loads the model", "bm25": "imports the engine: FAISS, SQLAlchemy; no model"}
+        for mode, r in cq["modes"].items():
+            load = f"; load average {cq['load_average'][0]}→{cq['load_average'][1]} on " \
+                   f"{cq['machine'].split(' CPU')[0]} cores" if cq.get("load_average") else ""
+            lines.append(f"| `llara-search query --mode {mode}` wall time with a `serve` of the same index up "
+                         f"({cq['chunks']} chunks, {cq['model']}; same results: {cq['identical_results']}{load}) | "
+                         f"{r['server_median_s']} s (median of {cq['repeats']}) | {r['local_median_s']} s cold "
+                         f"in-process (`--local`: {cold[mode] if mode in cold else 'opens the engine'}) | "
+                         f"**{r['speedup']}×** faster | "
+                         f"`{cq['command']}` |")
+    rc = data.get("rerank_cpu")
+    if rc:
+        load = rc.get("load_average_1min")
+        busy = f", 2 cores at load average {load[0]}-{load[1]}" if load else ""
+        lines.append(f"| re-ranking 100 candidates per query on CPU, {rc['model'].split(', ')[1].split(' (')[0]} "
+                     f"cross-encoder ({rc['data'].split(': ')[1]}{busy}) | {rc['ours_pairs_per_s']} pairs/s, p50 "
+                     f"{rc['ours_p50_ms']} ms/query | {rc['baseline_pairs_per_s']} pairs/s, p50 "
+                     f"{rc['baseline_p50_ms']} ms (input order, batch 16) | **{rc['speedup']}×** (max abs diff "
+                     f"{rc['max_abs_diff']:.1e}) | `{rc['command']}` |")
+        rec = rc["depth_study"]["recall"]
+        lines.append(f"| first-stage depth worth re-ranking (BM25 on SciFact, document recall of the top N) | "
+                     + ", ".join(f"{n}: {v}" for n, v in rec.items()) + " | | default depth 100 | "
+                     f"`{rc['command']}` |")
+    rg = data.get("rerank_gpu_7b")
+    if rg:
+        lines.append(f"| RankLLaMA-7B shape re-ranking {rg['candidates_per_query']} candidates × "
+                     f"{rg['max_pair_tokens']} tokens per query, bf16, {rg['machine'].split(',')[2].strip()} | p50 {rg['ours_p50_ms']} ms, p99 "
+                     f"{rg['ours_p99_ms']} ms, {rg['tokens_per_s']} tokens/s | p50 {rg['baseline_p50_ms']} ms, p99 "
+                     f"{rg['baseline_p99_ms']} ms (input order, batch 16) | **{rg['speedup']}×** | `{rg['command']}` |")
+    else:
+        lines.append("| RankLLaMA-7B shape re-ranking 100 candidates × 200 tokens per query, bf16, one GPU | not "
+                     "measured (no GPU lent yet) | straightforward loop (input order, batch 16) | not measured | "
+                     "`python -m benchmarks.rerank_gpu` |")
     for key, r in sorted(data.items()):
         if key.startswith("index_"):
             cores = r["machine"].split(" CPU")[0]
@@ -115,12 +144,101 @@ def report() -> str:
                      f"{j['identical_top10']}/{j['queries']}; scores within {j.get('max_abs_score_diff', '?')}); "
                      f"CLI {j['cli_identical_top10']}/{j['cli_queries']} | FAISS exact index over the same stored "
                      f"vectors | | `{j['command']}` |")
+    lines += _dtype_rows(data)
+    pa = data.get("parsing")
+    if pa:
+        for f in pa["folders"]:
+            lines.append(f"| parsing {f['folder'].split('data/')[-1]} ({f['documents']} documents: "
+                         f"{', '.join(f'{k} {v}' for k, v in f['formats'].items())}; {f['chunks']} chunks) | "
+                         f"**{len(f['files_failed'])} failed files**, {f['chunks_with_control_chars']} chunks with "
+                         f"control characters, {100 * f['directive_share']:.2f}% chunks with a directive line, "
+                         f"{f['man_chunks_without_section_heading']}/{f['man_chunks']} man chunks without a section "
+                         f"heading | | | `{pa['command']}` |")
+        pdf = pa["pdf"]
+        lines.append(f"| PDF text extraction, {len(pdf['files'])} PDFs (one font with >256 widths) | pypdfium2: "
+                     f"{pdf['pypdfium2']['files_read']} read, {pdf['pypdfium2']['seconds']} s | pypdf: "
+                     f"{pdf['pypdf']['files_read']} read, {pdf['pypdf']['seconds']} s | **{pdf['speedup_pdfium_vs_pypdf']}×** "
+                     f"faster | `{pa['command']}` |")
+        c = pa.get("collapse")
+        if c:
+            lines.append(f"| BM25 query with near-copies collapsed ({c['queries']} queries, k={c['k']}) | p50 "
+                         f"{c['p50_ms_collapse']} ms, {c['results_naming_copies']} copies named in also_in | p50 "
+                         f"{c['p50_ms_no_collapse']} ms without collapsing | **{c['ratio']}×** the time | "
+                         f"`{pa['command']}` |")
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
     lines += ["Machines differ by row: each row's details name the machine it ran on (the GPU and 1M-vector rows "
               "ran on a lent 16-core H100 machine; `python -m benchmarks.gpu` needs CUDA).", ""]
     return "\n".join(lines)
+
+
+def _dtype_rows(data: dict) -> list[str]:
+    """Rows of issue #21: the memory check against measured peaks, and rankings across dtypes."""
+    rows = []
+    m = data.get("memory_check")
+    if m:
+        parts = "; ".join(f"{c['model']}, {c['what']} {c['dtype']}: {c['measured_mib']} MiB measured / "
+                          f"{c['estimated_mib']} MiB estimated" for c in m["cases"])
+        rows.append(f"| memory check: peak anonymous memory of load + one full batch (or LoRA steps) vs the estimate from "
+                    f"config.json ({m['model']}) | {parts} | the estimate | worst measured/estimated "
+                    f"**{m['worst_measured_over_estimated']}** | `{m['command']}` |")
+    d = data.get("dtype_rankings")
+    if d:
+        p = d["pairs"]
+
+        def cell(name: str) -> str:
+            a, b = p[name]["vs_fp32_fp32"], p[name]["vs_bf16_bf16"]
+            return (f"top-10 overlap {a['top10_overlap']} vs fp32×fp32, {b['top10_overlap']} vs bf16×bf16; mean "
+                    f"\\|Δscore\\| {a['mean_abs_score_diff']}")
+
+        gap = sum(r["rank1_minus_rank10_score_gap"] for r in d["per_seed"]) / len(d["per_seed"])
+        rows.append(f"| querying across dtypes ({d['model']}; {d['data']}) | bf16 queries × fp32 passages: "
+                    f"{cell('query bfloat16 x passages float32')}; fp32 queries × bf16 passages: "
+                    f"{cell('query float32 x passages bfloat16')} | bf16 queries × bf16 passages: "
+                    f"{cell('query bfloat16 x passages bfloat16')}; rank-1 − rank-10 score gap {gap:.3g} | "
+                    f"bf16 encodes at **{d['bf16_encode_speed_vs_fp32']}×** fp32's speed on this CPU | "
+                    f"`{d['command']}` |")
+    return rows
+
+
+def _bm25_rows(bm: dict) -> list[str]:
+    rows, b = [], bm["bm25s"]
+    for backend, mine in bm["ours"].items():
+        db = "SQLite" if backend == "sqlite" else "PostgreSQL"
+        for name in ("short", "long"):
+            m, base = mine[name], b[name]
+            what = "SciFact claims" if name == "short" else "long queries (100-300 words, SciFact halves)"
+            rows.append(f"| BM25 ranking step, {what}, {db}, one query at a time | p50 {m['rank_p50_ms']} ms (whole "
+                        f"`Engine.search` with texts: p50 {m['search_p50_ms']}, p99 {m['search_p99_ms']} ms), nDCG@10 "
+                        f"{m['ndcg@10']} | bm25s `retrieve` p50 {m['bm25s_retrieve_p50_ms']} ms (tokenize + retrieve "
+                        f"{m['bm25s_tokenize_retrieve_p50_ms']} ms; its scoring arrays alone {m['bm25s_core_p50_ms']} "
+                        f"ms), nDCG@10 {base['ndcg@10']} | "
+                        f"**{m['rank_vs_bm25s_retrieve']}×** "
+                        f"bm25s's time, nDCG@10 {m['ndcg@10_minus_bm25s']:+.4f} | `{bm['command']}` |")
+    lx = bm["ours"]["sqlite"]["lexical"]
+    rows.append(f"| lexical index size, SciFact ({lx['chunks']} chunks, {lx['postings']} postings) | "
+                f"{lx['disk_bytes'] / 2**20:.1f} MiB on disk, {lx['memory_bytes'] / 2**20:.1f} MiB mapped | bm25s: "
+                f"{b['disk_bytes'] / 2**20:.1f} MiB on disk, {b['memory_bytes'] / 2**20:.1f} MiB in memory | | "
+                f"`{bm['command']}` |")
+    sc = bm.get("scale")
+    if sc:
+        a = sc["add_one_file"]
+        rows.append(f"| add one file to a {sc['chunks']:,}-chunk text-only index (10 times) | lexical index: median "
+                    f"{a['lexical_median_ms']} ms, max {a['lexical_max_ms']} ms (whole ingest median "
+                    f"{a['median_s']} s); the largest merge (all {sc['full_merge_chunks']:,} chunks into one segment) "
+                    f"{sc['full_merge_s']} s | rebuilding the lexical index {sc['lexical_rebuild_s']} s; bm25s "
+                    f"re-index {sc['bm25s_index_s']} s | "
+                    f"**{round(1000 * sc['lexical_rebuild_s'] / max(a['lexical_median_ms'], 1e-3))}×** less work | "
+                    f"`{bm['command']}` |")
+        s, lg = sc["short"], sc["long"]
+        rows.append(f"| BM25 at {sc['chunks']:,} chunks, SciFact claims / long queries, SQLite | ranking p50 "
+                    f"{s['rank_p50_ms']} / {lg['rank_p50_ms']} ms; search with texts {s['search_p50_ms']} / "
+                    f"{lg['search_p50_ms']} ms | bm25s retrieve {s['bm25s_retrieve_p50_ms']} / "
+                    f"{lg['bm25s_retrieve_p50_ms']} ms (scoring arrays alone {s['bm25s_core_p50_ms']} / "
+                    f"{lg['bm25s_core_p50_ms']} ms) | **{s['rank_vs_bm25s_retrieve']}× / "
+                    f"{lg['rank_vs_bm25s_retrieve']}×** bm25s's time | `{bm['command']}` |")
+    return rows
 
 
 def main() -> None:
@@ -131,6 +249,11 @@ def main() -> None:
         serve.main(["--chunks", "100000", "--requests", "2000", "--concurrency", "32"])
         index.main(["--n", "20000", "--dim", "512"])
         soak.main([])
+        memory.main([])
+        dtype.main([])
+        cli_query.main([])
+        rerank.main([])
+        parsing.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LLARA_SEARCH_SHARED") or ROOT.parent / "shared")  # ../shared beside the checkout
+SHARED = Path(os.environ.get("LLARA_SEARCH_SHARED") or ROOT.parent / "shared")  # env: a checkout elsewhere
 WORK = ROOT / "benchmarks" / ".work"
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"  # committed: RESULTS.md is rewritten from it
 

@@ -29,11 +29,34 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object (for scripts
 VectorDbOpt = typer.Option(None, "--vector-db", help="Where a new index keeps its vectors: faiss (default), a Milvus "
                            "Lite file (./vectors.milvus.db) or a Milvus server (http://host:19530; credentials from "
                            "MILVUS_TOKEN); recorded with the index [default: $LLARA_SEARCH_VECTOR_DB or faiss]")
+DtypeOpt = typer.Option("auto", "--dtype", envvar="LLARA_SEARCH_DTYPE", metavar="DTYPE",
+                        help="Precision the model is loaded and run in: auto (bfloat16 on CUDA, float32 on the CPU) "
+                             "| float32 | bfloat16 (half the memory) | float16")
+RerankOpt = typer.Option(None, "--rerank", help="Re-rank the first stage's top candidates with this cross-encoder "
+                         "(e.g. BAAI/bge-reranker-v2-m3) or RankLLaMA adapter; HF id or local folder")
+RerankDepthOpt = typer.Option(None, "--rerank-depth", help="First-stage candidates the reranker scores [100, at "
+                              "least k]")
+RerankBaseOpt = typer.Option(None, "--rerank-base", help="Base model of a reranker LoRA adapter, when not the one "
+                             "its adapter_config.json names (e.g. a local Llama-2-7b folder)")
+RerankNormalizeOpt = typer.Option(False, "--rerank-normalize", help="Report the reranker's sigmoid (0-1) instead "
+                                  "of its logit, as FlagReranker's normalize=True (same order)")
 
 
 def _fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     raise typer.Exit(code)
+
+
+_EXPECTED = {"llara_search.engine": "EngineError", "llara_search.store.db": "StoreError",
+             "llara_search.layout": "IndexLockedError", "llara_search.search": "EmptyIndexError",
+             "llara_search.index.generations": "IndexFileError", "llara_search.client": "LlaraSearchError",
+             "llara_search.index.backend": "VectorDBError"}
+
+
+def _expected_errors() -> tuple[type, ...]:
+    """The wrong-use error classes of the modules imported so far: one never imported cannot have raised, and
+    importing the engine just to name its error would cost the instant query path a second."""
+    return tuple(getattr(sys.modules[m], name) for m, name in _EXPECTED.items() if m in sys.modules)
 
 
 def _guard(fn):
@@ -42,18 +65,16 @@ def _guard(fn):
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from .engine import EngineError
-        from .index.backend import VectorDBError
-        from .index.generations import IndexFileError
-        from .layout import IndexLockedError
-        from .search import EmptyIndexError
-        from .store.db import StoreError
+        from .notices import listening
 
         try:
-            return fn(*args, **kwargs)
-        except (EngineError, StoreError, IndexLockedError, EmptyIndexError, IndexFileError, VectorDBError) as exc:
-            _fail(str(exc))
+            with listening(_json_notice if kwargs.get("as_json") else _print_notice):
+                return fn(*args, **kwargs)
+        except MemoryError as exc:  # the memory check's refusal (InsufficientMemoryError), or a real one
+            _fail(str(exc).splitlines()[0] if str(exc) else "out of memory")
         except RuntimeError as exc:
+            if isinstance(exc, _expected_errors()):
+                _fail(str(exc))
             trainer = sys.modules.get("llara_search.train.trainer")  # not imported (torch!) unless training ran
             if trainer is not None and isinstance(exc, trainer.TrainingInterrupted):
                 _fail(str(exc), 130)
@@ -66,11 +87,11 @@ def _guard(fn):
     return wrapper
 
 
-def _open(index, db_url, *, create=False, model=None, show_progress=False, vector_db=None):
+def _open(index, db_url, *, create=False, model=None, show_progress=False, vector_db=None, dtype=None):
     from .engine import Engine
 
     return Engine.open(index, db_url=db_url, model=model, create=create, show_progress=show_progress,
-                       vector_db=vector_db)
+                       vector_db=vector_db, dtype=dtype)
 
 
 def _index_type_ok(index_type) -> None:
@@ -80,6 +101,41 @@ def _index_type_ok(index_type) -> None:
         extra = ", ".join(t for t in ALL_INDEX_TYPES if t not in FAISS_INDEX_TYPES)
         _fail(f"--index-type must be one of {', '.join(FAISS_INDEX_TYPES)} (Milvus also takes {extra}), not "
               f"{index_type!r}", 2)
+
+
+def _print_notice(event: str, message: str, fields: dict) -> None:
+    """What is about to happen (a download, a long encode), on stderr for people."""
+    err.print(Text(message, style="cyan"))
+
+
+def _json_notice(event: str, message: str, fields: dict) -> None:
+    """The same under --json: one JSON line on stderr, as it happens (stdout keeps the one result object)."""
+    sys.stderr.write(json.dumps({"event": event, "message": message, **fields}, default=str) + "\n")
+    sys.stderr.flush()
+
+
+def _dtype(value: str | None) -> str | None:
+    """--dtype checked before anything else runs; None for auto (the engine's default)."""
+    from .encoder.memory import normalize_dtype
+
+    try:
+        name = normalize_dtype(value)
+    except ValueError as exc:
+        _fail(f"--dtype: {exc}", 2)
+    return None if name == "auto" else name
+
+
+def _check_new_index(index, db_url, model, adapter, dtype):
+    """The memory check of a first ingest, made before the index folder or its database is created: a model that
+    cannot fit leaves nothing behind. An existing index is checked by the engine before it records anything."""
+    from .distributed import launched
+    from .engine import check_encoder_memory
+    from .layout import IndexPaths, default_index_dir
+
+    paths = IndexPaths(Path(index) if index else default_index_dir(), db_url)
+    if paths.exists() or launched()[0] > 0:  # torchrun workers check their own device when they load
+        return None
+    return check_encoder_memory(model, adapter=str(adapter) if adapter else None, dtype=dtype)
 
 
 def _print_json(obj) -> None:
@@ -117,11 +173,13 @@ def ingest(
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
     max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
     wait: bool = typer.Option(False, "--wait", help="Wait for another ingest holding the index instead of failing"),
+    dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Parse, chunk, encode and store files; only new and changed files are encoded."""
     from .ingest.pipeline import IngestOptions
 
+    dtype = _dtype(dtype)
     _index_type_ok(index_type)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -129,15 +187,18 @@ def ingest(
     opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
                          max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
                          batch_size=batch_size)
+    memory = _check_new_index(index, db_url, model, adapter, dtype)
 
     def run(pool, device):
-        engine = _open(index, db_url, create=True, model=model, vector_db=vector_db)
+        engine = _open(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
         engine.pool, engine.device = pool, device
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             return engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
                                  chunk_tokens=chunk_tokens, options=opts, wait=wait, progress=progress)
 
     report = _with_encode_pool(run)
+    if report.memory is None and memory is not None:
+        report.memory = memory.to_dict()
     ok_files = report.files_new + report.files_changed + report.files_unchanged
     if as_json:
         _print_json(report.to_dict())
@@ -186,7 +247,8 @@ class _IngestProgress:
         else:
             task = self.bar.tasks[self.encode]
             rate = done / task.elapsed if task.elapsed else 0.0
-            self.bar.update(self.encode, completed=done, rate=f"{rate:.1f} chunks/s")
+            self.bar.update(self.encode, completed=done, total=max(total, done) if total else None,
+                            rate=f"{rate:.1f} chunks/s")
 
     def __enter__(self) -> "_IngestProgress":
         self.bar.start()
@@ -211,10 +273,17 @@ def _ingest_table(r) -> None:
     out.print(c)
     if r.stages:
         out.print("time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.stages.items()), highlight=False)
+    if getattr(r, "formats", None):
+        out.print("documents per format: " + ", ".join(f"{k} {v}" for k, v in r.formats.items()), highlight=False)
     for f in r.files_failed[:50]:
         out.print(Text(f"failed: {f['path']}: {f['error']}", style="yellow"))
     if len(r.files_failed) > 50:
         out.print(f"… and {len(r.files_failed) - 50} more failures (see --json)")
+    warnings = getattr(r, "warnings", [])
+    for w in warnings[:50]:
+        out.print(Text(f"warning: {w['path']}: {w['warning']}", style="cyan"))
+    if len(warnings) > 50:
+        out.print(f"… and {len(warnings) - 50} more warnings (see --json)")
 
 
 # ---------------------------------------------------------------------------------------------------- query
@@ -228,19 +297,49 @@ def query(
     mode: str = typer.Option("dense", "--mode", help="dense | bm25 | hybrid"),
     where: Optional[str] = typer.Option(None, "--where", help="Only documents whose path matches this glob, "
                                         "e.g. 'api/*' or '*.pdf'"),
+    dtype: str = DtypeOpt,
+    rerank: Optional[str] = RerankOpt,
+    rerank_depth: Optional[int] = RerankDepthOpt,
+    rerank_base: Optional[str] = RerankBaseOpt,
+    rerank_normalize: bool = RerankNormalizeOpt,
+    token: Optional[str] = typer.Option(None, "--token", envvar="LLARA_SEARCH_TOKEN", show_default=False,
+                                        help="Token of a running `serve` for this index [default: "
+                                             "$LLARA_SEARCH_TOKEN]"),
+    local: bool = typer.Option(False, "--local", help="Search in this process even when a `serve` for this index "
+                               "runs on this machine"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Search the index: the query is encoded with the EBAR prompt by the index's own model."""
+    """Search the index: the query is encoded with the EBAR prompt by the index's own model. When a `serve` for the
+    same index runs on this machine, it is asked instead (no model to load; same results)."""
     import time
 
-    engine = _open(index, db_url)
-    if mode != "bm25":
-        engine.encoder  # load the model outside the timed search  # noqa: B018
-    t = time.perf_counter()
-    results = engine.search(text, k=k, mode=mode, where=where)
-    took = (time.perf_counter() - t) * 1000
+    _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
+    dtype = _dtype(dtype)
+    outcome, extra = None, {}
+    # a reranker is named by this command, not by the server: the search runs here (`serve --rerank` re-ranks its own)
+    answered = None if local or rerank else _query_server(index, db_url, token, text, k=k, mode=mode, where=where)
+    if answered is not None:
+        results, took = answered
+    else:
+        engine = _open(index, db_url, dtype=dtype)
+        reranker, depth = None, k
+        if rerank:
+            from .rerank import DEFAULT_DEPTH
+
+            depth = engine.rerank_depth(k, max(DEFAULT_DEPTH, k) if rerank_depth is None else rerank_depth)
+            reranker = engine.reranker(rerank, base=rerank_base, normalize=rerank_normalize)  # loaded untimed
+        if mode != "bm25":
+            engine.encoder  # load the model outside the timed search  # noqa: B018
+            extra["dtype"] = str(engine.encoder.dtype).removeprefix("torch.")
+        t = time.perf_counter()
+        results = engine.search(text, k=depth, mode=mode, where=where)
+        outcome = engine.rerank([text], [results], k, reranker)[0] if reranker is not None else None
+        if outcome is not None:
+            results = outcome.results
+        took = (time.perf_counter() - t) * 1000
     if as_json:
-        _print_json({"query": text, "mode": mode, "took_ms": round(took, 2),
+        _print_json({"query": text, "mode": mode, "took_ms": round(took, 2), **extra,
+                     **({"rerank": outcome.to_dict()} if outcome else {}),
                      "results": [_result_json(r) for r in results]})
         return
     if not results:
@@ -251,12 +350,60 @@ def query(
         where_in = _span(r)
         head = Text(f"{r.rank:>3}. ", style="bold")
         head.append(f"{r.score:.4f}  ", style="cyan")
+        if r.first_stage_rank is not None:
+            head.append(f"(first stage #{r.first_stage_rank}, {r.first_stage_score:.4f})  ", style="dim")
         head.append(_display_path(r.path) + where_in, style="green")
         out.print(head)
         if r.heading:
             out.print(Text(f"     {r.heading}", style="magenta"))
+        if getattr(r, "also_in", None):  # near-copies of this passage in other files (other formats)
+            out.print(Text("     also in: " + ", ".join(_display_path(p) for p in r.also_in), style="dim"))
         out.print(_snippet(r.text, terms))
-    out.print(f"[dim]{len(results)} results in {took:.0f} ms ({mode})[/]")
+    how = f"{mode}, re-ranked by {outcome.model} from {outcome.candidates}" if outcome else mode
+    out.print(f"[dim]{len(results)} results in {took:.0f} ms ({how})[/]", highlight=False)
+
+
+def _check_rerank_options(rerank: str | None, **given) -> None:
+    """A re-ranking option without --rerank is a mistake worth one line, not something to ignore."""
+    extra = [name for name, value in given.items() if value not in (None, False)]
+    if extra and not rerank:
+        _fail(f"--{extra[0].replace('_', '-')} needs --rerank MODEL", 2)
+
+
+def _query_server(index, db_url, token, text: str, **search):
+    """(results, took_ms) from the `serve` of this index on this machine, or None when there is none to ask (none
+    running, a stale record, it went away, or it wants a token this process lacks), and the engine answers."""
+    import time
+
+    from .client import (AuthenticationError, Client, LlaraSearchError, RequestError, ServerUnavailable,
+                         check_search_args)
+    from .layout import default_index_dir
+    from .server_record import find_server
+
+    check_search_args([text], search["k"], search["mode"])  # the engine's errors, before deciding who answers
+    rec = find_server(index or default_index_dir(), db_url)
+    if rec is None:
+        return None
+    if rec.auth and not token:
+        err.print(f"[dim]note: the server at {rec.url} for this index wants a token (--token or "
+                  "$LLARA_SEARCH_TOKEN); searching in this process instead[/]", highlight=False)
+        return None
+    t = time.perf_counter()
+    try:
+        with Client(rec.url, token) as client:
+            results = client.search(text, **search)
+    except ServerUnavailable:
+        return None
+    except AuthenticationError as exc:
+        raise AuthenticationError(f"{exc}, or pass --local to search without it") from None
+    except RequestError as exc:
+        if exc.status != 422:
+            raise  # the engine's own refusal, in its words: the same line the local search prints
+        return None  # a request the server's limits refuse (e.g. a very long query): the engine decides
+    except LlaraSearchError as exc:  # the server failed (5xx): answer as if there were none
+        err.print(f"[dim]note: {exc}; searching in this process instead[/]", highlight=False)
+        return None
+    return results, (time.perf_counter() - t) * 1000
 
 
 def _result_json(r) -> dict:
@@ -313,6 +460,12 @@ def eval_(
     k: int = typer.Option(100, "-k", "--k", min=1, max=1000, help="Documents retrieved per query"),
     run_file: Optional[Path] = typer.Option(None, "--run-file", help="Where to write the TREC run "
                                             "[default: <index>/runs/<dataset>-<split>-<mode>.trec]"),
+    dtype: str = DtypeOpt,
+    rerank: Optional[str] = RerankOpt,
+    rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", min=1, max=1000,
+                                               help="First-stage chunks the reranker scores per query [100]; "
+                                                    "documents below it follow in first-stage order"),
+    rerank_base: Optional[str] = RerankBaseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Ingest a BEIR corpus (reused when unchanged), run its judged queries, report nDCG@10, Recall@100, MRR@10, MAP@100."""
@@ -322,9 +475,11 @@ def eval_(
     from .layout import default_index_dir
     from .search import MODES
 
+    dtype = _dtype(dtype)
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}", 2)
     _index_type_ok(index_type)
+    _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
     try:
         data = load_beir(beir_dir, split)
     except BeirError as exc:
@@ -334,29 +489,52 @@ def eval_(
         model = TEXT_ONLY if mode == "bm25" else (os.environ.get("LLARA_SEARCH_MODEL") or None)
     if index is None:
         index = default_index_dir().parent / "eval" / f"{data.name}-{_model_slug(model)}"
-    engine = _open(index, db_url, create=True, model=model, vector_db=vector_db)
+    _check_new_index(index, db_url, model, None, dtype)
+    engine = _open(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
+    reranker = engine.reranker(rerank, base=rerank_base) if rerank else None  # a bad reranker fails before ingesting
     opts = IngestOptions(index_type=index_type, batch_size=batch_size)
     try:
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             report = engine.ingest_records(data.corpus(), f"beir:{data.name}", model=model, chunk_tokens=chunk_tokens,
-                                           options=opts, progress=progress)
-        result = evaluate(engine, data, mode=mode, k=k, run_file=run_file)
+                                           options=opts, progress=progress,
+                                           expected=_count_lines(data.root / "corpus.jsonl"))
+        result = evaluate(engine, data, mode=mode, k=k, run_file=run_file, reranker=reranker,
+                          rerank_depth=rerank_depth)
     except BeirError as exc:
         _fail(str(exc))
     result.update(split=split, index=str(engine.paths.root), documents=report.documents,
                   chunks=report.chunks_total, documents_ingested=report.files_new + report.files_changed,
-                  chunks_encoded=report.chunks_encoded)
+                  chunks_encoded=report.chunks_encoded, memory=report.memory, estimate=report.estimate)
     if as_json:
         _print_json(result)
         return
     t = Table(title=f"{data.name} ({split}, {result['queries']} queries) · {mode}")
+    rr = result.get("rerank")
+    if rr:
+        t.add_column("stage")
     for col in ("nDCG@10", "Recall@100", "MRR@10", "MAP@100", "ms/query"):
         t.add_column(col, justify="right")
-    t.add_row(*(f"{result[m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10", "map@100")),
+    metrics = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+    t.add_row(*([f"first stage ({mode})"] if rr else []), *(f"{result[m]:.4f}" for m in metrics),
               f"{result['ms_per_query']:.1f}")
+    if rr:
+        t.add_row(f"re-ranked top {rr['depth']} ({Path(rr['model']).name})", *(f"{rr[m]:.4f}" for m in metrics),
+                  f"+{rr['ms_per_query']:.1f}")
+        t.add_row("change", *(f"{rr['delta'][m]:+.4f}" for m in metrics), "")
     out.print(t)
     out.print(f"[dim]run file: {result['run_file']} · index: {result['index']} · {result['documents']} documents, "
               f"{result['chunks']} chunks ({result['chunks_encoded']} encoded now)[/]")
+    if rr:
+        out.print(f"[dim]re-ranked run file: {rr['run_file']}[/]")
+
+
+def _count_lines(path: Path) -> int:
+    """Records in a JSONL file (for the encode forecast): counted in 1 MiB blocks, about a second per GB."""
+    n = 0
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            n += block.count(b"\n")
+    return n
 
 
 def _model_slug(model: str | None) -> str:
@@ -381,6 +559,21 @@ def _train_config(output, base, task, **kw):
     from .train.trainer import TrainConfig
 
     return TrainConfig(output=Path(output), base=base, task=task, **kw)
+
+
+def _train_dtype(value: str | None) -> str | None:
+    dtype = _dtype(value)
+    if dtype == "float16":
+        _fail("--dtype float16 cannot train: its gradients underflow without loss scaling, which llara-search does "
+              "not do; use bfloat16 (same memory) or float32", 2)
+    return dtype
+
+
+def _check_training(cfg) -> None:
+    """The training memory check, before any output or side index is written (the trainer checks again)."""
+    from .train.trainer import check_training_memory
+
+    check_training_memory(cfg)
 
 
 def _train_report(card: dict, output: Path, as_json: bool) -> None:
@@ -414,6 +607,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output"),
     merge: bool = typer.Option(False, "--merge", help="Also write a merged model to <output>/merged"),
     seed: int = typer.Option(42, "--seed"),
+    dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Adapt the encoder to your corpus without labels: LLaRA's EBAE + EBAR pretext task with LoRA."""
@@ -421,6 +615,7 @@ def train(
     from .engine import TEXT_ONLY
     from .train.data import pairs_from_corpus, pairs_from_index
 
+    dtype = _train_dtype(dtype)
     if (index is None) == (not corpus):
         _fail("give either --index DIR (train on its chunks) or --corpus PATH... (train on files)", 2)
     if index is not None:
@@ -434,6 +629,8 @@ def train(
         if missing:
             _fail(f"no such file or folder: {missing[0]}", 2)
         base = base or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL
+        _check_training(_train_config(output, base, "pretext", lora_r=lora_r, batch_size=batch_size,
+                                      cutoff_len=cutoff_len, dtype=dtype))  # before the tokenizer is fetched
         pairs = pairs_from_corpus(corpus, load_tokenizer(base))
         source = "corpus " + ", ".join(str(p) for p in corpus)
     if not base:
@@ -443,7 +640,8 @@ def train(
     cfg = _train_config(output, base, "pretext", lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                         lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                         cutoff_len=cutoff_len, remove_stopwords=not keep_stopwords, save_every=save_every,
-                        resume=resume, merge=merge, seed=seed, data_source=source)
+                        resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype)
+    _check_training(cfg)
     from .train.trainer import train as run_training
 
     card = run_training(cfg, pairs, show_progress=not as_json and err.is_terminal)
@@ -475,6 +673,7 @@ def finetune(
     resume: bool = typer.Option(False, "--resume"),
     merge: bool = typer.Option(False, "--merge"),
     seed: int = typer.Option(42, "--seed"),
+    dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Contrastive fine-tuning (InfoNCE, τ=0.01) on labelled queries, with hard negatives mined from an index."""
@@ -483,13 +682,17 @@ def finetune(
     from .eval import BeirError
     from .train.data import TrainDataError, examples_from_beir, examples_from_jsonl
 
+    dtype = _train_dtype(dtype)
     if not train_data.exists():
         _fail(f"no such file or folder: {train_data}", 2)
-    engine = _open(index, None) if index is not None else None
+    engine = _open(index, None, dtype=dtype) if index is not None else None
     if engine is not None and not base:
         m = engine.info.get("model")
         base = m if m and m != TEXT_ONLY else None
     base = base or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL
+    shape = dict(batch_size=batch_size, group_size=group_size, query_max_len=query_max_len,
+                 passage_max_len=passage_max_len, lora_r=lora_r, dtype=dtype)
+    _check_training(_train_config(output, base, "contrastive", **shape))  # before hard negatives are mined
     try:
         if train_data.is_dir():
             if engine is None:  # BM25 hard negatives, as for the LLARA-beir checkpoint
@@ -504,7 +707,7 @@ def finetune(
 
             def search(queries, k):
                 return [list(dict.fromkeys(h.doc_key for h in hits if h.doc_key))
-                        for hits in engine.search_many(queries, k=min(1000, 3 * k), mode=mode)]
+                        for hits in engine.search_many(queries, k=min(1000, 3 * k), mode=mode, collapse=False)]
 
             examples = examples_from_beir(train_data, split, search)
             source = f"BEIR {train_data} ({split}), negatives mined by {mode} from {engine.paths.root}"
@@ -517,7 +720,7 @@ def finetune(
                         lora_alpha=lora_alpha, lora_dropout=lora_dropout, lr=lr, epochs=epochs, max_steps=max_steps,
                         batch_size=batch_size, grad_accum=grad_accum, group_size=group_size,
                         temperature=temperature, query_max_len=query_max_len, passage_max_len=passage_max_len,
-                        save_every=save_every, resume=resume, merge=merge, seed=seed, data_source=source)
+                        save_every=save_every, resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype)
     from .train.trainer import train as run_training
 
     card = run_training(cfg, examples, show_progress=not as_json and err.is_terminal)
@@ -529,11 +732,12 @@ def finetune(
 def reencode(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
              adapter: Optional[Path] = typer.Option(None, "--adapter", help="peft adapter folder (omit: the base "
                                                     "model alone)"),
-             as_json: bool = JsonOpt) -> None:
+             dtype: str = DtypeOpt, as_json: bool = JsonOpt) -> None:
     """Re-encode every chunk with the index's model and a new adapter into a new generation; queries follow."""
+    dtype = _dtype(dtype)
 
     def run(pool, device):
-        engine = _open(index, db_url)  # rank 0 alone: the other processes only encode
+        engine = _open(index, db_url, dtype=dtype)  # rank 0 alone: the other processes only encode
         engine.pool, engine.device = pool, device
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             return engine, engine.reencode(str(adapter) if adapter else None, progress)
@@ -560,8 +764,13 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
                 "factory", "ntotal", "nprobe", "vector_db"):
         if key in s:
             t.add_row(key, str(s[key]))
+    if s.get("passage_dtypes"):
+        t.add_row("encoded in", ", ".join(s["passage_dtypes"]))
     for key, v in s["bytes_on_disk"].items():
         t.add_row(f"{key} on disk", f"{v / 2**20:.1f} MiB")
+    if s.get("lexical"):
+        lx = s["lexical"]
+        t.add_row("lexical index", f"{lx['segments']} segments, {lx['chunks']} chunks, {lx['postings']} postings")
     out.print(t)
     if s["reindex_hint"]:
         out.print(f"[yellow]hint:[/] {s['reindex_hint']}; run `llara-search reindex`")
@@ -571,7 +780,7 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
 @_guard
 def delete(paths: List[str] = typer.Argument(..., help="Files or folders whose documents to remove"),
            index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, as_json: bool = JsonOpt) -> None:
-    """Remove documents from the database, the FTS table and the vector index."""
+    """Remove documents from the database, the lexical index and the vector index."""
     r = _open(index, db_url).delete(paths)
     if as_json:
         _print_json(r.to_dict())
@@ -641,11 +850,11 @@ def bench(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 @app.command()
 @_guard
 def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
-           repair: bool = typer.Option(False, "--repair", help="Rebuild the FTS table and the vector index from what "
-                                       "is stored; quarantine (never delete) what cannot be explained"),
+           repair: bool = typer.Option(False, "--repair", help="Rebuild the lexical index and the vector index from "
+                                       "what is stored; quarantine (never delete) what cannot be explained"),
            wait: bool = typer.Option(False, "--wait", help="With --repair: wait for a running ingest to finish"),
            as_json: bool = JsonOpt) -> None:
-    """Check that database rows, FTS rows, stored vectors and the index generation agree; exit 1 if not."""
+    """Check that database rows, the lexical index, stored vectors and the index generation agree; exit 1 if not."""
     r = _open(index, db_url).doctor(repair=repair, wait=wait)
     if as_json:
         _print_json(r)
@@ -668,16 +877,55 @@ def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 @app.command()
 @_guard
 def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
-          host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port"),
+          host: str = typer.Option("127.0.0.1", "--host"),
+          port: int = typer.Option(8000, "--port", min=0, max=65535, help="0: any free port (printed on start)"),
           token: Optional[str] = typer.Option(None, "--token", envvar="LLARA_SEARCH_TOKEN",
-                                              help="Bearer token required on every route but /healthz")) -> None:
+                                              help="Bearer token required on every route but /healthz"),
+          rerank: Optional[str] = RerankOpt,
+          rerank_depth: Optional[int] = RerankDepthOpt,
+          rerank_base: Optional[str] = RerankBaseOpt,
+          rerank_normalize: bool = RerankNormalizeOpt,
+          rerank_by_default: bool = typer.Option(True, "--rerank-by-default/--rerank-on-request",
+                                                 help="With --rerank: re-rank every search unless it says "
+                                                      "rerank=false, or only those that say rerank=true"),
+          rerank_max_depth: Optional[int] = typer.Option(None, "--rerank-max-depth", min=1,
+                                                         help="Most candidates one query may ask the reranker to "
+                                                              "score [4 x --rerank-depth]"),
+          rerank_budget_ms: Optional[float] = typer.Option(None, "--rerank-budget-ms", min=0,
+                                                           help="Time the reranker may take per request; past it "
+                                                                "the answer is the first stage's order, said so in "
+                                                                "the response [2000; 0: no limit]"),
+          dtype: str = DtypeOpt) -> None:
     """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs)."""
     from .serve import is_loopback, run_server
 
+    dtype = _dtype(dtype)
+    _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
+                          rerank_normalize=rerank_normalize, rerank_max_depth=rerank_max_depth,
+                          rerank_budget_ms=rerank_budget_ms)
     if not token and not is_loopback(host):
         _fail(f"refusing to bind {host} without a token: pass --token or set LLARA_SEARCH_TOKEN", 2)
-    engine = _open(index, db_url)
-    run_server(engine, host=host, port=port, token=token)
+    engine = _open(index, db_url, dtype=dtype)
+    policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
+                            rerank_max_depth, rerank_budget_ms)
+    run_server(engine, host=host, port=port, token=token, rerank=policy)
+
+
+def _rerank_policy(engine, model, depth, base, normalize, by_default=True, max_depth=None, budget_ms=None):
+    """A long-running server's reranker: loaded now (a bad model fails at start, not at the first request)."""
+    if not model:
+        return None
+    from .engine import EngineError
+    from .rerank import DEFAULT_BUDGET_MS, DEFAULT_DEPTH, RerankError, RerankPolicy
+
+    depth = DEFAULT_DEPTH if depth is None else depth
+    reranker = engine.reranker(model, base=base, normalize=normalize)
+    try:
+        return RerankPolicy(reranker, by_default=by_default, depth=depth,
+                            max_depth=max(4 * depth, 1) if max_depth is None else max_depth,
+                            budget_ms=DEFAULT_BUDGET_MS if budget_ms is None else (budget_ms or None), model=model)
+    except RerankError as exc:
+        raise EngineError(str(exc)) from None
 
 
 @app.command()
@@ -685,20 +933,32 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         transport: str = typer.Option("stdio", "--transport", help="stdio (for agent hosts) | streamable-http"),
         host: str = typer.Option("127.0.0.1", "--host", help="With --transport streamable-http"),
-        port: int = typer.Option(8001, "--port", help="With --transport streamable-http")) -> None:
+        port: int = typer.Option(8001, "--port", help="With --transport streamable-http"),
+        rerank: Optional[str] = RerankOpt,
+        rerank_depth: Optional[int] = RerankDepthOpt,
+        rerank_base: Optional[str] = RerankBaseOpt,
+        rerank_budget_ms: Optional[float] = typer.Option(None, "--rerank-budget-ms", min=0,
+                                                         help="Time the reranker may take per call; past it the "
+                                                              "first stage's order is returned [2000; 0: no limit]"),
+        dtype: str = DtypeOpt) -> None:
     """Serve search as an MCP tool for agents (read-only): `search` and `index_info`."""
     from .serve import is_loopback
     from .serve.mcp import run_mcp
 
     import importlib.util
 
+    dtype = _dtype(dtype)
     if importlib.util.find_spec("mcp") is None:
         _fail("the MCP server needs the `mcp` package: pip install 'llara-search[mcp]'", 2)
     if transport not in ("stdio", "streamable-http"):
         _fail(f"--transport must be stdio or streamable-http, not {transport!r}", 2)
     if transport != "stdio" and not is_loopback(host):
         _fail(f"refusing to bind {host}: the MCP server has no authentication; keep it on loopback", 2)
-    run_mcp(_open(index, db_url), transport, host, port)
+    _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
+                          rerank_budget_ms=rerank_budget_ms)
+    engine = _open(index, db_url, dtype=dtype)
+    policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, False, budget_ms=rerank_budget_ms)
+    run_mcp(engine, transport, host, port, rerank=policy)
 
 
 def main() -> None:

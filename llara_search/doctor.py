@@ -1,9 +1,10 @@
-"""`llara-search doctor`: do the database, the FTS table, the stored vectors and the index generation agree?
+"""`llara-search doctor`: do the database, the lexical index, the stored vectors and the index generation agree?
 
 An index is hours of GPU time, so a broken one must be explained and mended, never thrown away. Every check
-compares two of the four places that hold a chunk id (database row, FTS row, stored vector, FAISS entry) or a
-fact recorded about them (schema version, model fingerprint). `--repair` rebuilds what is derived data (the FTS
-table from chunk rows, the vector index from stored vectors) and moves what it cannot explain into
+compares two of the four places that hold a chunk id (database row, lexical index, stored vector, FAISS entry) or a
+fact recorded about them (schema version, model fingerprint, the text a chunk was analyzed from). `--repair`
+rebuilds what is derived data (the lexical index from chunk rows, the vector index from stored vectors) and moves
+what it cannot explain into
 `<index>/quarantine/<time>/` with a manifest: orphan files, an unreadable index file, and chunk rows whose vector is
 missing or broken (their documents are marked so that the next `ingest` re-reads and re-encodes them).
 """
@@ -22,7 +23,8 @@ from sqlalchemy import func, select, text, update
 
 from .index import VectorStore
 from .index.generations import IndexFileError, load_ann
-from .layout import IndexPaths, WriteLock
+from .layout import IndexPaths, WriteLock, write_head
+from .lexical import LexicalIndex
 from .store import Chunk, Document, Generation, IngestRun, Store, visible
 
 NORM_TOLERANCE = 1e-2  # stored vectors are L2-normalized float16: |norm - 1| stays far below this
@@ -48,7 +50,7 @@ class Diagnosis:
     orphan_collections: list[str] = field(default_factory=list)  # Milvus collections of this index no generation names
     broken_index_file: Path | None = None
     rebuild_index: bool = False
-    rebuild_fts: bool = False
+    rebuild_lexical: bool = False
 
     @property
     def ok(self) -> bool:
@@ -85,7 +87,7 @@ class Doctor:
             live = np.fromiter(s.scalars(select(Chunk.id).where(visible(Chunk, gen.id)).order_by(Chunk.id)), np.int64)
         d.checked["chunks"] = int(len(live))
         self._documents(d, gen.id)
-        self._fts(d)
+        self._lexical(d, gen.id, live)
         text_only = info.get("model") == "none"
         if not text_only:
             vectors = VectorStore(self.paths.vectors, int(info["dim"]))
@@ -127,27 +129,15 @@ class Doctor:
         if orphaned:
             d.problems.append(Finding("documents", f"{orphaned} visible chunks belong to removed documents", None))
 
-    def _fts(self, d: Diagnosis) -> None:
-        """External-content FTS5 must index exactly the chunk rows (all of them: readers of older generations
-        still search the rows removed since)."""
-        if self.store.dialect != "sqlite":
-            return  # PostgreSQL's tsvector is a generated column of the row itself: it cannot disagree
-        rows = self.store.chunk_ids()
-        fts = self.store.fts_rowids()
-        problem = None
-        if not np.array_equal(rows, fts):
-            extra, missing = np.setdiff1d(fts, rows), np.setdiff1d(rows, fts)
-            problem = f"FTS rows differ from chunk rows ({len(missing)} missing, {len(extra)} extra)"
-        else:
-            try:
-                with self.store.engine.begin() as conn:
-                    conn.execute(text("INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)"))
-            except Exception as exc:  # noqa: BLE001 - sqlite reports a corrupt FTS index as an error
-                problem = f"FTS index does not match chunk text: {str(exc).splitlines()[0][:200]}"
-        d.checked["fts_rows"] = int(len(fts))
-        if problem:
-            d.problems.append(Finding("fts", problem, "rebuild the FTS table from the chunk rows"))
-            d.rebuild_fts = True
+    def _lexical(self, d: Diagnosis, g: int, live: np.ndarray) -> None:
+        """The lexical files of the generation: readable, checksums intact, exactly its chunks, each analyzed
+        from the text its row holds now."""
+        problems = LexicalIndex(self.paths.lexical).verify(g, live, self.store.chunk_text_crcs)
+        d.checked["lexical"] = "ok" if not problems else "damaged"
+        if problems:
+            d.problems.append(Finding("lexical", "; ".join(problems)[:500], "rebuild the lexical index from the "
+                                      "chunk rows"))
+            d.rebuild_lexical = True
 
     def _vectors(self, d: Diagnosis, gen: Generation, vectors: VectorStore, live: np.ndarray) -> None:
         rows = vectors.rows_on_disk()
@@ -277,6 +267,8 @@ class Doctor:
                                           "index no generation names (left by an interrupted rebuild): " +
                                           ", ".join(d.orphan_collections[:5]),
                                           "rename them to <name>_quarantine_<time>_... (never dropped)"))
+        lexical = LexicalIndex(self.paths.lexical)
+        d.orphan_files += lexical.orphans([gen.id - 1, gen.id] if gen is not None else [])
         if d.orphan_files:
             d.warnings.append(Finding("files", f"{len(d.orphan_files)} files no generation names (left by an "
                                       "interrupted save): " + ", ".join(f.name for f in d.orphan_files[:5]),
@@ -309,10 +301,6 @@ class Doctor:
         with WriteLock(self.paths.lock, wait=wait):
             qdir = self.paths.root / "quarantine" / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
             manifest: list[dict] = []
-            if d.rebuild_fts:
-                with self.store.engine.begin() as conn:
-                    conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild')"))
-                done.append("rebuilt the FTS table from the chunk rows")
             files = list(d.orphan_files) + ([d.broken_index_file] if d.broken_index_file else [])
             files = [f for f in files if f.exists()]  # a writer may have removed some since the diagnosis
             for f in files:
@@ -322,6 +310,11 @@ class Doctor:
                                  if f != d.broken_index_file else "unreadable index file"})
             if files:
                 done.append(f"moved {len(files)} files to {qdir}")
+            if d.rebuild_lexical:  # first: a rebuilt vector index below starts its generation from this one
+                g = int(d.generation)
+                LexicalIndex(self.paths.lexical).rebuild(g, self.store.visible_chunk_texts(g))
+                write_head(self.paths, g)
+                done.append(f"rebuilt the lexical index of generation {g} from the chunk rows")
             if d.orphan_collections:
                 manifest += self.backend.quarantine(d.orphan_collections, qdir.name)
                 done.append(f"renamed {len(d.orphan_collections)} Milvus collections no generation names")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -16,13 +17,19 @@ from .index.backend import FAISS, VectorBackend, VectorDBError, is_faiss, normal
 from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
-from .layout import IndexPaths, WriteLock, default_index_dir
+from .collapse import collapse_depth, collapse_duplicates
+from .layout import IndexPaths, WriteLock, default_index_dir, write_head
+from .lexical import LexicalIndex
 from .search import MODES, EmptyIndexError, SearchResult, Searcher, rrf
 from .store import Document, Store
 from .store.db import StoreError
 
 if TYPE_CHECKING:
+    from .encoder.memory import Estimate
     from .encoder.model import LlaraEncoder
+    from .rerank import Reranker, RerankOutcome
+
+log = logging.getLogger(__name__)
 
 MAX_K = 1000
 COMPACT_GRACE_S = 60.0  # far longer than any one search holds its generation
@@ -108,6 +115,22 @@ def _new_vector_db(paths: IndexPaths, uri: str) -> tuple[str, VectorBackend | No
         backend.close()
         raise
     return want, backend, new_id
+def check_encoder_memory(model: str | None, *, adapter: str | None = None, dtype: str | None = None,
+                         device: str | None = None, max_length: int = 512) -> Estimate | None:
+    """The memory check of the encoder an ingest would load (`model`, or $LLARA_SEARCH_MODEL, or the default),
+    from its config alone: raises `InsufficientMemoryError` before any download, load or write when it cannot fit.
+    None for a text-only index (no model; torch is not imported)."""
+    name = model_identity(model or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL)
+    if name == TEXT_ONLY:
+        return None
+    from .encoder.memory import check_fits
+
+    return check_fits(name, dtype, device or "auto", "encode", max_length=max_length, with_lm_head=adapter is not None)
+
+
+def merge_dtypes(recorded: object, dtype: str) -> list[str]:
+    """The dtypes that encoded an index's stored vectors, with `dtype` added (kept sorted: it is compared)."""
+    return sorted(set(recorded if isinstance(recorded, list) else []) | {dtype})
 
 
 def model_identity(name_or_path: str) -> str:
@@ -116,6 +139,10 @@ def model_identity(name_or_path: str) -> str:
         return TEXT_ONLY
     p = Path(name_or_path).expanduser()
     return str(p.resolve()) if p.exists() else name_or_path
+
+
+def _dtype_name(encoder) -> str:
+    return str(encoder.dtype).removeprefix("torch.")
 
 
 class Engine:
@@ -134,6 +161,8 @@ class Engine:
         self.pool = None  # an EncodePool under torchrun: passages are encoded by every process (distributed.py)
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        self._rerankers: dict[tuple, Reranker] = {}  # loaded once per process and kept (the server keeps it warm)
+        self._rerank_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------------ opening
     @classmethod
@@ -278,12 +307,33 @@ class Engine:
         self.backend.check_writable(None if rebuild else gen)
 
     # ------------------------------------------------------------------------------------------------ search
-    def search(self, query: str, k: int = 10, mode: str = "dense", where: str | None = None) -> list[SearchResult]:
-        return self.search_many([query], k=k, mode=mode, where=where)[0]
+    def search(self, query: str, k: int = 10, mode: str = "dense", where: str | None = None, *,
+               rerank: str | Reranker | None = None, rerank_depth: int | None = None,
+               collapse: bool = True) -> list[SearchResult]:
+        return self.search_many([query], k=k, mode=mode, where=where, rerank=rerank, rerank_depth=rerank_depth,
+                                collapse=collapse)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "dense",
-                    where: str | None = None, query_vectors: np.ndarray | None = None) -> list[list[SearchResult]]:
-        """Search several queries with one batched encode (or with `query_vectors` already encoded)."""
+                    where: str | None = None, query_vectors: np.ndarray | None = None, *,
+                    rerank: str | Reranker | None = None, rerank_depth: int | None = None,
+                    collapse: bool = True) -> list[list[SearchResult]]:
+        """Search several queries with one batched encode (or with `query_vectors` already encoded).
+
+        `collapse`: near-copies of a better result (the same manual as pdf, man page and info) are left out and
+        named in its `also_in` (llara_search/collapse.py); evaluation and negative mining turn it off.
+
+        `rerank`: a reranker (or its model name, loaded once and kept) re-scores the first stage's top
+        `rerank_depth` candidates (collapsed first, so no copy takes a candidate's place) and the top-k by its score
+        are returned, each with its first-stage rank and score; a reranker failure raises `EngineError` (the server
+        answers in first-stage order instead: `rerank()`)."""
+        if rerank is not None:
+            from .rerank import DEFAULT_DEPTH
+
+            depth = self.rerank_depth(k, max(DEFAULT_DEPTH, k) if rerank_depth is None else rerank_depth)
+            reranker = self.reranker(rerank) if isinstance(rerank, str) else rerank
+            first = self.search_many(queries, k=depth, mode=mode, where=where, query_vectors=query_vectors,
+                                     collapse=collapse)
+            return [o.results for o in self.rerank(queries, first, k, reranker)]
         if mode not in MODES:
             raise EngineError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if not 1 <= int(k) <= MAX_K:
@@ -300,7 +350,8 @@ class Engine:
             raise EngineError(f"index {self.paths.root} is empty (0 chunks); ingest documents first")
         if mode != "bm25" and searcher.vectors is None:
             raise EngineError(f"index {self.paths.root} is text-only (built with --model none); use --mode bm25")
-        depth = max(k, 100) if mode == "hybrid" else k
+        fetch = min(MAX_K, collapse_depth(k)) if collapse else k
+        depth = max(fetch, 100) if mode == "hybrid" else fetch
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):
             if query_vectors is None and self._encoder is not None and gen.fingerprint \
@@ -314,10 +365,81 @@ class Engine:
             if mode == "dense":
                 hits = dense[qi]
             elif mode == "bm25":
-                hits = searcher.bm25(q, k, where, pinned=pinned)
+                hits = searcher.bm25(q, fetch, where, pinned=pinned)
             else:
-                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], k)
-            out.append(searcher.results(hits))
+                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], fetch)
+            results = searcher.results(hits)
+            out.append(collapse_duplicates(results, k) if collapse else results)
+        return out
+
+    # ------------------------------------------------------------------------------------------------ re-ranking
+    def reranker(self, model: str, *, base: str | None = None, normalize: bool = False,
+                 max_length: int | None = None, family: str = "auto") -> Reranker:
+        """A second-stage reranker (cross-encoder or RankLLaMA; hub id or local folder), loaded on first use and
+        kept for the life of the engine: loading a 7B reranker per query would cost more than the search."""
+        key = (model_identity(model), base and model_identity(base), bool(normalize), max_length, family)
+        with self._rerank_lock:
+            if key not in self._rerankers:
+                from .rerank import RerankError, load_reranker
+
+                try:
+                    self._rerankers[key] = load_reranker(model, base=base, family=family, device=self.device,
+                                                         dtype=self.dtype, normalize=normalize, max_length=max_length)
+                except RerankError as exc:
+                    raise EngineError(str(exc)) from None
+                except OSError as exc:
+                    raise EngineError(f"cannot load reranker {model}: {str(exc).splitlines()[0]}") from None
+            return self._rerankers[key]
+
+    @staticmethod
+    def rerank_depth(k: int, depth: int) -> int:
+        """`depth` checked against k (one clear line when it cannot fill the answer)."""
+        from .rerank import RerankError, check_depth
+
+        if not 1 <= int(k) <= MAX_K:
+            raise EngineError(f"k must be between 1 and {MAX_K}, not {k}")
+        try:
+            return check_depth(depth, k)
+        except RerankError as exc:
+            raise EngineError(str(exc)) from None
+
+    def rerank(self, queries: Sequence[str], candidates: Sequence[Sequence[SearchResult]], k: int,
+               reranker: Reranker, *, deadline: float | None = None, fallback: bool = False) -> list[RerankOutcome]:
+        """Re-score each query's first-stage `candidates` (all queries' pairs in one length-sorted pass) and keep
+        the top-k by the reranker's score.
+
+        `deadline` (a `time.monotonic()` value) bounds the wait for the reranker and the scoring. With
+        `fallback=True` a failure (time budget, NaN scores, out of memory) answers each query with its first-stage
+        top-k and the reason, instead of raising: a server never loses its first-stage answer to the reranker."""
+        from .rerank import RerankError, RerankOutcome, RerankTimeout, reorder
+
+        queries, candidates = list(queries), [list(c) for c in candidates]
+        flat_q = [q for q, hits in zip(queries, candidates) for _ in hits]
+        flat = [h for hits in candidates for h in hits]
+        t = time.perf_counter()
+        try:
+            scores = reranker.score_pairs(flat_q, [h.text for h in flat], [h.heading for h in flat],
+                                          deadline=deadline)
+        except Exception as exc:  # noqa: BLE001 - with fallback, no reranker failure may cost the first stage's answer
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            what = first_line if isinstance(exc, RerankError) else \
+                f"reranker {reranker.name} failed: {type(exc).__name__}: {first_line}"
+            if not fallback:
+                if not isinstance(exc, RuntimeError):  # not a RerankError nor a torch failure (CUDA out of memory)
+                    raise
+                raise EngineError(what) from None
+            reason = f"{what}; answered in first-stage order"
+            if isinstance(exc, RerankTimeout):
+                reason += " (raise --rerank-budget-ms or lower --rerank-depth)"
+            log.warning("re-ranking skipped: %s", reason, exc_info=not isinstance(exc, RerankError))
+            ms = (time.perf_counter() - t) * 1000
+            return [RerankOutcome(hits[:k], False, reranker.name, len(hits), 0, ms, reason) for hits in candidates]
+        ms = (time.perf_counter() - t) * 1000
+        out, pos = [], 0
+        for hits in candidates:
+            part = scores[pos:pos + len(hits)]
+            pos += len(hits)
+            out.append(RerankOutcome(reorder(hits, part, k), True, reranker.name, len(hits), len(hits), ms))
         return out
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
@@ -425,9 +547,35 @@ class Engine:
         info = self.info
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         spec = self._spec(info["model"], info.get("adapter"))
-        return Ingestor(self.paths, self.store, vectors, chunker,
-                        lambda texts: self._encode_passages(self.encoder, spec, texts, options.batch_size),
-                        fingerprint, options, progress, backend=self.backend)
+        ing = Ingestor(self.paths, self.store, vectors, chunker,
+                       lambda texts: self._encode_passages(self.encoder, spec, texts, options.batch_size),
+                       fingerprint, options, progress, backend=self.backend)
+
+        def load():
+            enc = self.encoder
+            ing.info_on_commit["passage_dtypes"] = merge_dtypes(info.get("passage_dtypes"), _dtype_name(enc))
+            return enc
+
+        ing.load_encoder = load
+        return ing
+
+    def check_memory(self, model: str | None = None, adapter: str | None = None,
+                     for_adapter: bool = False) -> Estimate | None:
+        """The memory check of this index's encoder (or, before the first ingest, of `model`; with `for_adapter`,
+        of the index's model with `adapter` instead of its own) in this engine's dtype and device; raises
+        `InsufficientMemoryError` when it cannot fit. None for a text-only index."""
+        info = self.info
+        recorded = info.get("model")
+        if recorded and not for_adapter:
+            adapter = info.get("adapter")
+        return check_encoder_memory(recorded or model, adapter=adapter, dtype=self.dtype, device=self.device,
+                                    max_length=int(info.get("max_length", 512)))
+
+    @staticmethod
+    def _with_memory(report: IngestReport, memory: Estimate | None) -> IngestReport:
+        if memory is not None:
+            report.memory = memory.to_dict()
+        return report
 
     def ingest(self, paths: Sequence[str | os.PathLike], *, model: str | None = None, adapter: str | None = None,
                chunk_tokens: int | None = None, options: IngestOptions | None = None, wait: bool = False,
@@ -438,6 +586,7 @@ class Engine:
         if missing:
             raise EngineError(f"no such file or folder: {missing[0]}")
         options = options or IngestOptions()
+        memory = self.check_memory(model, adapter) if not self.info.get("model") else None
         with WriteLock(self.paths.lock, wait=wait):
             self._check_vectors()
             info = self.info
@@ -448,17 +597,21 @@ class Engine:
                                                  options.index_factory)
             report = self._ingestor(chunker, fp, options, progress).run_files(roots)
             report.chunks_encoded += reencoded
-            return report
+            return self._with_memory(report, memory)
 
     def reencode(self, adapter: str | os.PathLike | None,
                  progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
         """Re-encode every chunk with the index's base model and `adapter` (None: the base alone) into a new
         generation. Queries follow: the generation carries the new fingerprint and the engine reloads for it."""
+        adapter_id = _adapter_id(adapter) if adapter else None
+        memory = None
+        if self.info.get("model") not in (None, TEXT_ONLY):  # before the lock file is touched
+            memory = self.check_memory(adapter=adapter_id, for_adapter=True)
         with WriteLock(self.paths.lock):
             self._check_vectors(rebuild=True)
-            return self._reencode(_adapter_id(adapter) if adapter else None, progress)
+            return self._reencode(adapter_id, progress, memory)
 
-    def _reencode(self, adapter_id: str | None, progress) -> IngestReport:
+    def _reencode(self, adapter_id: str | None, progress, memory: Estimate | None = None) -> IngestReport:
         info = self.info
         if not info.get("model"):
             raise EngineError(f"index {self.paths.root} is empty; ingest with --adapter instead")
@@ -467,6 +620,7 @@ class Engine:
         if adapter_id is not None and not (Path(adapter_id) / "adapter_config.json").is_file():
             raise EngineError(f"{adapter_id} is not a peft adapter folder (no adapter_config.json); point --adapter "
                               "at the output folder of `llara-search train` or `finetune`")
+        memory = memory or self.check_memory(adapter=adapter_id, for_adapter=True)  # before anything is recorded
         fp = fingerprint_for(info["model"], adapter_id, int(info.get("max_length", 512)))
         with self.store.session() as s:
             self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp})
@@ -478,26 +632,32 @@ class Engine:
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         ing = Ingestor(self.paths, self.store, vectors, None, lambda t: self._encode_passages(enc, spec, t), fp,
                        IngestOptions(), progress, backend=self.backend)
+        ing.load_encoder = lambda: enc
         t = time.perf_counter()
         ing.reencode_all()
         ing.commit_generation(rebuild=True, force=True,
-                              info_updates={"adapter": adapter_id, "fingerprint": fp, "pending_reencode": None})
+                              info_updates={"adapter": adapter_id, "fingerprint": fp, "pending_reencode": None,
+                                            "passage_dtypes": [_dtype_name(enc)]})
         with self._load_lock:
             self._encoder = enc
         ing.report.seconds = time.perf_counter() - t
         counts = self.store.counts(ing.report.generation or 0)
         ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
-        return ing.report
+        return self._with_memory(ing.report, memory)
 
     def ingest_records(self, records, source: str, *, model: str | None = None, chunk_tokens: int | None = None,
                        options: IngestOptions | None = None,
-                       progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
-        """Ingest `(doc_key, title, text)` records (BEIR corpora) under the document prefix `source:`."""
+                       progress: Callable[[str, int, int], None] | None = None,
+                       expected: int | None = None) -> IngestReport:
+        """Ingest `(doc_key, title, text)` records (BEIR corpora) under the document prefix `source:`
+        (`expected`: how many records, when known, for the encode forecast)."""
         options = options or IngestOptions()
+        memory = self.check_memory(model) if not self.info.get("model") else None
         with WriteLock(self.paths.lock):
             self._check_vectors()
             _, chunker, fp = self._prepare_write(model, None, chunk_tokens, options.index_type, options.index_factory)
-            return self._ingestor(chunker, fp, options, progress).run_records(records, source)
+            report = self._ingestor(chunker, fp, options, progress).run_records(records, source, expected)
+            return self._with_memory(report, memory)
 
     def delete(self, paths: Sequence[str | os.PathLike]) -> IngestReport:
         """Remove documents (files, or everything under folders) from the index explicitly."""
@@ -596,6 +756,9 @@ class Engine:
                                                  need_chunker=False)
             ing = self._ingestor(chunker, fp, IngestOptions(), None)
             purged, dropped = ing.cleanup(gen.id, horizon, compact=True)
+            if ing.lexical.optimize(gen.id):  # one segment without the removed chunks' postings
+                write_head(self.paths, gen.id)
+                ing.lexical.cleanup(range(horizon, gen.id + 1))
             self.backend.compact()
             self._retire_vector_db(horizon == gen.id)
             self.store.optimize()
@@ -621,7 +784,7 @@ class Engine:
             self.store.set_info(s, retired_vector_db=None)
 
     def _disk_sizes(self) -> dict[str, int]:
-        sizes = {"database": 0, "vectors": 0, "index": 0}
+        sizes = {"database": 0, "vectors": 0, "index": 0, "lexical": 0}
         for name in ("meta.sqlite", "meta.sqlite-wal"):
             p = self.paths.root / name
             sizes["database"] += p.stat().st_size if p.exists() else 0
@@ -631,6 +794,8 @@ class Engine:
             sizes["index"] = sum(f.stat().st_size for f in self.paths.generations.glob("gen-*.faiss"))
         if not is_faiss(self.info.get("vector_db")):
             sizes["index"] += self.backend.disk_bytes()  # a Milvus Lite folder; a server's disks are not ours to count
+        if self.paths.lexical.is_dir():
+            sizes["lexical"] = sum(f.stat().st_size for f in self.paths.lexical.iterdir())
         return sizes
 
     # ------------------------------------------------------------------------------------------------ facts
@@ -640,13 +805,16 @@ class Engine:
         counts = self.store.counts(gen.id if gen else 0)
         out = {
             "index": str(self.paths.root), "model": info.get("model"), "adapter": info.get("adapter"),
-            "fingerprint": info.get("fingerprint"), "dim": info.get("dim"), **counts,
+            "fingerprint": info.get("fingerprint"), "dim": info.get("dim"),
+            "passage_dtypes": info.get("passage_dtypes"),
+            "query_dtype": _dtype_name(self._encoder) if self._encoder is not None else None, **counts,
             "generation": gen.id if gen else None, "index_type": gen.index_type if gen else None,
             "factory": gen.factory if gen else None, "ntotal": gen.ntotal if gen else 0,
             "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,
             "trained_on": gen.trained_on if gen else None,
         }
         out["bytes_on_disk"] = self._disk_sizes()
+        out["lexical"] = LexicalIndex(self.paths.lexical).describe(gen.id) if gen else None
         if info.get("model") != TEXT_ONLY:
             out.update(self.backend.status())
         try:

@@ -20,6 +20,7 @@ POINTS = {
     "vectors": "after the vector rows were written, before their ids are",
     "commit": "inside the transaction that creates the rows of a batch, after its vectors were fsynced",
     "batch": "after a batch was committed",
+    "lexical": "after the lexical index files of a new generation were written, before the vector index file",
     "save": "before the index file of a new generation is written (Milvus: before its rows are flushed)",
     "saved": "after the index file was renamed into place (Milvus: rows written and flushed), before the database "
              "names it",

@@ -32,14 +32,34 @@ class IndexPaths:
         return self.root / "generations"
 
     @property
+    def lexical(self) -> Path:
+        return self.root / "lexical"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".lock"
+
+    @property
+    def head(self) -> Path:
+        return self.root / "HEAD"
 
     def generation_file(self, gen: int) -> Path:
         return self.generations / f"gen-{gen:08d}.faiss"
 
     def exists(self) -> bool:
         return self.root.is_dir() and (self.db_url_override is not None or (self.root / "meta.sqlite").is_file())
+
+
+def write_head(paths: IndexPaths, generation: int) -> None:
+    """Tell readers that the database may have changed (after a commit that names a generation, or that changes
+    one): they stat this file on every search and ask the database only when it changed (search.GenerationPin).
+    A hint, not the truth: it is written after the commit, and readers ask the database now and then anyway."""
+    tmp = paths.head.with_name(f"HEAD.tmp{os.getpid()}")
+    try:
+        tmp.write_text(f"{generation} {time.time_ns()}\n")
+        os.replace(tmp, paths.head)
+    except OSError:  # a read-only copy of the folder: readers fall back to asking the database
+        pass
 
 
 class IndexLockedError(RuntimeError):

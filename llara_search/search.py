@@ -1,16 +1,19 @@
-"""Search over one pinned generation: dense (ANN + exact re-rank), BM25 (FTS5) and hybrid (RRF)."""
+"""Search over one pinned generation: dense (ANN + exact re-rank), BM25 (the lexical index) and hybrid (RRF)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .index import AnnIndex, VectorStore
 from .index.generations import load_ann
 from .layout import IndexPaths
+from .lexical import LexicalIndex
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -32,15 +35,50 @@ class SearchResult:
     page: int | None
     text: str
     doc_key: str | None = None
+    first_stage_rank: int | None = None  # set by a re-ranking (then `score` is the reranker's)
+    first_stage_score: float | None = None
+    also_in: list[str] = field(default_factory=list)  # paths of near-copies collapsed into this result
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["heading"] = d["heading"] or None
+        if d["first_stage_rank"] is None:  # not re-ranked: the first stage's shape, unchanged
+            del d["first_stage_rank"], d["first_stage_score"]
         return d
 
 
 class EmptyIndexError(RuntimeError):
     pass
+
+
+class GenerationPin:
+    """The newest committed generation without a database round trip per search: writers rewrite `<index>/HEAD`
+    after every commit that names or changes a generation, so while its stat is unchanged the generation read last
+    time is still the newest. The database stays the truth: it is asked whenever HEAD changed, is missing (a
+    read-only copy), or REVALIDATE_S passed (a writer killed between its commit and HEAD, a replica's folder synced
+    behind its database)."""
+
+    REVALIDATE_S = 1.0
+
+    def __init__(self, paths: IndexPaths, store: Store):
+        self.head = paths.head
+        self.store = store
+        self._seen: tuple | None = None
+        self._gen = None
+        self._checked = 0.0
+
+    def current(self):
+        try:
+            st = os.stat(self.head)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        now = time.monotonic()
+        if key is not None and key == self._seen and self._gen is not None and now - self._checked < self.REVALIDATE_S:
+            return self._gen
+        gen = self.store.current_generation()
+        self._seen, self._gen, self._checked = key, gen, now
+        return gen
 
 
 class Searcher:
@@ -53,6 +91,8 @@ class Searcher:
         self.store = store
         self.backend = backend
         self.vectors = VectorStore(paths.vectors, dim) if dim else None
+        self.lexical = LexicalIndex(paths.lexical)
+        self._pin = GenerationPin(paths, store)
         self._lock = threading.Lock()
         self.gen = None
         self.ann: AnnIndex | None = None
@@ -60,7 +100,7 @@ class Searcher:
     def refresh(self, need_ann: bool = True):
         """Pin the newest committed generation (cheap when it has not changed). BM25 alone does not need the
         vector index, so `need_ann=False` leaves it unloaded (and a damaged index file does not stop BM25)."""
-        gen = self.store.current_generation()
+        gen = self._pin.current()
         if gen is None:
             raise EmptyIndexError(f"index {self.paths.root} has no committed data yet; run `llara-search ingest` first")
         with self._lock:
@@ -118,8 +158,9 @@ class Searcher:
 
     # ------------------------------------------------------------------------------------------------ sparse
     def bm25(self, query: str, k: int, where: str | None = None, pinned=None) -> list[tuple[int, float]]:
-        gen, _ = pinned or self.refresh()
-        return self.store.bm25(query, k, gen.id, where)
+        gen, _ = pinned or self.refresh(need_ann=False)
+        g = gen.id
+        return self.lexical.snapshot(g, rows=lambda: self.store.visible_chunk_texts(g)).search(query, k, where)
 
     # ------------------------------------------------------------------------------------------------ results
     def results(self, hits: list[tuple[int, float]]) -> list[SearchResult]:

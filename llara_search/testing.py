@@ -79,3 +79,77 @@ def make_tiny_llara(out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathL
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------- rerankers
+def _words() -> list[str]:
+    import re
+
+    return sorted(set(re.findall(r"[a-z]+", _CORPUS.lower())) | {"query", "document", "passage", "llama", "what"})
+
+
+def make_tiny_cross_encoder(out_dir: str | os.PathLike, *, kind: str = "bert", hidden_size: int = 32,
+                            num_layers: int = 2, num_heads: int = 4, num_labels: int = 1, seed: int = 0) -> Path:
+    """A random cross-encoder with a small real tokenizer, loadable by AutoModelForSequenceClassification:
+    `kind="bert"` (WordPiece, token types, the ms-marco MiniLM layout) or `"xlm-roberta"` (Unigram, `<s> q </s></s>
+    p </s>`, the bge-reranker layout)."""
+    import torch
+    from transformers import (BertConfig, BertForSequenceClassification, BertTokenizer, XLMRobertaConfig,
+                              XLMRobertaForSequenceClassification, XLMRobertaTokenizer)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    words, chars = _words(), list("abcdefghijklmnopqrstuvwxyz0123456789.,:;?!'\"()-")
+    common = dict(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                  intermediate_size=hidden_size * 2, num_labels=num_labels, initializer_range=0.2)
+    if kind == "bert":
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + chars + [f"##{c}" for c in chars]
+        tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(dict.fromkeys(vocab))})
+        config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, type_vocab_size=2,
+                            pad_token_id=0, **common)
+        cls = BertForSequenceClassification
+    elif kind == "xlm-roberta":
+        pieces = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+        pieces += [(f"▁{w}", -float(i) / 10 - 1) for i, w in enumerate(words)]
+        pieces += [(c, -30.0) for c in chars + ["▁"]] + [("<mask>", 0.0)]
+        tokenizer = XLMRobertaTokenizer(vocab=pieces)
+        config = XLMRobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=514, type_vocab_size=1,
+                                  pad_token_id=1, bos_token_id=0, eos_token_id=2, **common)
+        cls = XLMRobertaForSequenceClassification
+    else:
+        raise ValueError(f"kind must be bert or xlm-roberta, not {kind!r}")
+    torch.manual_seed(seed)
+    cls(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def make_tiny_rankllama(out_dir: str | os.PathLike, base_dir: str | os.PathLike, *, r: int = 8, seed: int = 0,
+                        merged: bool = False) -> Path:
+    """A random RankLLaMA-style reranker over the tiny Llama at `base_dir`: a SEQ_CLS LoRA adapter (r, alpha 2r,
+    the seven projections, the score head saved beside it) naming `base_dir` as its base, as
+    castorini/rankllama-v1-7b-lora-passage names meta-llama/Llama-2-7b-hf; `merged=True` writes the merged
+    LlamaForSequenceClassification instead (with the tokenizer)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base_dir = Path(base_dir).resolve()
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    peft_model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=r, lora_alpha=2 * r, target_modules=targets))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.05)  # peft starts B at zero (a no-op adapter); a trained one is not
+            elif "modules_to_save" in name:
+                p.normal_(0.0, 0.5)
+    if merged:
+        peft_model.merge_and_unload().save_pretrained(out)
+        AutoTokenizer.from_pretrained(base_dir).save_pretrained(out)
+    else:
+        peft_model.save_pretrained(out)
+    return out

@@ -9,6 +9,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n N` each worker gets one core: N workers each spinning N intra-op threads thrash a small CI box.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 from llara_search.testing import make_tiny_llara, shared_tokenizer_dir, train_fallback_tokenizer  # noqa: E402
 

@@ -94,17 +94,20 @@ def make_corpus(root: Path) -> Path:
 
 
 def db_state(index: Path) -> dict:
-    """Chunk ids, FTS row ids and counts straight from SQLite (not through our code)."""
+    """Chunk ids and counts straight from SQLite (not through our code), and the chunk ids the generation's lexical
+    index files hold."""
+    from llara_search.lexical import LexicalIndex
+
     con = sqlite3.connect(index / "meta.sqlite")
     try:
         gen = con.execute("SELECT max(id) FROM generations").fetchone()[0]
         rows = con.execute("SELECT id, content_hash FROM chunks WHERE added_gen <= ? AND (removed_gen IS NULL OR "
                            "removed_gen > ?) ORDER BY id", (gen, gen)).fetchall()
-        fts = [r[0] for r in con.execute("SELECT rowid FROM chunks_fts ORDER BY rowid")]
+        lexical = LexicalIndex(index / "lexical").snapshot(gen).live_ids().tolist() if gen else []
         docs = con.execute("SELECT count(*) FROM documents WHERE added_gen <= ? AND (removed_gen IS NULL OR "
                            "removed_gen > ?)", (gen, gen)).fetchone()[0]
         return {"generation": gen, "chunk_ids": [r[0] for r in rows], "hashes": sorted(r[1] for r in rows),
-                "fts": fts, "documents": docs}
+                "lexical": lexical, "documents": docs}
     finally:
         con.close()
 
@@ -144,3 +147,38 @@ def serve_in_thread(app):
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
     return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", server
+
+
+def make_wide_font_pdf(path: Path, pages: list[str], widths: int = 300) -> None:
+    """A PDF whose simple font carries more /Widths entries than its 256 codes (what groff writes): valid PDF
+    readers ignore the extra entries; pypdf 7 refuses the page with LimitReachedError."""
+    objects: list[bytes] = []
+    n = len(pages)
+    font_id = 3 + 2 * n
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
+    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode())
+    for i, text in enumerate(pages):
+        lines = text.split("\n")
+        ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"]
+        for line in lines:
+            esc = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops.append(f"({esc}) Tj T*")
+        ops.append("ET")
+        stream = "\n".join(ops).encode("latin-1")
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 "
+                       f"{font_id} 0 R >> >> /Contents {4 + 2 * i} 0 R >>".encode())
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream")
+    objects.append(f"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding /FirstChar 0 "
+                   f"/LastChar {widths - 1} /Widths [{' '.join(['556'] * widths)}] >>".encode())
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for num, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{num} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for off in offsets:
+        out += f"{off:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))

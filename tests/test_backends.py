@@ -64,13 +64,17 @@ def _visible(engine: Engine) -> dict:
     return {"generation": gen.id, "ids": [r[0] for r in rows], "hashes": sorted(r[1] for r in rows)}
 
 
-def test_migrations_and_full_text_follow_chunk_rows(db_url, tmp_path):
-    from sqlalchemy import delete
+def test_migrations_path_filters_and_chunk_texts_follow_generations(db_url, tmp_path):
+    from sqlalchemy import delete, inspect
 
+    from llara_search.lexical import text_crc
     from llara_search.store.db import current_revision, head_revision
 
     store = Store(db_url or f"sqlite:///{tmp_path / 'm.sqlite'}")
-    assert current_revision(store.engine) == head_revision() == "0003"
+    assert current_revision(store.engine) == head_revision() == "0004"
+    with store.engine.connect() as conn:  # BM25 lives in the lexical index files now, on both databases
+        assert "chunks_fts" not in inspect(conn).get_table_names()
+        assert {"fts", "fts_length"}.isdisjoint(c["name"] for c in inspect(conn).get_columns("chunks"))
     with store.session() as s:
         doc = Document(path="/docs/zoo/a.md", format="markdown", size=1, mtime_ns=1, content_hash="h", n_chunks=2,
                        added_gen=1)
@@ -79,25 +83,31 @@ def test_migrations_and_full_text_follow_chunk_rows(db_url, tmp_path):
         s.add_all([Chunk(document_id=doc.id, ordinal=i, heading="Zoo", text=t, char_start=0, char_end=1,
                          content_hash=f"c{i}", n_tokens=2, chunker_version="1", added_gen=g)
                    for i, (t, g) in enumerate([("zebras crossing the road", 1), ("running zebra herds", 2)])])
-    assert [i for i, _ in store.bm25("zebra", 5, 1)] == [1]  # stemmed; the generation-2 row is not visible yet
-    assert len(store.bm25("zebras and the run", 5, 2)) == 2
-    assert store.bm25("zebra", 5, 2, where="zoo/*.md") and not store.bm25("zebra", 5, 2, where="*.pdf")
+    assert [r[0] for r in store.visible_chunk_texts(1)] == [1]  # the generation-2 row is not visible yet
+    assert list(store.visible_chunk_texts(2)) == [(1, "/docs/zoo/a.md", "Zoo", "zebras crossing the road"),
+                                                  (2, "/docs/zoo/a.md", "Zoo", "running zebra herds")]
     assert list(store.visible_chunk_ids(2, "/docs/z?o/[ab].md")) == [1, 2]
-    assert store.bm25("", 5, 2) == [] and store.bm25("!?", 5, 2) == []
+    assert list(store.visible_chunk_ids(2, "zoo/*.md")) == [1, 2] and not len(store.visible_chunk_ids(2, "*.pdf"))
+    assert store.chunk_records([2])[2].text == "running zebra herds"
     with store.session() as s:
         s.execute(delete(Chunk).where(Chunk.id == 1))
-    assert [i for i, _ in store.bm25("zebra", 5, 2)] == [2]
-    # BM25, not just term counting: a rare word outweighs a common one (idf), a short chunk a long one (length)
-    with store.session() as s:
-        texts = ["zebra zebra stripes"] * 6 + ["a lone okapi", "okapi " + "filler words here " * 5]
-        s.add_all([Chunk(document_id=doc.id, ordinal=10 + i, heading="", text=t, char_start=0, char_end=1,
-                         content_hash=f"d{i}", n_tokens=3, chunker_version="1", added_gen=3)
-                   for i, t in enumerate(texts)])
-    ranked = [i for i, _ in store.bm25("zebra okapi", 10, 3)]
-    with store.sessions() as s:
-        by_id = {c.id: c.text for c in s.query(Chunk)}
-    assert by_id[ranked[0]] == "a lone okapi" and by_id[ranked[1]].startswith("okapi filler")
+    assert [r[0] for r in store.visible_chunk_texts(2)] == [2]
+    assert store.chunk_text_crcs(np.array([1, 2])).tolist() == [0, text_crc("Zoo", "running zebra herds")]
     store.close()
+
+
+def test_bm25_ranks_the_same_on_postgresql_as_on_sqlite(tmp_path):
+    """One lexical engine for both databases: the same analysis, statistics and scores, filters included."""
+    corpus = make_corpus(tmp_path / "docs")
+    with _fresh_pg_database() as url:
+        engines = [Engine.open(tmp_path / "pg", db_url=url, create=True), Engine.open(tmp_path / "lite", create=True)]
+        for e in engines:
+            e.ingest([str(corpus)], model="none")
+        for q, where in [("llama shelter hay", None), ("the proxy balances load", None), ("page", "*.pdf"),
+                         ("vectors indexes", "sub/*"), ("to be or not", None)]:
+            pg, lite = [[(h.path, h.score, h.chunk_id) for h in e.search(q, k=10, mode="bm25", where=where)]
+                        for e in engines]
+            assert pg == lite and (pg or where), q
 
 
 def test_ingest_sync_delete_and_doctor(db_url, tmp_path, tiny_model):

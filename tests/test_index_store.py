@@ -199,7 +199,7 @@ def test_migrations_run_from_an_installed_wheel(tmp_path):
                        text=True, cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     con = sqlite3.connect(tmp_path / "m.sqlite")
-    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -218,24 +218,6 @@ def test_newer_schema_and_unusable_database_are_refused(tmp_path, tiny_model):
         Engine.open(tmp_path / "broken")
     with pytest.raises(EngineError, match="cannot open the database"):
         Engine.open(tmp_path / "idx2", create=True, db_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
-
-
-def test_fts_rows_follow_chunk_rows(tmp_path):
-    from sqlalchemy import delete
-
-    from llara_search.store import Chunk, Document, Store
-
-    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
-    with store.session() as s:
-        doc = Document(path="/x", format="text", size=1, mtime_ns=1, content_hash="h", n_chunks=1, added_gen=1)
-        s.add(doc)
-        s.flush()
-        s.add(Chunk(document_id=doc.id, ordinal=0, heading="H", text="zebra crossing", char_start=0, char_end=1,
-                    content_hash="c", n_tokens=2, chunker_version="1", added_gen=1))
-    assert store.bm25("zebra", 5, 1) and not store.bm25("zebra", 5, 0)  # invisible before its generation
-    with store.session() as s:
-        s.execute(delete(Chunk))
-    assert not store.bm25("zebra", 5, 1) and len(store.fts_rowids()) == 0
 
 
 def test_rerank_depth_is_tuned_when_probing_every_list_is_not_enough():

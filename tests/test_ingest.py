@@ -67,8 +67,9 @@ def test_incremental_sync_edit_delete_and_bm25_sees_new_text(tmp_path, corpus, t
     assert not any(h.path.endswith("config.rst") for h in engine.search("listening port server", k=50, mode="bm25"))
     after = db_state(index)
     assert after["generation"] == before["generation"] + 1
-    # one id everywhere: live rows == FTS rows (after purge) == FAISS ids
+    # one id everywhere: live rows == the generation's lexical index == FAISS ids
     assert np.array_equal(faiss_ids(index, after["generation"]), np.array(after["chunk_ids"]))
+    assert after["lexical"] == after["chunk_ids"] and before["lexical"] == before["chunk_ids"]
     unchanged = set(before["chunk_ids"]) & set(after["chunk_ids"])
     assert len(unchanged) == len(after["chunk_ids"]) - 1  # every surviving chunk kept its id and vector
     assert not engine.search("backup runs nightly two", k=50, mode="bm25")[0].text.endswith("two.")  # old chunk gone

@@ -41,7 +41,8 @@ def test_cli_query_json_shape_and_k(built):
     assert out["query"] == "llama packing" and out["mode"] == "dense" and out["took_ms"] >= 0
     assert len(out["results"]) == 7 and [x["rank"] for x in out["results"]] == list(range(1, 8))
     first = out["results"][0]
-    assert set(first) == {"rank", "score", "chunk_id", "path", "heading", "start_line", "end_line", "page", "text"}
+    assert set(first) == {"rank", "score", "chunk_id", "path", "heading", "start_line", "end_line", "page", "text",
+                        "also_in"}
     scores = [x["score"] for x in out["results"]]
     assert scores == sorted(scores, reverse=True)
 
@@ -252,9 +253,16 @@ def test_mcp_server_over_stdio_answers_search(built):
             hits = await session.call_tool("search", {"query": "listening port", "k": 3, "mode": "bm25"})
             dense = await session.call_tool("search", {"query": "llama packing", "k": 5, "where": "sub/*"})
             info = await session.call_tool("index_info", {})
-            return tools, hits, dense, info
+            # what agent hosts send in practice: numbers as strings, explicit nulls, values the tool cannot take
+            loose = await session.call_tool("search", {"query": "llama packing", "k": "2", "where": None})
+            bad = [await session.call_tool("search", args) for args in
+                   ({"query": "llama", "mode": "fuzzy"}, {"query": "   "}, {"k": 3})]
+            return tools, hits, dense, info, loose, bad
 
-    tools, hits, dense, info = anyio.run(session_run)
+    tools, hits, dense, info, loose, bad = anyio.run(session_run)
+    assert not loose.is_error and len(loose.structured_content["result"]) == 2
+    for result, words in zip(bad, ("mode", "non-empty string", "query")):
+        assert result.is_error and words in result.content[0].text, result.content
     assert set(tools) == {"search", "index_info"} and "query" in tools["search"].input_schema["properties"]
     assert not hits.is_error
     results = hits.structured_content["result"]

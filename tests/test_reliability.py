@@ -68,8 +68,8 @@ def test_doctor_is_ok_on_a_healthy_index(small_index):
     _, index = small_index
     code, r = _doctor(index)
     assert code == 0 and r["ok"] and r["problems"] == [] and r["warnings"] == []
-    assert r["checked"]["chunks"] == r["checked"]["fts_rows"] == r["checked"]["index_ntotal"] > 0
-    assert r["checked"]["schema"] == "0003" and r["checked"]["database"] == "ok"
+    assert r["checked"]["chunks"] == r["checked"]["index_ntotal"] > 0 and r["checked"]["lexical"] == "ok"
+    assert r["checked"]["schema"] == "0004" and r["checked"]["database"] == "ok"
 
 
 def test_doctor_finds_damage_and_repair_rebuilds_and_quarantines(small_index):
@@ -77,12 +77,14 @@ def test_doctor_finds_damage_and_repair_rebuilds_and_quarantines(small_index):
     before = db_state(index)
     vectors_before = _vectors_by_hash(index)
     gen_file = index / "generations" / f"gen-{before['generation']:08d}.faiss"
-    # damage four places at once: FTS rows deleted, index file overwritten, one vector NaN, a stray temp file
+    # damage four places at once: lexical postings overwritten, index file overwritten, one vector NaN, a stray
+    # temp file
+    [segment] = (index / "lexical").glob("seg-*.lexs")
+    raw = bytearray(segment.read_bytes())
+    raw[-200:-100] = bytes(100)  # inside the postings: header and size still look fine
+    segment.write_bytes(bytes(raw))
     con = sqlite3.connect(index / "meta.sqlite")
-    con.execute("INSERT INTO chunks_fts(chunks_fts, rowid, heading, text) SELECT 'delete', id, heading, text "
-                "FROM chunks WHERE id IN (SELECT id FROM chunks ORDER BY id LIMIT 2)")
     broken_id, broken_text = con.execute("SELECT id, text FROM chunks ORDER BY id DESC LIMIT 1").fetchone()
-    con.commit()
     con.close()
     gen_file.write_bytes(b"garbage" * 10)
     (index / "generations" / "gen-00000099.faiss.tmp4242").write_bytes(b"half a file")
@@ -96,14 +98,16 @@ def test_doctor_finds_damage_and_repair_rebuilds_and_quarantines(small_index):
     code, r = _doctor(index)
     assert code == 1 and not r["ok"]
     checks = {p["check"]: p for p in r["problems"]}
-    assert set(checks) == {"fts", "index", "vectors"}
-    assert "2 missing" in checks["fts"]["detail"] and "cannot be read" in checks["index"]["detail"]
+    assert set(checks) == {"lexical", "index", "vectors"}
+    assert "damaged" in checks["lexical"]["detail"] and "cannot be read" in checks["index"]["detail"]
     assert "1 a broken one" in checks["vectors"]["detail"]
     assert any("gen-00000099.faiss.tmp4242" in w["detail"] for w in r["warnings"])
-    # a dense query says what is wrong in one line; BM25 does not need the damaged file
+    # a dense query says what is wrong in one line; BM25 does not need the damaged index file, and searches a copy
+    # of the damaged lexical index rebuilt in memory from the rows
     q = runner.invoke(app, ["query", "llama", "--index", str(index)])
     assert q.exit_code == 1 and "doctor --repair" in q.stderr and q.stderr.strip().count("\n") == 0
-    assert runner.invoke(app, ["query", "listening port", "--index", str(index), "--mode", "bm25"]).exit_code == 0
+    q = runner.invoke(app, ["query", "listening port", "--index", str(index), "--mode", "bm25", "--json"])
+    assert q.exit_code == 0 and json.loads(q.stdout)["results"][0]["path"].endswith("config.rst")
 
     code, r = _doctor(index, "--repair")
     assert code == 0 and r["ok"] and r["warnings"] == [], r
@@ -115,7 +119,7 @@ def test_doctor_finds_damage_and_repair_rebuilds_and_quarantines(small_index):
     quarantined = [json.loads(x) for x in (qdir / "chunks.jsonl").read_text().splitlines()]
     assert [(c["chunk_id"], c["text"]) for c in quarantined] == [(broken_id, broken_text)]
     after = db_state(index)
-    assert after["chunk_ids"] == [i for i in before["chunk_ids"] if i != broken_id]
+    assert after["chunk_ids"] == [i for i in before["chunk_ids"] if i != broken_id] == after["lexical"]
     assert np.array_equal(faiss_ids(index, after["generation"]), np.array(after["chunk_ids"]))
     assert runner.invoke(app, ["query", "llama", "--index", str(index), "--json"]).exit_code == 0
 

@@ -98,20 +98,49 @@ def run_queries(search_many: Callable[[list[str], int], list[list]], data: BeirD
                 ) -> dict[str, list[tuple[str, float]]]:
     """Top-k documents per judged query. Chunks are fetched deeper than k so that k documents survive MaxP."""
     depth = min(1000, max(3 * k, k + 20))
-    qids = [q for q in data.qrels if q in data.queries]
     run: dict[str, list[tuple[str, float]]] = {}
+    for part, hits in _batches(search_many, data, depth):
+        for qid, h in zip(part, hits):
+            run[qid] = _max_passage(h, qid, k)
+    return run
+
+
+def _batches(search_many: Callable[[list[str], int], list[list]], data: BeirData, depth: int):
+    """(query ids, chunk hits) per batch of judged queries, `depth` chunks each."""
+    qids = [q for q in data.qrels if q in data.queries]
     for i in range(0, len(qids), QUERY_BATCH):
         part = qids[i:i + QUERY_BATCH]
-        for qid, hits in zip(part, search_many([data.queries[q] for q in part], depth)):
-            best: dict[str, float] = {}
-            for h in hits:
-                doc = h.doc_key
-                if doc is None or doc == qid:
-                    continue
-                if doc not in best or h.score > best[doc]:
-                    best[doc] = h.score
-            run[qid] = sorted(best.items(), key=lambda x: (-x[1], x[0]))[:k]
-    return run
+        yield part, search_many([data.queries[q] for q in part], depth)
+
+
+def _max_passage(hits: list, qid: str, k: int) -> list[tuple[str, float]]:
+    """A document scores as its best chunk (MaxP); the query's own id is not an answer."""
+    best: dict[str, float] = {}
+    for h in hits:
+        doc = h.doc_key
+        if doc is None or doc == qid:
+            continue
+        if doc not in best or h.score > best[doc]:
+            best[doc] = h.score
+    return sorted(best.items(), key=lambda x: (-x[1], x[0]))[:k]
+
+
+def _reranked_documents(reranked: list, tail: list, qid: str, k: int) -> list[tuple[str, float]]:
+    """MaxP over the re-ranked chunks (reranker scores), then the first stage's documents below the re-ranked depth
+    in their first-stage order, scored below every re-ranked one, so that a run re-ranked to a depth under k still
+    holds k documents and Recall@k compares like with like."""
+    docs = _max_passage(reranked, qid, k)
+    seen = {d for d, _ in docs}
+    floor = min((s for _, s in docs), default=0.0)
+    for h in tail:
+        if len(docs) >= k:
+            break
+        if h.doc_key is None or h.doc_key == qid or h.doc_key in seen:
+            continue
+        seen.add(h.doc_key)
+        floor -= 1.0
+        docs.append((h.doc_key, floor))
+    return docs
 
 
 def write_trec(run: dict[str, list[tuple[str, float]]], path: Path, tag: str) -> None:
@@ -153,19 +182,53 @@ def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
 
 
 def evaluate(engine, data: BeirData, *, mode: str = "dense", k: int = 100, run_file: Path | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Run the judged queries of `data` against `engine` and score them; the corpus must already be ingested."""
-    t0 = time.perf_counter()
-    run = run_queries(lambda qs, depth: engine.search_many(qs, k=depth, mode=mode), data, k)
-    seconds = time.perf_counter() - t0
+             progress: Callable[[str, int, int], None] | None = None, reranker=None,
+             rerank_depth: int | None = None) -> dict:
+    """Run the judged queries of `data` against `engine` and score them; the corpus must already be ingested.
+
+    With a `reranker`, the same first-stage hits are also re-ranked (their top `rerank_depth` chunks, every query
+    of a batch in one length-sorted pass) and scored as a second run, reported under "rerank" beside the first
+    stage's metrics; both TREC runs are written."""
+    depth = min(1000, max(3 * k, k + 20))
+    if reranker is not None:
+        from ..rerank import DEFAULT_DEPTH
+
+        rerank_depth = int(rerank_depth or DEFAULT_DEPTH)
+        depth = min(1000, max(depth, rerank_depth))
+    run: dict[str, list[tuple[str, float]]] = {}
+    reranked: dict[str, list[tuple[str, float]]] = {}
+    seconds = rerank_seconds = 0.0
+    t = time.perf_counter()
+    for part, hits in _batches(lambda qs, d: engine.search_many(qs, k=d, mode=mode, collapse=False), data, depth):
+        seconds += time.perf_counter() - t
+        for qid, h in zip(part, hits):
+            run[qid] = _max_passage(h, qid, k)
+        if reranker is not None:
+            t = time.perf_counter()
+            texts = [data.queries[q] for q in part]
+            outcomes = engine.rerank(texts, [h[:rerank_depth] for h in hits], rerank_depth, reranker)
+            for qid, h, o in zip(part, hits, outcomes):
+                reranked[qid] = _reranked_documents(o.results, h[rerank_depth:], qid, k)
+            rerank_seconds += time.perf_counter() - t
+        t = time.perf_counter()
     run_file = run_file or engine.paths.root / "runs" / f"{_slug(data.name)}-{_slug(data.split)}-{mode}.trec"
     write_trec(run, run_file, f"llara-search-{mode}")
     scores = score_run(data.qrels, {q: dict(d) for q, d in run.items()})
     n_results = [len(d) for d in run.values()]
-    return {**{m: round(v, 4) for m, v in scores.items()}, "queries": len(data.qrels), "mode": mode,
-            "dataset": data.name, "run_file": str(run_file), "seconds": round(seconds, 2),
-            "ms_per_query": round(1000 * seconds / max(1, len(run)), 2),
-            "mean_results": round(float(np.mean(n_results)), 1) if n_results else 0.0}
+    out = {**{m: round(v, 4) for m, v in scores.items()}, "queries": len(data.qrels), "mode": mode,
+           "dataset": data.name, "run_file": str(run_file), "seconds": round(seconds, 2),
+           "ms_per_query": round(1000 * seconds / max(1, len(run)), 2),
+           "mean_results": round(float(np.mean(n_results)), 1) if n_results else 0.0}
+    if reranker is not None:
+        rr_file = run_file.with_name(f"{run_file.stem}-rerank-{_slug(Path(reranker.name).name)}{run_file.suffix}")
+        write_trec(reranked, rr_file, f"llara-search-{mode}-rerank")
+        rr = score_run(data.qrels, {q: dict(d) for q, d in reranked.items()})
+        out["rerank"] = {"model": reranker.name, "family": reranker.family, "depth": rerank_depth,
+                         **{m: round(v, 4) for m, v in rr.items()},
+                         "delta": {m: round(rr[m] - scores[m], 4) for m in METRICS}, "run_file": str(rr_file),
+                         "seconds": round(rerank_seconds, 2),
+                         "ms_per_query": round(1000 * rerank_seconds / max(1, len(reranked)), 2)}
+    return out
 
 
 def _slug(s: str) -> str:

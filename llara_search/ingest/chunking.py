@@ -8,6 +8,7 @@ A block longer than the budget is cut at line boundaries, and a single over-long
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,6 +17,7 @@ from .parsers import Block, ParsedDocument
 CHUNKER_VERSION = "1"
 DEFAULT_CHUNK_TOKENS = 256
 SEP = "\n\n"
+_WORD = re.compile(r"\w")
 
 
 @dataclass
@@ -179,6 +181,7 @@ class Chunker:
             for text, start, m in self._fit(c.text):
                 out.append(ChunkData(0, c.heading, text, c.start_line, c.end_line, c.page, c.char_start + start,
                                      c.char_start + start + len(text), m))
+        out = [c for c in out if _WORD.search(c.text)]  # a piece cut off as a lone "}" or "----" is not content
         for i, c in enumerate(out):
             c.ordinal = i
             c.content_hash = content_hash(c.heading, c.text)

@@ -21,15 +21,18 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from ..faults import crash_point
 from ..index import VectorStore
 from ..index.backend import VectorBackend
-from ..layout import IndexPaths
+from ..layout import IndexPaths, write_head
+from ..lexical import LexicalIndex
+from ..notices import emit
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
 from .chunking import CHUNKER_VERSION, ChunkData, Chunker, passage_text
+from .forecast import ChunkForecast, EncodeEstimate, min_seconds
 from .parsers import ParsedDocument, ParseError, SkipFile, parse_file
 from .walk import walk
 
@@ -69,8 +72,12 @@ class IngestReport:
     generation: int | None = None
     index_type: str | None = None
     vector_rows_dropped: int = 0
+    formats: dict[str, int] = field(default_factory=dict)  # live documents per format after this ingest
+    warnings: list[dict] = field(default_factory=list)  # {"path", "warning"}: files parsed in this run
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    estimate: dict | None = None  # the encode forecast made after the first batch (forecast.EncodeEstimate)
+    memory: dict | None = None  # the memory check made before the model was loaded (encoder.memory.Estimate)
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items()}
@@ -111,8 +118,15 @@ class Ingestor:
         self.progress = progress or (lambda stage, done, total: None)
         self.report = IngestReport()
         self.gen = store.next_generation()
+        self.lexical = LexicalIndex(paths.lexical)
         self._pending: list[_Work] = []
         self._pending_chunks = 0
+        self.load_encoder: Callable[[], object] | None = None  # loads the model outside the first batch's timer
+        self.info_on_commit: dict = {}  # index info committed with the generation (e.g. the passages' dtype)
+        self._encoder = None
+        self._forecast = ChunkForecast()
+        self._remaining: Callable[[], int] | None = None  # chunks still to encode after the batch in hand
+        self._expected = 0
 
     # ------------------------------------------------------------------------------------------------ files
     def run_files(self, roots: list[Path]) -> IngestReport:
@@ -123,7 +137,10 @@ class Ingestor:
             self._fail(path, reason)
         self.report.files_seen = len(found.files)
         seen: set[str] = set()
+        self._files, self._pos = found.files, 0
+        self._remaining = self._files_remaining
         for n, f in enumerate(found.files):
+            self._pos = n
             self.progress("parse", n, len(found.files))
             seen.add(str(f))
             self._sync_file(f)
@@ -133,10 +150,14 @@ class Ingestor:
         self._finish(run_id, t0)
         return self.report
 
-    def run_records(self, records, source: str) -> IngestReport:
-        """Ingest in-memory documents `(doc_key, title, text)` (BEIR corpora), keyed as `<source>:<doc_key>`."""
+    def run_records(self, records, source: str, expected: int | None = None) -> IngestReport:
+        """Ingest in-memory documents `(doc_key, title, text)` (BEIR corpora), keyed as `<source>:<doc_key>`;
+        `expected`: how many records there are, when known (for the encode forecast)."""
         t0 = time.perf_counter()
         run_id = self._start_run()
+        if expected:
+            self._remaining = lambda: self._pending_chunks + round(
+                max(0, expected - self.report.files_seen) * self._forecast.chunks / max(1, self.report.files_seen))
         from .parsers import parse_underlined
 
         seen: set[str] = set()
@@ -186,12 +207,16 @@ class Ingestor:
                 self.report.files_unchanged += 1
                 return
             parsed = parse_file(f, data)
+            for w in parsed.warnings:
+                self.report.warnings.append({"path": path, "warning": w})
             self.report.stages["parse"] += time.perf_counter() - t
             t = time.perf_counter()
             chunks = self.chunker.chunk(parsed)
             self.report.stages["chunk"] += time.perf_counter() - t
-        except SkipFile:
+        except SkipFile as exc:
             self.report.files_skipped += 1
+            if exc.warn:  # a document the user would expect indexed (a scanned PDF): say why it is not
+                self.report.warnings.append({"path": path, "warning": f"skipped: {exc}"})
             return
         except ParseError as exc:
             self._fail(path, str(exc))
@@ -217,6 +242,7 @@ class Ingestor:
 
     # ------------------------------------------------------------------------------------------------ batches
     def _queue(self, work: _Work) -> None:
+        self._forecast.observe(work.path, int(work.stat.st_size), len(work.chunks))
         self._pending.append(work)
         self._pending_chunks += len(work.chunks)
         if self._pending_chunks >= self.opt.commit_chunks:
@@ -247,11 +273,16 @@ class Ingestor:
                 stale = [r.id for rows in by_hash.values() for r in rows]  # ids: these rows leave this session
                 plans.append((w, reuse, new, stale))
                 to_encode.extend(new)
+        if to_encode and self.encode:
+            self._load_encoder()
         t = time.perf_counter()
         vecs = self.encode([c.passage for c in to_encode]) if to_encode and self.encode else None
-        self.report.stages["encode"] += time.perf_counter() - t
+        took = time.perf_counter() - t
+        self.report.stages["encode"] += took
         self.report.chunks_encoded += len(to_encode) if self.encode else 0
-        self.progress("encode", self.report.chunks_encoded, 0)
+        if to_encode and self.encode:
+            self._forecast_once(len(to_encode), took)
+        self.progress("encode", self.report.chunks_encoded, self._expected)
         crash_point("encode")
         t = time.perf_counter()
         with self.store.session() as s:
@@ -314,6 +345,10 @@ class Ingestor:
         G = self.gen
         fields = ("document_id", "ordinal", "heading", "text", "start_line", "end_line", "page", "char_start",
                   "char_end", "content_hash", "n_tokens", "chunker_version")
+        with self.store.sessions() as s:
+            todo_total = s.scalar(select(func.count()).select_from(Chunk).where(Chunk.removed_gen.is_(None),
+                                                                                Chunk.added_gen < G)) or 0
+        self._remaining = lambda: todo_total - self.report.chunks_encoded
         while True:
             with self.store.sessions() as s:
                 todo = list(s.scalars(select(Chunk).where(Chunk.removed_gen.is_(None), Chunk.added_gen < G)
@@ -322,11 +357,14 @@ class Ingestor:
                 old_ids = [c.id for c in todo]
             if not todo:
                 return
+            self._load_encoder()
             t = time.perf_counter()
             vecs = self.encode(passages)
-            self.report.stages["encode"] += time.perf_counter() - t
+            took = time.perf_counter() - t
+            self.report.stages["encode"] += took
             self.report.chunks_encoded += len(todo)
-            self.progress("encode", self.report.chunks_encoded, 0)
+            self._forecast_once(len(todo), took)
+            self.progress("encode", self.report.chunks_encoded, self._expected)
             with self.store.session() as s:
                 rows = []
                 for old in s.scalars(select(Chunk).where(Chunk.id.in_(old_ids)).order_by(Chunk.id)):
@@ -338,6 +376,46 @@ class Ingestor:
                 self.report.chunks_added += len(rows)
                 self.report.chunks_removed += len(rows)
             crash_point("batch")
+
+    # ------------------------------------------------------------------------------------------------ forecast
+    def _load_encoder(self) -> None:
+        if self._encoder is None and self.load_encoder is not None:
+            self._encoder = self.load_encoder()
+
+    def _files_remaining(self) -> int:
+        """Chunks expected from the files not read yet that are new or changed (by size and mtime)."""
+        rest = self._files[self._pos + 1:]
+        if not rest:
+            return self._pending_chunks
+        with self.store.sessions() as s:
+            known = {p: (size, mtime) for p, size, mtime in s.execute(
+                select(Document.path, Document.size, Document.mtime_ns).where(Document.removed_gen.is_(None)))}
+        todo = []
+        limit = self.opt.max_file_mb * 2**20
+        for f in rest:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            if st.st_size <= limit and known.get(str(f)) != (st.st_size, st.st_mtime_ns):
+                todo.append((str(f), st.st_size))
+        return self._pending_chunks + self._forecast.remaining(todo)
+
+    def _forecast_once(self, n: int, seconds: float) -> None:
+        """After the first encoded batch: how many chunks this run will encode and how long that takes, announced
+        (llara_search.notices) when it is long enough to matter."""
+        if self.report.estimate is not None or self._remaining is None or seconds <= 0:
+            return
+        left = max(0, int(self._remaining()))
+        rate = n / seconds
+        enc = self._encoder
+        dtype = str(getattr(enc, "dtype", "unknown")).removeprefix("torch.")
+        est = EncodeEstimate(self.report.chunks_encoded + left, self.report.chunks_encoded, round(rate, 2),
+                             round(left / rate, 1), str(getattr(enc, "device", "unknown")), dtype)
+        self.report.estimate = est.to_dict()
+        self._expected = est.chunks
+        if left and est.seconds >= min_seconds():
+            emit("estimate", est.message(), **est.to_dict())
 
     # ------------------------------------------------------------------------------------------------ removal
     def _remove_missing(self, roots: list[Path], seen: set[str]) -> None:
@@ -381,7 +459,9 @@ class Ingestor:
             s.add(run)
             s.flush()
             self.run_id = run.id
-            return run.id
+        if self.gen > 1:  # a lexical merge too large for one commit runs beside this run's parsing and encoding
+            self.lexical.start_merge(self.gen - 1)
+        return self.run_id
 
     def _fail(self, path: str, reason: str) -> None:
         self.report.files_failed.append({"path": path, "error": reason})
@@ -393,6 +473,7 @@ class Ingestor:
         """Write generation G's vector index (through the backend) and name it in the database in one commit."""
         G = self.gen
         t = time.perf_counter()
+        info_updates = {**self.info_on_commit, **(info_updates or {})}
         prev = self.store.current_generation()
         with self.store.sessions() as s:
             all_ids = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen.is_(None)).order_by(Chunk.id)),
@@ -411,12 +492,15 @@ class Ingestor:
             self.report.generation = prev.id
             self.report.index_type = prev.index_type
             self.report.stages["index"] += time.perf_counter() - t
+            self._keep_lexical(prev.id)
             return
+        self._write_lexical(prev.id if prev else None, all_ids, added, removed)
         if self.vectors is None:  # text-only index: the generation covers rows only
             with self.store.session() as s:
                 s.add(Generation(id=G, index_file="", index_type="none", factory="", ntotal=len(all_ids),
                                  trained_on=None, nprobe=None, vector_rows=0, fingerprint=self.fingerprint))
             self.report.generation, self.report.index_type = G, "none"
+            self._committed(G)
             self.cleanup(G)
             return
         built = self.backend.build(G, prev, self.vectors, all_ids, added, removed, index_type=index_type,
@@ -432,6 +516,7 @@ class Ingestor:
                              vector_rows=self.vectors.rows_on_disk(), fingerprint=self.fingerprint))
             if info_updates:  # e.g. the new adapter and fingerprint of a re-encode: visible with G, not before
                 self.store.set_info(s, **info_updates)
+        self._committed(G)
         self.report.generation = G
         self.report.index_type = ann.plan.index_type
         self.report.stages["index"] += time.perf_counter() - t
@@ -439,17 +524,53 @@ class Ingestor:
         crash_point("cleanup")
         self.cleanup(G)
 
+    def _write_lexical(self, base: int | None, all_ids: np.ndarray, added: np.ndarray, removed: np.ndarray) -> None:
+        """The lexical files of generation G, complete before the commit that names G (like the FAISS file)."""
+        rep = self.lexical.write_generation(self.gen, base, self.store.chunk_texts(added), removed, all_ids,
+                                            self.store.visible_chunk_texts)
+        self.report.stages["lexical"] += rep.seconds
+        crash_point("lexical")
+
+    def _committed(self, G: int) -> None:
+        """Right after the commit that names G: tell readers, and take in a lexical merge still running."""
+        write_head(self.paths, G)
+        t = time.perf_counter()
+        if self.lexical.finish(G):
+            self.report.stages["lexical_merge"] += time.perf_counter() - t
+
+    def _keep_lexical(self, gen: int) -> None:
+        """Nothing changed: still write the lexical files of the current generation if they are missing (an index
+        from before they existed, or damaged ones), and take in a finished background merge."""
+        t = time.perf_counter()
+        if not self.lexical.has(gen):
+            self.lexical.rebuild(gen, self.store.visible_chunk_texts(gen))
+            write_head(self.paths, gen)
+        elif self.lexical.finish(gen):
+            write_head(self.paths, gen)
+        self.lexical.cleanup(range(gen - 1, gen + 1))
+        self.report.stages["lexical"] += time.perf_counter() - t
+
     def _finish(self, run_id: int, t0: float) -> None:
         self.commit_generation()
         g = self.store.current_generation()
         counts = self.store.counts(g.id if g else 0)
         self.report.documents = counts["documents"]
         self.report.chunks_total = counts["chunks_total"]
+        self.report.formats = self._formats()
         self.report.seconds = time.perf_counter() - t0
         with self.store.session() as s:
             s.execute(update(IngestRun).where(IngestRun.id == run_id).values(
                 status="done", finished_at=utcnow(), seconds=self.report.seconds,
                 stats=json.dumps(self.report.to_dict())))
+
+    def _formats(self) -> dict[str, int]:
+        """Live documents per format (md, rst, pdf, man, info...), for the parse report."""
+        from sqlalchemy import func
+
+        with self.store.sessions() as s:
+            rows = s.execute(select(Document.format, func.count()).where(Document.removed_gen.is_(None))
+                             .group_by(Document.format))
+            return {str(f or "unknown"): int(n) for f, n in sorted(rows, key=lambda r: (-r[1], str(r[0])))}
 
     def cleanup(self, G: int, horizon: int | None = None, compact: bool = False) -> tuple[int, int]:
         """Purge rows removed at or before `horizon` (default G-1: a search still in flight may be on G-1) and the
@@ -458,6 +579,7 @@ class Ingestor:
         died since the last one). Returns the numbers of chunk rows purged and of vector rows dropped."""
         horizon = G - 1 if horizon is None else horizon
         purged = len(self.store.purge_removed(horizon))
+        self.lexical.cleanup(range(horizon, G + 1))
         keep = {self.paths.generation_file(g).name for g in range(horizon, G + 1)}
         for f in self.paths.generations.glob("gen-*.faiss*"):
             if f.name not in keep:

@@ -11,7 +11,9 @@ import asyncio
 import hmac
 import ipaddress
 import logging
-from typing import Literal
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +26,10 @@ from ..engine import MAX_K, Engine, EngineError
 from ..index.backend import VectorDBError
 from ..index.generations import IndexFileError
 from ..search import EmptyIndexError
+from .openai_api import content_type_hint, error_body, openai_router
+
+if TYPE_CHECKING:
+    from ..rerank import RerankPolicy
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +40,18 @@ MAX_BODY_BYTES = 4 * 2**20
 BATCH_WINDOW_S = 0.003
 
 
+RERANK_DOC = ("re-rank the first stage's top candidates with the server's reranker (`serve --rerank MODEL`); "
+              "default: the server's setting")
+RERANK_DEPTH_DOC = "first-stage candidates the reranker scores (default: the server's, at least k)"
+
+
 class SearchRequest(BaseModel):
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)
     mode: Literal["dense", "bm25", "hybrid"] = "dense"
     where: str | None = Field(None, max_length=1024, description="path glob, e.g. 'api/*' or '*.pdf'")
+    rerank: bool | None = Field(None, description=RERANK_DOC)
+    rerank_depth: int | None = Field(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)
 
 
 class BatchSearchRequest(BaseModel):
@@ -46,18 +59,13 @@ class BatchSearchRequest(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K)
     mode: Literal["dense", "bm25", "hybrid"] = "dense"
     where: str | None = Field(None, max_length=1024)
+    rerank: bool | None = Field(None, description=RERANK_DOC)
+    rerank_depth: int | None = Field(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)
 
 
 class EmbedRequest(BaseModel):
     texts: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
     kind: Literal["query", "passage"] = "passage"
-
-
-class OpenAIEmbeddingRequest(BaseModel):
-    input: str | list[str]
-    model: str | None = None
-    encoding_format: Literal["float"] = "float"
-    input_type: Literal["query", "passage"] = Field("passage", description="llara-search extension: EBAR or EBAE")
 
 
 def is_loopback(host: str) -> bool:
@@ -126,7 +134,10 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
-            response = JSONResponse({"detail": f"request body over {self.limit} bytes"}, status_code=413)
+            message = f"request body over {self.limit} bytes"
+            body = error_body(message, code="request_too_large") if scope["path"].startswith("/v1/") else \
+                {"detail": message}
+            response = JSONResponse(body, status_code=413)
             return await response(scope, receive, send)
         received = 0
 
@@ -142,13 +153,16 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def create_app(engine: Engine, token: str | None = None) -> FastAPI:
+def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | None = None) -> FastAPI:
+    """`rerank`: the server's reranker (loaded once, kept warm), whether it is on by default, its depth, the cap on
+    a request's depth and the time budget per request, past which the answer is the first stage's, said so."""
     app = FastAPI(title="llara-search", version=__version__,
                   description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, hybrid).")
     bearer = HTTPBearer(auto_error=False)
     batcher = MicroBatcher(engine)
     app.state.batcher = batcher
     app.state.engine = engine
+    app.state.rerank = rerank  # read per request: an operator (or a test) may swap it on a running app
 
     def auth(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if token is None:
@@ -161,6 +175,8 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):
+        if hint := content_type_hint(_request, exc):  # `curl -d` sends a form content type
+            return JSONResponse({"detail": hint}, status_code=422)
         msgs = []
         for e in exc.errors():
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
@@ -182,14 +198,43 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         log.exception("internal error")
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
 
-    async def run_search(query: str, k: int, mode: str, where: str | None):
+    def rerank_depth(k: int, asked: bool | None, depth: int | None) -> int | None:
+        """How deep this request's first stage goes for the reranker, or None when it is not re-ranked."""
+        policy = app.state.rerank
+        if asked is False or (asked is None and (policy is None or not policy.by_default)):
+            return None
+        if policy is None:
+            raise HTTPException(400, "this server has no reranker; start it with `llara-search serve --rerank MODEL`")
+        if depth is None:
+            depth = max(policy.depth, k)
+        if depth < k:
+            raise HTTPException(422, f"rerank_depth ({depth}) is below k ({k}): the reranker picks the top {k} from "
+                                     f"the first stage's top {depth}; raise rerank_depth or lower k")
+        if depth > policy.max_depth:
+            raise HTTPException(422, f"rerank_depth ({depth}) is over this server's limit of {policy.max_depth} "
+                                     "candidates per query; lower rerank_depth (or k), or pass rerank=false")
+        return depth
+
+    async def second_stage(queries: list[str], first: list, k: int) -> list:
+        """Re-rank within the server's time budget; a reranker failure answers in first-stage order, said so."""
+        policy = app.state.rerank
+        deadline = None if policy.budget_ms is None else time.monotonic() + policy.budget_ms / 1000
+        return await asyncio.to_thread(engine.rerank, queries, first, k, policy.reranker, deadline=deadline,
+                                       fallback=True)
+
+    async def run_search(query: str, k: int, mode: str, where: str | None, rerank_asked: bool | None = None,
+                         depth: int | None = None):
+        depth = rerank_depth(k, rerank_asked, depth)
         qv = None
         if mode != "bm25":
             import numpy as np
 
             qv = np.asarray([await batcher.encode(query)])
-        results = await asyncio.to_thread(engine.search_many, [query], k, mode, where, qv)
-        return [_public(r) for r in results[0]]
+        results = await asyncio.to_thread(engine.search_many, [query], depth or k, mode, where, qv)
+        if depth is None:
+            return {"results": [_public(r) for r in results[0]]}
+        [outcome] = await second_stage([query], results, k)
+        return {"rerank": outcome.to_dict(), "results": [_public(r) for r in outcome.results]}
 
     @app.get("/healthz", tags=["ops"])
     async def healthz():
@@ -205,25 +250,38 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     @app.get("/info", tags=["ops"], dependencies=[Depends(auth)])
     async def info():
-        return await asyncio.to_thread(engine.status)
+        status = await asyncio.to_thread(engine.status)
+        policy = app.state.rerank
+        if policy is not None:  # what a client forwarding `--rerank` needs to know it gets the same reranker
+            status["rerank"] = {"model": policy.model, "family": getattr(policy.reranker, "family", None),
+                                "by_default": policy.by_default, "depth": policy.depth,
+                                "max_depth": policy.max_depth, "budget_ms": policy.budget_ms}
+        return status
 
     @app.get("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_get(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS),
                          k: int = Query(10, ge=1, le=MAX_K),
                          mode: Literal["dense", "bm25", "hybrid"] = "dense",
-                         where: str | None = Query(None, max_length=1024)):
-        return {"query": q, "mode": mode, "results": await run_search(q, k, mode, where)}
+                         where: str | None = Query(None, max_length=1024),
+                         rerank: bool | None = Query(None, description=RERANK_DOC),
+                         rerank_depth: int | None = Query(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)):
+        return {"query": q, "mode": mode, **await run_search(q, k, mode, where, rerank, rerank_depth)}
 
     @app.post("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_post(body: SearchRequest):
         return {"query": body.query, "mode": body.mode,
-                "results": await run_search(body.query, body.k, body.mode, body.where)}
+                **await run_search(body.query, body.k, body.mode, body.where, body.rerank, body.rerank_depth)}
 
     @app.post("/batch_search", tags=["search"], dependencies=[Depends(auth)])
     async def batch_search(body: BatchSearchRequest):
         _check_lengths(body.queries, MAX_QUERY_CHARS)
-        results = await asyncio.to_thread(engine.search_many, body.queries, body.k, body.mode, body.where)
-        return {"results": [[_public(r) for r in rs] for rs in results]}
+        depth = rerank_depth(body.k, body.rerank, body.rerank_depth)
+        results = await asyncio.to_thread(engine.search_many, body.queries, depth or body.k, body.mode, body.where)
+        if depth is None:
+            return {"results": [[_public(r) for r in rs] for rs in results]}
+        outcomes = await second_stage(body.queries, results, body.k)
+        return {"rerank": [o.to_dict() for o in outcomes], "results": [[_public(r) for r in o.results]
+                                                                         for o in outcomes]}
 
     @app.post("/embed", tags=["embeddings"], dependencies=[Depends(auth)])
     async def embed(body: EmbedRequest):
@@ -231,18 +289,7 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         vecs = await asyncio.to_thread(engine.embed, body.texts, body.kind)
         return {"kind": body.kind, "dim": int(vecs.shape[1]), "embeddings": vecs.tolist()}
 
-    @app.post("/v1/embeddings", tags=["embeddings"], dependencies=[Depends(auth)])
-    async def openai_embeddings(body: OpenAIEmbeddingRequest):
-        texts = [body.input] if isinstance(body.input, str) else body.input
-        if not texts or len(texts) > MAX_BATCH:
-            raise HTTPException(422, f"input must hold 1 to {MAX_BATCH} texts")
-        _check_lengths(texts, MAX_TEXT_CHARS)
-        vecs = await asyncio.to_thread(engine.embed, texts, body.input_type)
-        n_tokens = sum(await asyncio.to_thread(engine.encoder.count_tokens, texts))
-        return {"object": "list", "model": engine.info.get("model"),
-                "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vecs)],
-                "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens}}
-
+    app.include_router(openai_router(engine, auth))  # /v1/embeddings, /v1/models: OpenAI's shapes and errors
     return app
 
 
@@ -258,8 +305,69 @@ def _public(r) -> dict:
     return d
 
 
-def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
+def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+               rerank: RerankPolicy | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. While it runs, `<index>/server.json` tells `llara-search query` on this machine
+    where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port."""
+    import sys
+
     import uvicorn
 
-    engine.encoder  # load the model before accepting traffic  # noqa: B018
-    uvicorn.run(create_app(engine, token), host=host, port=port, log_level="warning")
+    from ..engine import TEXT_ONLY
+    from ..server_record import announce
+
+    if engine.info.get("model") != TEXT_ONLY:
+        engine.encoder  # load the model before accepting traffic  # noqa: B018
+    if rerank is not None:  # and run the reranker once, so the first request does not pay for its warm-up
+        rerank.reranker.score("warm-up", ["warm-up"])
+    app = create_app(engine, token, rerank)
+    sock = _listen(host, port)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level="warning"))
+    with _stopped_by_signals(), announce(engine.paths.root, engine.paths.db_url, sock.getsockname(),
+                                         auth=token is not None) as rec:
+        url = rec.url if rec else f"http://{host}:{sock.getsockname()[1]}"
+        print(f"serving {engine.paths.root} at {url} (OpenAPI docs at {url}/docs)", file=sys.stderr, flush=True)
+        server.run(sockets=[sock])
+
+
+class _Stop(Exception):
+    pass
+
+
+@contextmanager
+def _stopped_by_signals():
+    """A stop by SIGINT or SIGTERM ends the process cleanly (exit 0, server record removed). uvicorn shuts down
+    gracefully on either and then raises the signal again for the previous handler: the default SIGTERM handler would
+    kill the process before the record is removed, and SIGINT's KeyboardInterrupt would read as a failure."""
+    import signal
+    import threading
+
+    def stop(_signum, _frame):
+        raise _Stop
+
+    main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        yield
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _listen(host: str, port: int):
+    """The listening socket, bound here (not by uvicorn) so that the real port of `--port 0` is known before the
+    server record is written, and a busy port is one clear line."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise EngineError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port "
+                          "(--port 0 takes a free one)") from None
+    return sock

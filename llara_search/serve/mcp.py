@@ -7,12 +7,18 @@ can search and look at the index, never write to it.
 
 from __future__ import annotations
 
-from typing import Literal, get_type_hints
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Literal, get_type_hints
 
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from ..engine import MAX_K, Engine
-from ..search import SearchResult
+from ..engine import MAX_K, Engine, EngineError
+from ..index.generations import IndexFileError
+from ..search import EmptyIndexError, SearchResult
+
+if TYPE_CHECKING:
+    from ..rerank import RerankPolicy
 
 INSTRUCTIONS = ("Semantic search over the user's own documents (a llara-search index). Call `search` with a "
                 "natural-language question; each result has the passage text and where it came from (path, "
@@ -34,19 +40,31 @@ class IndexInfo(TypedDict):
     index_type: str | None
 
 
-def create_mcp_server(engine: Engine):
+def create_mcp_server(engine: Engine, rerank: RerankPolicy | None = None):
+    """`rerank`: a reranker loaded at start and kept; searches use it by default (`rerank=false` skips it) and a
+    reranker failure or a spent time budget answers in first-stage order (`first_stage_rank` is then null)."""
     from mcp.server.mcpserver import MCPServer
 
     server = MCPServer(name="llara-search", instructions=INSTRUCTIONS)
+    policy = rerank
 
     @server.tool(name="search", description="Find the passages of the indexed documents that answer a question. "
                  "Returns up to k results, best first, each with rank, score, path, heading, line span or page "
-                 "and text.")
+                 "and text; when re-ranked (servers started with --rerank), also the first stage's rank and score.")
     def search(query: str, k: int = 10, mode: Literal["dense", "bm25", "hybrid"] = "hybrid",
-               where: str | None = None) -> list[SearchHit]:
-        """`where`: only documents whose path matches this glob, e.g. 'api/*' or '*.pdf'."""
+               where: str | None = None, rerank: bool | None = None) -> list[SearchHit]:
+        """`where`: only documents whose path matches this glob, e.g. 'api/*' or '*.pdf'. `rerank`: re-score the
+        top candidates with the server's reranker (default: on when the server has one)."""
         k = max(1, min(int(k), MAX_K))
-        return [_public(r) for r in engine.search(query, k=k, mode=mode, where=where)]
+        with _told_to_the_agent():
+            if rerank and policy is None:
+                raise EngineError("this MCP server has no reranker; start it with `llara-search mcp --rerank MODEL`")
+            if policy is None or not (policy.by_default if rerank is None else rerank):
+                return [_public(r) for r in engine.search(query, k=k, mode=mode, where=where)]
+            first = engine.search(query, k=min(MAX_K, max(policy.depth, k)), mode=mode, where=where)
+            deadline = None if policy.budget_ms is None else time.monotonic() + policy.budget_ms / 1000
+            [outcome] = engine.rerank([query], [first], k, policy.reranker, deadline=deadline, fallback=True)
+            return [_public(r) for r in outcome.results]
 
     @server.tool(name="index_info", description="What the index holds: model, documents, chunks, generation.")
     def index_info() -> IndexInfo:
@@ -56,15 +74,29 @@ def create_mcp_server(engine: Engine):
     return server
 
 
+@contextmanager
+def _told_to_the_agent():
+    """Wrong use (an empty query, a mode the index cannot do, an index not built yet) reaches the agent as a tool
+    error with our message, so it can correct the call; the SDK hides the text of any other exception as a crash."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    try:
+        yield
+    except (EngineError, EmptyIndexError, IndexFileError) as exc:
+        raise ToolError(str(exc)) from None
+
+
 def _public(r) -> SearchHit:
     return SearchHit(**{key: getattr(r, key) for key in SearchHit.__annotations__})
 
 
 def run_mcp(engine: Engine, transport: Literal["stdio", "streamable-http"] = "stdio", host: str = "127.0.0.1",
-            port: int = 8001) -> None:
+            port: int = 8001, rerank: RerankPolicy | None = None) -> None:
     if engine.info.get("model") not in (None, "none"):
         engine.encoder  # load the model before the host's first call  # noqa: B018
-    server = create_mcp_server(engine)
+    if rerank is not None:
+        rerank.reranker.score("warm-up", ["warm-up"])
+    server = create_mcp_server(engine, rerank)
     if transport == "stdio":
         server.run("stdio")
     else:

@@ -1,0 +1,1 @@
+"""One module per format family; `llara_search.ingest.parsers` chooses among them (the only dispatch)."""
