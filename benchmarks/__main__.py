@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, cli_query, encode, index, ingest, parsing, rerank, serve, soak
+from . import bm25, cli_query, dtype, encode, index, ingest, memory, parsing, rerank, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -118,6 +118,7 @@ def report() -> str:
                          f"recall@10 {r['recall@10']}, {r['bytes_per_vector']} B/vector | exact flat p50 "
                          f"{r['flat_p50_ms']} ms, {r['flat_bytes_per_vector']} B/vector | **{r['speedup_vs_flat']}×** "
                          f"faster | `{r['command']}` |")
+    lines += _dtype_rows(data)
     pa = data.get("parsing")
     if pa:
         for f in pa["folders"]:
@@ -144,6 +145,35 @@ def report() -> str:
     lines += ["Machines differ by row: each row's details name the machine it ran on (the GPU and 1M-vector rows "
               "ran on a lent 16-core H100 machine; `python -m benchmarks.gpu` needs CUDA).", ""]
     return "\n".join(lines)
+
+
+def _dtype_rows(data: dict) -> list[str]:
+    """Rows of issue #21: the memory check against measured peaks, and rankings across dtypes."""
+    rows = []
+    m = data.get("memory_check")
+    if m:
+        parts = "; ".join(f"{c['model']}, {c['what']} {c['dtype']}: {c['measured_mib']} MiB measured / "
+                          f"{c['estimated_mib']} MiB estimated" for c in m["cases"])
+        rows.append(f"| memory check: peak anonymous memory of load + one full batch (or LoRA steps) vs the estimate from "
+                    f"config.json ({m['model']}) | {parts} | the estimate | worst measured/estimated "
+                    f"**{m['worst_measured_over_estimated']}** | `{m['command']}` |")
+    d = data.get("dtype_rankings")
+    if d:
+        p = d["pairs"]
+
+        def cell(name: str) -> str:
+            a, b = p[name]["vs_fp32_fp32"], p[name]["vs_bf16_bf16"]
+            return (f"top-10 overlap {a['top10_overlap']} vs fp32×fp32, {b['top10_overlap']} vs bf16×bf16; mean "
+                    f"\\|Δscore\\| {a['mean_abs_score_diff']}")
+
+        gap = sum(r["rank1_minus_rank10_score_gap"] for r in d["per_seed"]) / len(d["per_seed"])
+        rows.append(f"| querying across dtypes ({d['model']}; {d['data']}) | bf16 queries × fp32 passages: "
+                    f"{cell('query bfloat16 x passages float32')}; fp32 queries × bf16 passages: "
+                    f"{cell('query float32 x passages bfloat16')} | bf16 queries × bf16 passages: "
+                    f"{cell('query bfloat16 x passages bfloat16')}; rank-1 − rank-10 score gap {gap:.3g} | "
+                    f"bf16 encodes at **{d['bf16_encode_speed_vs_fp32']}×** fp32's speed on this CPU | "
+                    f"`{d['command']}` |")
+    return rows
 
 
 def _bm25_rows(bm: dict) -> list[str]:
@@ -193,6 +223,8 @@ def main() -> None:
         serve.main(["--chunks", "100000", "--requests", "2000", "--concurrency", "32"])
         index.main(["--n", "20000", "--dim", "512"])
         soak.main([])
+        memory.main([])
+        dtype.main([])
         cli_query.main([])
         rerank.main([])
         parsing.main([])

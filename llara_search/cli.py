@@ -26,6 +26,9 @@ err = Console(stderr=True, soft_wrap=True)
 IndexOpt = typer.Option(None, "--index", help="Index folder [default: $LLARA_SEARCH_INDEX or ./indexes/default]")
 DbUrlOpt = typer.Option(None, "--db-url", help="SQLAlchemy URL of the metadata database [default: <index>/meta.sqlite]")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object (for scripts)")
+DtypeOpt = typer.Option("auto", "--dtype", envvar="LLARA_SEARCH_DTYPE", metavar="DTYPE",
+                        help="Precision the model is loaded and run in: auto (bfloat16 on CUDA, float32 on the CPU) "
+                             "| float32 | bfloat16 (half the memory) | float16")
 RerankOpt = typer.Option(None, "--rerank", help="Re-rank the first stage's top candidates with this cross-encoder "
                          "(e.g. BAAI/bge-reranker-v2-m3) or RankLLaMA adapter; HF id or local folder")
 RerankDepthOpt = typer.Option(None, "--rerank-depth", help="First-stage candidates the reranker scores [100, at "
@@ -58,8 +61,13 @@ def _guard(fn):
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
+        from .notices import listening
+
         try:
-            return fn(*args, **kwargs)
+            with listening(_json_notice if kwargs.get("as_json") else _print_notice):
+                return fn(*args, **kwargs)
+        except MemoryError as exc:  # the memory check's refusal (InsufficientMemoryError), or a real one
+            _fail(str(exc).splitlines()[0] if str(exc) else "out of memory")
         except RuntimeError as exc:
             if isinstance(exc, _expected_errors()):
                 _fail(str(exc))
@@ -75,10 +83,45 @@ def _guard(fn):
     return wrapper
 
 
-def _open(index, db_url, *, create=False, model=None, show_progress=False):
+def _open(index, db_url, *, create=False, model=None, show_progress=False, dtype=None):
     from .engine import Engine
 
-    return Engine.open(index, db_url=db_url, model=model, create=create, show_progress=show_progress)
+    return Engine.open(index, db_url=db_url, model=model, create=create, show_progress=show_progress, dtype=dtype)
+
+
+def _print_notice(event: str, message: str, fields: dict) -> None:
+    """What is about to happen (a download, a long encode), on stderr for people."""
+    err.print(Text(message, style="cyan"))
+
+
+def _json_notice(event: str, message: str, fields: dict) -> None:
+    """The same under --json: one JSON line on stderr, as it happens (stdout keeps the one result object)."""
+    sys.stderr.write(json.dumps({"event": event, "message": message, **fields}, default=str) + "\n")
+    sys.stderr.flush()
+
+
+def _dtype(value: str | None) -> str | None:
+    """--dtype checked before anything else runs; None for auto (the engine's default)."""
+    from .encoder.memory import normalize_dtype
+
+    try:
+        name = normalize_dtype(value)
+    except ValueError as exc:
+        _fail(f"--dtype: {exc}", 2)
+    return None if name == "auto" else name
+
+
+def _check_new_index(index, db_url, model, adapter, dtype):
+    """The memory check of a first ingest, made before the index folder or its database is created: a model that
+    cannot fit leaves nothing behind. An existing index is checked by the engine before it records anything."""
+    from .distributed import launched
+    from .engine import check_encoder_memory
+    from .layout import IndexPaths, default_index_dir
+
+    paths = IndexPaths(Path(index) if index else default_index_dir(), db_url)
+    if paths.exists() or launched()[0] > 0:  # torchrun workers check their own device when they load
+        return None
+    return check_encoder_memory(model, adapter=str(adapter) if adapter else None, dtype=dtype)
 
 
 def _print_json(obj) -> None:
@@ -114,12 +157,14 @@ def ingest(
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
     max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
     wait: bool = typer.Option(False, "--wait", help="Wait for another ingest holding the index instead of failing"),
+    dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Parse, chunk, encode and store files; only new and changed files are encoded."""
     from .index import INDEX_TYPES
     from .ingest.pipeline import IngestOptions
 
+    dtype = _dtype(dtype)
     if index_type is not None and index_type not in INDEX_TYPES:
         _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
     missing = [str(p) for p in paths if not p.exists()]
@@ -128,15 +173,18 @@ def ingest(
     opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
                          max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
                          batch_size=batch_size)
+    memory = _check_new_index(index, db_url, model, adapter, dtype)
 
     def run(pool, device):
-        engine = _open(index, db_url, create=True, model=model)
+        engine = _open(index, db_url, create=True, model=model, dtype=dtype)
         engine.pool, engine.device = pool, device
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             return engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
                                  chunk_tokens=chunk_tokens, options=opts, wait=wait, progress=progress)
 
     report = _with_encode_pool(run)
+    if report.memory is None and memory is not None:
+        report.memory = memory.to_dict()
     ok_files = report.files_new + report.files_changed + report.files_unchanged
     if as_json:
         _print_json(report.to_dict())
@@ -185,7 +233,8 @@ class _IngestProgress:
         else:
             task = self.bar.tasks[self.encode]
             rate = done / task.elapsed if task.elapsed else 0.0
-            self.bar.update(self.encode, completed=done, rate=f"{rate:.1f} chunks/s")
+            self.bar.update(self.encode, completed=done, total=max(total, done) if total else None,
+                            rate=f"{rate:.1f} chunks/s")
 
     def __enter__(self) -> "_IngestProgress":
         self.bar.start()
@@ -234,6 +283,7 @@ def query(
     mode: str = typer.Option("dense", "--mode", help="dense | bm25 | hybrid"),
     where: Optional[str] = typer.Option(None, "--where", help="Only documents whose path matches this glob, "
                                         "e.g. 'api/*' or '*.pdf'"),
+    dtype: str = DtypeOpt,
     rerank: Optional[str] = RerankOpt,
     rerank_depth: Optional[int] = RerankDepthOpt,
     rerank_base: Optional[str] = RerankBaseOpt,
@@ -250,13 +300,15 @@ def query(
     import time
 
     _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
-    outcome = None
-    # a reranker is named by this command, not by the server: the search runs here (`serve --rerank` re-ranks its own)
-    answered = None if local or rerank else _query_server(index, db_url, token, text, k=k, mode=mode, where=where)
+    dtype = _dtype(dtype)
+    outcome, extra = None, {}
+    # a reranker or a dtype is named by this command, not by the server: the search runs here (`serve --rerank`
+    # re-ranks its own; the server's /info says its query dtype)
+    answered = None if local or rerank or dtype else _query_server(index, db_url, token, text, k=k, mode=mode, where=where)
     if answered is not None:
         results, took = answered
     else:
-        engine = _open(index, db_url)
+        engine = _open(index, db_url, dtype=dtype)
         reranker, depth = None, k
         if rerank:
             from .rerank import DEFAULT_DEPTH
@@ -265,6 +317,7 @@ def query(
             reranker = engine.reranker(rerank, base=rerank_base, normalize=rerank_normalize)  # loaded untimed
         if mode != "bm25":
             engine.encoder  # load the model outside the timed search  # noqa: B018
+            extra["dtype"] = str(engine.encoder.dtype).removeprefix("torch.")
         t = time.perf_counter()
         results = engine.search(text, k=depth, mode=mode, where=where)
         outcome = engine.rerank([text], [results], k, reranker)[0] if reranker is not None else None
@@ -272,7 +325,7 @@ def query(
             results = outcome.results
         took = (time.perf_counter() - t) * 1000
     if as_json:
-        _print_json({"query": text, "mode": mode, "took_ms": round(took, 2),
+        _print_json({"query": text, "mode": mode, "took_ms": round(took, 2), **extra,
                      **({"rerank": outcome.to_dict()} if outcome else {}),
                      "results": [_result_json(r) for r in results]})
         return
@@ -393,6 +446,7 @@ def eval_(
     k: int = typer.Option(100, "-k", "--k", min=1, max=1000, help="Documents retrieved per query"),
     run_file: Optional[Path] = typer.Option(None, "--run-file", help="Where to write the TREC run "
                                             "[default: <index>/runs/<dataset>-<split>-<mode>.trec]"),
+    dtype: str = DtypeOpt,
     rerank: Optional[str] = RerankOpt,
     rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", min=1, max=1000,
                                                help="First-stage chunks the reranker scores per query [100]; "
@@ -408,6 +462,7 @@ def eval_(
     from .layout import default_index_dir
     from .search import MODES
 
+    dtype = _dtype(dtype)
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}", 2)
     if index_type is not None and index_type not in INDEX_TYPES:
@@ -422,20 +477,22 @@ def eval_(
         model = TEXT_ONLY if mode == "bm25" else (os.environ.get("LLARA_SEARCH_MODEL") or None)
     if index is None:
         index = default_index_dir().parent / "eval" / f"{data.name}-{_model_slug(model)}"
-    engine = _open(index, db_url, create=True, model=model)
+    _check_new_index(index, db_url, model, None, dtype)
+    engine = _open(index, db_url, create=True, model=model, dtype=dtype)
     reranker = engine.reranker(rerank, base=rerank_base) if rerank else None  # a bad reranker fails before ingesting
     opts = IngestOptions(index_type=index_type, batch_size=batch_size)
     try:
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             report = engine.ingest_records(data.corpus(), f"beir:{data.name}", model=model, chunk_tokens=chunk_tokens,
-                                           options=opts, progress=progress)
+                                           options=opts, progress=progress,
+                                           expected=_count_lines(data.root / "corpus.jsonl"))
         result = evaluate(engine, data, mode=mode, k=k, run_file=run_file, reranker=reranker,
                           rerank_depth=rerank_depth)
     except BeirError as exc:
         _fail(str(exc))
     result.update(split=split, index=str(engine.paths.root), documents=report.documents,
                   chunks=report.chunks_total, documents_ingested=report.files_new + report.files_changed,
-                  chunks_encoded=report.chunks_encoded)
+                  chunks_encoded=report.chunks_encoded, memory=report.memory, estimate=report.estimate)
     if as_json:
         _print_json(result)
         return
@@ -457,6 +514,15 @@ def eval_(
               f"{result['chunks']} chunks ({result['chunks_encoded']} encoded now)[/]")
     if rr:
         out.print(f"[dim]re-ranked run file: {rr['run_file']}[/]")
+
+
+def _count_lines(path: Path) -> int:
+    """Records in a JSONL file (for the encode forecast): counted in 1 MiB blocks, about a second per GB."""
+    n = 0
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            n += block.count(b"\n")
+    return n
 
 
 def _model_slug(model: str | None) -> str:
@@ -481,6 +547,21 @@ def _train_config(output, base, task, **kw):
     from .train.trainer import TrainConfig
 
     return TrainConfig(output=Path(output), base=base, task=task, **kw)
+
+
+def _train_dtype(value: str | None) -> str | None:
+    dtype = _dtype(value)
+    if dtype == "float16":
+        _fail("--dtype float16 cannot train: its gradients underflow without loss scaling, which llara-search does "
+              "not do; use bfloat16 (same memory) or float32", 2)
+    return dtype
+
+
+def _check_training(cfg) -> None:
+    """The training memory check, before any output or side index is written (the trainer checks again)."""
+    from .train.trainer import check_training_memory
+
+    check_training_memory(cfg)
 
 
 def _train_report(card: dict, output: Path, as_json: bool) -> None:
@@ -514,6 +595,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output"),
     merge: bool = typer.Option(False, "--merge", help="Also write a merged model to <output>/merged"),
     seed: int = typer.Option(42, "--seed"),
+    dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Adapt the encoder to your corpus without labels: LLaRA's EBAE + EBAR pretext task with LoRA."""
@@ -521,6 +603,7 @@ def train(
     from .engine import TEXT_ONLY
     from .train.data import pairs_from_corpus, pairs_from_index
 
+    dtype = _train_dtype(dtype)
     if (index is None) == (not corpus):
         _fail("give either --index DIR (train on its chunks) or --corpus PATH... (train on files)", 2)
     if index is not None:
@@ -534,6 +617,8 @@ def train(
         if missing:
             _fail(f"no such file or folder: {missing[0]}", 2)
         base = base or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL
+        _check_training(_train_config(output, base, "pretext", lora_r=lora_r, batch_size=batch_size,
+                                      cutoff_len=cutoff_len, dtype=dtype))  # before the tokenizer is fetched
         pairs = pairs_from_corpus(corpus, load_tokenizer(base))
         source = "corpus " + ", ".join(str(p) for p in corpus)
     if not base:
@@ -543,7 +628,8 @@ def train(
     cfg = _train_config(output, base, "pretext", lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                         lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                         cutoff_len=cutoff_len, remove_stopwords=not keep_stopwords, save_every=save_every,
-                        resume=resume, merge=merge, seed=seed, data_source=source)
+                        resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype)
+    _check_training(cfg)
     from .train.trainer import train as run_training
 
     card = run_training(cfg, pairs, show_progress=not as_json and err.is_terminal)
@@ -575,6 +661,7 @@ def finetune(
     resume: bool = typer.Option(False, "--resume"),
     merge: bool = typer.Option(False, "--merge"),
     seed: int = typer.Option(42, "--seed"),
+    dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Contrastive fine-tuning (InfoNCE, τ=0.01) on labelled queries, with hard negatives mined from an index."""
@@ -583,13 +670,17 @@ def finetune(
     from .eval import BeirError
     from .train.data import TrainDataError, examples_from_beir, examples_from_jsonl
 
+    dtype = _train_dtype(dtype)
     if not train_data.exists():
         _fail(f"no such file or folder: {train_data}", 2)
-    engine = _open(index, None) if index is not None else None
+    engine = _open(index, None, dtype=dtype) if index is not None else None
     if engine is not None and not base:
         m = engine.info.get("model")
         base = m if m and m != TEXT_ONLY else None
     base = base or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL
+    shape = dict(batch_size=batch_size, group_size=group_size, query_max_len=query_max_len,
+                 passage_max_len=passage_max_len, lora_r=lora_r, dtype=dtype)
+    _check_training(_train_config(output, base, "contrastive", **shape))  # before hard negatives are mined
     try:
         if train_data.is_dir():
             if engine is None:  # BM25 hard negatives, as for the LLARA-beir checkpoint
@@ -617,7 +708,7 @@ def finetune(
                         lora_alpha=lora_alpha, lora_dropout=lora_dropout, lr=lr, epochs=epochs, max_steps=max_steps,
                         batch_size=batch_size, grad_accum=grad_accum, group_size=group_size,
                         temperature=temperature, query_max_len=query_max_len, passage_max_len=passage_max_len,
-                        save_every=save_every, resume=resume, merge=merge, seed=seed, data_source=source)
+                        save_every=save_every, resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype)
     from .train.trainer import train as run_training
 
     card = run_training(cfg, examples, show_progress=not as_json and err.is_terminal)
@@ -629,11 +720,12 @@ def finetune(
 def reencode(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
              adapter: Optional[Path] = typer.Option(None, "--adapter", help="peft adapter folder (omit: the base "
                                                     "model alone)"),
-             as_json: bool = JsonOpt) -> None:
+             dtype: str = DtypeOpt, as_json: bool = JsonOpt) -> None:
     """Re-encode every chunk with the index's model and a new adapter into a new generation; queries follow."""
+    dtype = _dtype(dtype)
 
     def run(pool, device):
-        engine = _open(index, db_url)  # rank 0 alone: the other processes only encode
+        engine = _open(index, db_url, dtype=dtype)  # rank 0 alone: the other processes only encode
         engine.pool, engine.device = pool, device
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             return engine, engine.reencode(str(adapter) if adapter else None, progress)
@@ -659,6 +751,8 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
     for key in ("model", "adapter", "fingerprint", "dim", "documents", "chunks_total", "generation", "index_type",
                 "factory", "ntotal", "nprobe"):
         t.add_row(key, str(s[key]))
+    if s.get("passage_dtypes"):
+        t.add_row("encoded in", ", ".join(s["passage_dtypes"]))
     for key, v in s["bytes_on_disk"].items():
         t.add_row(f"{key} on disk", f"{v / 2**20:.1f} MiB")
     if s.get("lexical"):
@@ -786,16 +880,18 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
           rerank_budget_ms: Optional[float] = typer.Option(None, "--rerank-budget-ms", min=0,
                                                            help="Time the reranker may take per request; past it "
                                                                 "the answer is the first stage's order, said so in "
-                                                                "the response [2000; 0: no limit]")) -> None:
+                                                                "the response [2000; 0: no limit]"),
+          dtype: str = DtypeOpt) -> None:
     """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs)."""
     from .serve import is_loopback, run_server
 
+    dtype = _dtype(dtype)
     _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
                           rerank_normalize=rerank_normalize, rerank_max_depth=rerank_max_depth,
                           rerank_budget_ms=rerank_budget_ms)
     if not token and not is_loopback(host):
         _fail(f"refusing to bind {host} without a token: pass --token or set LLARA_SEARCH_TOKEN", 2)
-    engine = _open(index, db_url)
+    engine = _open(index, db_url, dtype=dtype)
     policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
                             rerank_max_depth, rerank_budget_ms)
     run_server(engine, host=host, port=port, token=token, rerank=policy)
@@ -829,14 +925,15 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         rerank_base: Optional[str] = RerankBaseOpt,
         rerank_budget_ms: Optional[float] = typer.Option(None, "--rerank-budget-ms", min=0,
                                                          help="Time the reranker may take per call; past it the "
-                                                              "first stage's order is returned [2000; 0: no limit]")
-        ) -> None:
+                                                              "first stage's order is returned [2000; 0: no limit]"),
+        dtype: str = DtypeOpt) -> None:
     """Serve search as an MCP tool for agents (read-only): `search` and `index_info`."""
     from .serve import is_loopback
     from .serve.mcp import run_mcp
 
     import importlib.util
 
+    dtype = _dtype(dtype)
     if importlib.util.find_spec("mcp") is None:
         _fail("the MCP server needs the `mcp` package: pip install 'llara-search[mcp]'", 2)
     if transport not in ("stdio", "streamable-http"):
@@ -845,7 +942,7 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         _fail(f"refusing to bind {host}: the MCP server has no authentication; keep it on loopback", 2)
     _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
                           rerank_budget_ms=rerank_budget_ms)
-    engine = _open(index, db_url)
+    engine = _open(index, db_url, dtype=dtype)
     policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, False, budget_ms=rerank_budget_ms)
     run_mcp(engine, transport, host, port, rerank=policy)
 

@@ -25,6 +25,7 @@ from .store import Document, Store
 from .store.db import StoreError
 
 if TYPE_CHECKING:
+    from .encoder.memory import Estimate
     from .encoder.model import LlaraEncoder
     from .rerank import Reranker, RerankOutcome
 
@@ -91,12 +92,34 @@ def _bind(paths: IndexPaths, store: Store) -> None:
         store.set_info(s, index_id=f.read_text().strip())
 
 
+def check_encoder_memory(model: str | None, *, adapter: str | None = None, dtype: str | None = None,
+                         device: str | None = None, max_length: int = 512) -> Estimate | None:
+    """The memory check of the encoder an ingest would load (`model`, or $LLARA_SEARCH_MODEL, or the default),
+    from its config alone: raises `InsufficientMemoryError` before any download, load or write when it cannot fit.
+    None for a text-only index (no model; torch is not imported)."""
+    name = model_identity(model or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL)
+    if name == TEXT_ONLY:
+        return None
+    from .encoder.memory import check_fits
+
+    return check_fits(name, dtype, device or "auto", "encode", max_length=max_length, with_lm_head=adapter is not None)
+
+
+def merge_dtypes(recorded: object, dtype: str) -> list[str]:
+    """The dtypes that encoded an index's stored vectors, with `dtype` added (kept sorted: it is compared)."""
+    return sorted(set(recorded if isinstance(recorded, list) else []) | {dtype})
+
+
 def model_identity(name_or_path: str) -> str:
     """Local folders are recorded by absolute path, hub ids as given."""
     if name_or_path == TEXT_ONLY:
         return TEXT_ONLY
     p = Path(name_or_path).expanduser()
     return str(p.resolve()) if p.exists() else name_or_path
+
+
+def _dtype_name(encoder) -> str:
+    return str(encoder.dtype).removeprefix("torch.")
 
 
 class Engine:
@@ -434,9 +457,35 @@ class Engine:
         info = self.info
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         spec = self._spec(info["model"], info.get("adapter"))
-        return Ingestor(self.paths, self.store, vectors, chunker,
-                        lambda texts: self._encode_passages(self.encoder, spec, texts, options.batch_size),
-                        fingerprint, options, progress)
+        ing = Ingestor(self.paths, self.store, vectors, chunker,
+                       lambda texts: self._encode_passages(self.encoder, spec, texts, options.batch_size),
+                       fingerprint, options, progress)
+
+        def load():
+            enc = self.encoder
+            ing.info_on_commit["passage_dtypes"] = merge_dtypes(info.get("passage_dtypes"), _dtype_name(enc))
+            return enc
+
+        ing.load_encoder = load
+        return ing
+
+    def check_memory(self, model: str | None = None, adapter: str | None = None,
+                     for_adapter: bool = False) -> Estimate | None:
+        """The memory check of this index's encoder (or, before the first ingest, of `model`; with `for_adapter`,
+        of the index's model with `adapter` instead of its own) in this engine's dtype and device; raises
+        `InsufficientMemoryError` when it cannot fit. None for a text-only index."""
+        info = self.info
+        recorded = info.get("model")
+        if recorded and not for_adapter:
+            adapter = info.get("adapter")
+        return check_encoder_memory(recorded or model, adapter=adapter, dtype=self.dtype, device=self.device,
+                                    max_length=int(info.get("max_length", 512)))
+
+    @staticmethod
+    def _with_memory(report: IngestReport, memory: Estimate | None) -> IngestReport:
+        if memory is not None:
+            report.memory = memory.to_dict()
+        return report
 
     def ingest(self, paths: Sequence[str | os.PathLike], *, model: str | None = None, adapter: str | None = None,
                chunk_tokens: int | None = None, options: IngestOptions | None = None, wait: bool = False,
@@ -447,6 +496,7 @@ class Engine:
         if missing:
             raise EngineError(f"no such file or folder: {missing[0]}")
         options = options or IngestOptions()
+        memory = self.check_memory(model, adapter) if not self.info.get("model") else None
         with WriteLock(self.paths.lock, wait=wait):
             info = self.info
             reencoded = 0
@@ -456,16 +506,20 @@ class Engine:
                                                  options.index_factory)
             report = self._ingestor(chunker, fp, options, progress).run_files(roots)
             report.chunks_encoded += reencoded
-            return report
+            return self._with_memory(report, memory)
 
     def reencode(self, adapter: str | os.PathLike | None,
                  progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
         """Re-encode every chunk with the index's base model and `adapter` (None: the base alone) into a new
         generation. Queries follow: the generation carries the new fingerprint and the engine reloads for it."""
+        adapter_id = _adapter_id(adapter) if adapter else None
+        memory = None
+        if self.info.get("model") not in (None, TEXT_ONLY):  # before the lock file is touched
+            memory = self.check_memory(adapter=adapter_id, for_adapter=True)
         with WriteLock(self.paths.lock):
-            return self._reencode(_adapter_id(adapter) if adapter else None, progress)
+            return self._reencode(adapter_id, progress, memory)
 
-    def _reencode(self, adapter_id: str | None, progress) -> IngestReport:
+    def _reencode(self, adapter_id: str | None, progress, memory: Estimate | None = None) -> IngestReport:
         info = self.info
         if not info.get("model"):
             raise EngineError(f"index {self.paths.root} is empty; ingest with --adapter instead")
@@ -474,6 +528,7 @@ class Engine:
         if adapter_id is not None and not (Path(adapter_id) / "adapter_config.json").is_file():
             raise EngineError(f"{adapter_id} is not a peft adapter folder (no adapter_config.json); point --adapter "
                               "at the output folder of `llara-search train` or `finetune`")
+        memory = memory or self.check_memory(adapter=adapter_id, for_adapter=True)  # before anything is recorded
         fp = fingerprint_for(info["model"], adapter_id, int(info.get("max_length", 512)))
         with self.store.session() as s:
             self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp})
@@ -485,25 +540,31 @@ class Engine:
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         ing = Ingestor(self.paths, self.store, vectors, None, lambda t: self._encode_passages(enc, spec, t), fp,
                        IngestOptions(), progress)
+        ing.load_encoder = lambda: enc
         t = time.perf_counter()
         ing.reencode_all()
         ing.commit_generation(rebuild=True, force=True,
-                              info_updates={"adapter": adapter_id, "fingerprint": fp, "pending_reencode": None})
+                              info_updates={"adapter": adapter_id, "fingerprint": fp, "pending_reencode": None,
+                                            "passage_dtypes": [_dtype_name(enc)]})
         with self._load_lock:
             self._encoder = enc
         ing.report.seconds = time.perf_counter() - t
         counts = self.store.counts(ing.report.generation or 0)
         ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
-        return ing.report
+        return self._with_memory(ing.report, memory)
 
     def ingest_records(self, records, source: str, *, model: str | None = None, chunk_tokens: int | None = None,
                        options: IngestOptions | None = None,
-                       progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
-        """Ingest `(doc_key, title, text)` records (BEIR corpora) under the document prefix `source:`."""
+                       progress: Callable[[str, int, int], None] | None = None,
+                       expected: int | None = None) -> IngestReport:
+        """Ingest `(doc_key, title, text)` records (BEIR corpora) under the document prefix `source:`
+        (`expected`: how many records, when known, for the encode forecast)."""
         options = options or IngestOptions()
+        memory = self.check_memory(model) if not self.info.get("model") else None
         with WriteLock(self.paths.lock):
             _, chunker, fp = self._prepare_write(model, None, chunk_tokens, options.index_type, options.index_factory)
-            return self._ingestor(chunker, fp, options, progress).run_records(records, source)
+            report = self._ingestor(chunker, fp, options, progress).run_records(records, source, expected)
+            return self._with_memory(report, memory)
 
     def delete(self, paths: Sequence[str | os.PathLike]) -> IngestReport:
         """Remove documents (files, or everything under folders) from the index explicitly."""
@@ -590,7 +651,9 @@ class Engine:
         counts = self.store.counts(gen.id if gen else 0)
         out = {
             "index": str(self.paths.root), "model": info.get("model"), "adapter": info.get("adapter"),
-            "fingerprint": info.get("fingerprint"), "dim": info.get("dim"), **counts,
+            "fingerprint": info.get("fingerprint"), "dim": info.get("dim"),
+            "passage_dtypes": info.get("passage_dtypes"),
+            "query_dtype": _dtype_name(self._encoder) if self._encoder is not None else None, **counts,
             "generation": gen.id if gen else None, "index_type": gen.index_type if gen else None,
             "factory": gen.factory if gen else None, "ntotal": gen.ntotal if gen else 0,
             "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,

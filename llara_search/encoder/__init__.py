@@ -4,6 +4,7 @@
 """
 
 from .checkpoint import DEFAULT_MODEL, files_fingerprint, fingerprint_for, load_tokenizer, make_fingerprint
+from .memory import Estimate, InsufficientMemoryError, check_fits
 from .prompts import (
     EBAE_SUFFIX,
     EBAR_SUFFIX,
@@ -27,7 +28,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DEFAULT_MODEL", "EBAE_SUFFIX", "EBAR_SUFFIX", "EncoderOutputError", "LLARA_TOKENS", "LlaraEncoder",
+    "DEFAULT_MODEL", "EBAE_SUFFIX", "EBAR_SUFFIX", "EncoderOutputError", "Estimate", "InsufficientMemoryError",
+    "LLARA_TOKENS", "LlaraEncoder", "check_fits",
     "MissingLlaraTokensError", "PREFIX", "PromptIds", "add_llara_tokens", "files_fingerprint",
     "missing_llara_tokens", "fingerprint_for", "load_tokenizer", "make_fingerprint",
 ]

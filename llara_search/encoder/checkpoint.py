@@ -6,12 +6,15 @@ not pay for importing torch: the fingerprint is a hash of files and the tokenize
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..notices import emit
 from .prompts import EBAE_SUFFIX, EBAR_SUFFIX, N_POOL, PREFIX
 
 DEFAULT_MODEL = "BAAI/LLARA-passage"
@@ -22,20 +25,102 @@ def local_files_only() -> bool:
 
 
 def resolve_model_dir(name_or_path: str) -> Path:
-    """A local directory as is; a hub id through the HF cache/download (which honours HF_HUB_OFFLINE)."""
+    """A local directory as is; a hub id through the HF cache/download (which honours HF_HUB_OFFLINE). Before a
+    download, its size and destination are announced (llara_search.notices) and HF's progress bar is shown."""
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         return p.resolve()
-    from huggingface_hub import snapshot_download
-
     try:
-        return Path(snapshot_download(name_or_path, local_files_only=local_files_only()))
+        return _hub_snapshot(name_or_path, local_files_only())
     except Exception as exc:  # noqa: BLE001 - the hub raises many types; one clear line is what the user needs
         raise OSError(
             f"cannot load model {name_or_path!r}: not a local directory and not available from the Hugging Face hub "
             f"({type(exc).__name__}). Pass a local path with --model, or set HF_HUB_OFFLINE=1 with the model in "
             "the HF cache."
         ) from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _hub_snapshot(repo_id: str, offline: bool) -> Path:
+    """One resolution per process (the tokenizer, the fingerprint and the weights all ask for the folder)."""
+    from huggingface_hub import snapshot_download
+
+    if offline:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    listing = remote_files(repo_id)
+    if listing is not None:
+        plan = plan_download(repo_id, *listing)
+        if plan.files:
+            emit("download", plan.message(), **plan.to_dict())
+    with _hub_progress_bars():
+        return Path(snapshot_download(repo_id))
+
+
+@dataclass
+class DownloadPlan:
+    """What a hub download is about to fetch: the files the HF cache lacks, their size, and where they go."""
+
+    repo_id: str
+    files: int
+    bytes: int
+    destination: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def message(self) -> str:
+        return (f"downloading {self.repo_id}: {_size(self.bytes)} in {self.files} file{'s' * (self.files != 1)} to "
+                f"{self.destination} (once: later runs use this cache; HF_HUB_OFFLINE=1 forbids downloads)")
+
+
+def remote_files(repo_id: str) -> tuple[str, list[tuple[str, int | None]]] | None:
+    """(commit, [(file, size)]) of a hub repository in one request; None when the hub cannot be asked (offline,
+    no network, no such repository): the download itself then says what is wrong."""
+    if local_files_only():
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().model_info(repo_id, files_metadata=True, timeout=10)
+    except Exception:  # noqa: BLE001 - offline, DNS, auth, 404: fail soft, the announcement is a courtesy
+        return None
+    return info.sha, [(s.rfilename, s.size) for s in info.siblings or []]
+
+
+def plan_download(repo_id: str, commit: str | None, files: list[tuple[str, int | None]],
+                  cache_dir: str | os.PathLike | None = None) -> DownloadPlan:
+    """Which of a repository's `files` the HF cache (`cache_dir`, default HF_HUB_CACHE) does not hold yet."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.file_download import repo_folder_name
+
+    cache = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    missing = [(f, size) for f, size in files
+               if not isinstance(try_to_load_from_cache(repo_id, f, cache_dir=cache, revision=commit), str)]
+    return DownloadPlan(repo_id, len(missing), sum(size or 0 for _, size in missing),
+                        str(cache / repo_folder_name(repo_id=repo_id, repo_type="model")))
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+@contextlib.contextmanager
+def _hub_progress_bars():
+    """HF's own download bar, even when loading code turned the library's bars off (transformers does), unless
+    the user disabled them (HF_HUB_DISABLE_PROGRESS_BARS)."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_off = are_progress_bars_disabled()
+    if was_off and os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").lower() not in {"1", "true", "yes", "on"}:
+        enable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_off:
+            disable_progress_bars()
 
 
 def files_fingerprint(directory: Path) -> str:

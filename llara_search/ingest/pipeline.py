@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from ..faults import crash_point
 from ..index import VectorStore
 from ..index.generations import next_ann
 from ..layout import IndexPaths, write_head
 from ..lexical import LexicalIndex
+from ..notices import emit
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
 from .chunking import CHUNKER_VERSION, ChunkData, Chunker, passage_text
+from .forecast import ChunkForecast, EncodeEstimate, min_seconds
 from .parsers import ParsedDocument, ParseError, SkipFile, parse_file
 from .walk import walk
 
@@ -74,6 +76,8 @@ class IngestReport:
     warnings: list[dict] = field(default_factory=list)  # {"path", "warning"}: files parsed in this run
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    estimate: dict | None = None  # the encode forecast made after the first batch (forecast.EncodeEstimate)
+    memory: dict | None = None  # the memory check made before the model was loaded (encoder.memory.Estimate)
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items()}
@@ -111,6 +115,12 @@ class Ingestor:
         self.lexical = LexicalIndex(paths.lexical)
         self._pending: list[_Work] = []
         self._pending_chunks = 0
+        self.load_encoder: Callable[[], object] | None = None  # loads the model outside the first batch's timer
+        self.info_on_commit: dict = {}  # index info committed with the generation (e.g. the passages' dtype)
+        self._encoder = None
+        self._forecast = ChunkForecast()
+        self._remaining: Callable[[], int] | None = None  # chunks still to encode after the batch in hand
+        self._expected = 0
 
     # ------------------------------------------------------------------------------------------------ files
     def run_files(self, roots: list[Path]) -> IngestReport:
@@ -121,7 +131,10 @@ class Ingestor:
             self._fail(path, reason)
         self.report.files_seen = len(found.files)
         seen: set[str] = set()
+        self._files, self._pos = found.files, 0
+        self._remaining = self._files_remaining
         for n, f in enumerate(found.files):
+            self._pos = n
             self.progress("parse", n, len(found.files))
             seen.add(str(f))
             self._sync_file(f)
@@ -131,10 +144,14 @@ class Ingestor:
         self._finish(run_id, t0)
         return self.report
 
-    def run_records(self, records, source: str) -> IngestReport:
-        """Ingest in-memory documents `(doc_key, title, text)` (BEIR corpora), keyed as `<source>:<doc_key>`."""
+    def run_records(self, records, source: str, expected: int | None = None) -> IngestReport:
+        """Ingest in-memory documents `(doc_key, title, text)` (BEIR corpora), keyed as `<source>:<doc_key>`;
+        `expected`: how many records there are, when known (for the encode forecast)."""
         t0 = time.perf_counter()
         run_id = self._start_run()
+        if expected:
+            self._remaining = lambda: self._pending_chunks + round(
+                max(0, expected - self.report.files_seen) * self._forecast.chunks / max(1, self.report.files_seen))
         from .parsers import parse_underlined
 
         seen: set[str] = set()
@@ -219,6 +236,7 @@ class Ingestor:
 
     # ------------------------------------------------------------------------------------------------ batches
     def _queue(self, work: _Work) -> None:
+        self._forecast.observe(work.path, int(work.stat.st_size), len(work.chunks))
         self._pending.append(work)
         self._pending_chunks += len(work.chunks)
         if self._pending_chunks >= self.opt.commit_chunks:
@@ -249,11 +267,16 @@ class Ingestor:
                 stale = [r.id for rows in by_hash.values() for r in rows]  # ids: these rows leave this session
                 plans.append((w, reuse, new, stale))
                 to_encode.extend(new)
+        if to_encode and self.encode:
+            self._load_encoder()
         t = time.perf_counter()
         vecs = self.encode([c.passage for c in to_encode]) if to_encode and self.encode else None
-        self.report.stages["encode"] += time.perf_counter() - t
+        took = time.perf_counter() - t
+        self.report.stages["encode"] += took
         self.report.chunks_encoded += len(to_encode) if self.encode else 0
-        self.progress("encode", self.report.chunks_encoded, 0)
+        if to_encode and self.encode:
+            self._forecast_once(len(to_encode), took)
+        self.progress("encode", self.report.chunks_encoded, self._expected)
         crash_point("encode")
         t = time.perf_counter()
         with self.store.session() as s:
@@ -316,6 +339,10 @@ class Ingestor:
         G = self.gen
         fields = ("document_id", "ordinal", "heading", "text", "start_line", "end_line", "page", "char_start",
                   "char_end", "content_hash", "n_tokens", "chunker_version")
+        with self.store.sessions() as s:
+            todo_total = s.scalar(select(func.count()).select_from(Chunk).where(Chunk.removed_gen.is_(None),
+                                                                                Chunk.added_gen < G)) or 0
+        self._remaining = lambda: todo_total - self.report.chunks_encoded
         while True:
             with self.store.sessions() as s:
                 todo = list(s.scalars(select(Chunk).where(Chunk.removed_gen.is_(None), Chunk.added_gen < G)
@@ -324,11 +351,14 @@ class Ingestor:
                 old_ids = [c.id for c in todo]
             if not todo:
                 return
+            self._load_encoder()
             t = time.perf_counter()
             vecs = self.encode(passages)
-            self.report.stages["encode"] += time.perf_counter() - t
+            took = time.perf_counter() - t
+            self.report.stages["encode"] += took
             self.report.chunks_encoded += len(todo)
-            self.progress("encode", self.report.chunks_encoded, 0)
+            self._forecast_once(len(todo), took)
+            self.progress("encode", self.report.chunks_encoded, self._expected)
             with self.store.session() as s:
                 rows = []
                 for old in s.scalars(select(Chunk).where(Chunk.id.in_(old_ids)).order_by(Chunk.id)):
@@ -340,6 +370,46 @@ class Ingestor:
                 self.report.chunks_added += len(rows)
                 self.report.chunks_removed += len(rows)
             crash_point("batch")
+
+    # ------------------------------------------------------------------------------------------------ forecast
+    def _load_encoder(self) -> None:
+        if self._encoder is None and self.load_encoder is not None:
+            self._encoder = self.load_encoder()
+
+    def _files_remaining(self) -> int:
+        """Chunks expected from the files not read yet that are new or changed (by size and mtime)."""
+        rest = self._files[self._pos + 1:]
+        if not rest:
+            return self._pending_chunks
+        with self.store.sessions() as s:
+            known = {p: (size, mtime) for p, size, mtime in s.execute(
+                select(Document.path, Document.size, Document.mtime_ns).where(Document.removed_gen.is_(None)))}
+        todo = []
+        limit = self.opt.max_file_mb * 2**20
+        for f in rest:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            if st.st_size <= limit and known.get(str(f)) != (st.st_size, st.st_mtime_ns):
+                todo.append((str(f), st.st_size))
+        return self._pending_chunks + self._forecast.remaining(todo)
+
+    def _forecast_once(self, n: int, seconds: float) -> None:
+        """After the first encoded batch: how many chunks this run will encode and how long that takes, announced
+        (llara_search.notices) when it is long enough to matter."""
+        if self.report.estimate is not None or self._remaining is None or seconds <= 0:
+            return
+        left = max(0, int(self._remaining()))
+        rate = n / seconds
+        enc = self._encoder
+        dtype = str(getattr(enc, "dtype", "unknown")).removeprefix("torch.")
+        est = EncodeEstimate(self.report.chunks_encoded + left, self.report.chunks_encoded, round(rate, 2),
+                             round(left / rate, 1), str(getattr(enc, "device", "unknown")), dtype)
+        self.report.estimate = est.to_dict()
+        self._expected = est.chunks
+        if left and est.seconds >= min_seconds():
+            emit("estimate", est.message(), **est.to_dict())
 
     # ------------------------------------------------------------------------------------------------ removal
     def _remove_missing(self, roots: list[Path], seen: set[str]) -> None:
@@ -397,6 +467,7 @@ class Ingestor:
         """Write the FAISS file for generation G and name it in the database, with the run's end, in one commit."""
         G = self.gen
         t = time.perf_counter()
+        info_updates = {**self.info_on_commit, **(info_updates or {})}
         prev = self.store.current_generation()
         with self.store.sessions() as s:
             all_ids = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen.is_(None)).order_by(Chunk.id)),

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..encoder.prompts import PromptIds, add_llara_tokens, missing_llara_tokens
 from ..distributed import init as init_distributed
-from ..distributed import local_device
+from ..distributed import launched, local_device
 from ..faults import crash_point
 from .contrastive import contrastive_loss, pool
 from .pretext import build_pretext_batch, pretext_forward
@@ -66,6 +66,7 @@ class TrainConfig:
     merge: bool = False
     seed: int = 42
     device: str | None = None
+    dtype: str | None = None  # None/"auto": bfloat16 on CUDA, float32 on the CPU
     gradient_checkpointing: bool | None = None  # default: on GPU only
     data_source: str = ""
     extra: dict = field(default_factory=dict)
@@ -95,6 +96,23 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return torch.device(local_device(local_rank))
 
 
+def check_training_memory(cfg: TrainConfig, device: torch.device | None = None):
+    """What one training step of `cfg` holds (base weights + LoRA weights, gradients and AdamW state + the
+    activations kept for the backward pass) against what the device has free; raises `InsufficientMemoryError`
+    before the base model is loaded (or downloaded) when it cannot fit."""
+    from ..encoder.memory import PROMPT_TOKENS, TrainingShape, check_fits
+    from ..encoder.model import dtype_name, resolve_dtype
+
+    dev = device or _device(cfg, launched()[2])
+    checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else dev.type == "cuda"
+    if cfg.task == "pretext":
+        shape = TrainingShape(cfg.batch_size * cfg.cutoff_len, cfg.cutoff_len, cfg.lora_r, checkpointing, True)
+    else:
+        q, p = cfg.query_max_len + PROMPT_TOKENS, cfg.passage_max_len + PROMPT_TOKENS
+        shape = TrainingShape(cfg.batch_size * (q + cfg.group_size * p), p, cfg.lora_r, checkpointing, False)
+    return check_fits(cfg.base, dtype_name(resolve_dtype(cfg.dtype, dev)), str(dev), "train", training=shape)
+
+
 def checkpoints(output: Path) -> list[Path]:
     return sorted(p for p in (output / "checkpoints").glob("step-*") if (p / STATE_FILE).is_file())
 
@@ -106,13 +124,16 @@ def load_model(cfg: TrainConfig, device: torch.device, resume_from: Path | None)
     from transformers.utils import logging as hf_logging
 
     from ..encoder.checkpoint import resolve_model_dir, tokenizer_from
+    from ..encoder.model import resolve_dtype
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     model_dir = resolve_model_dir(cfg.base)
     start = resume_from or (Path(cfg.adapter) if cfg.adapter else None)
     tokenizer = tokenizer_from(model_dir, start)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = resolve_dtype(cfg.dtype, device)
+    if dtype == torch.float16:
+        raise ValueError("float16 cannot train: its gradients underflow without loss scaling; use bfloat16 or float32")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
     model.config.use_cache = False
     new_ids: list[int] = []
@@ -152,6 +173,7 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
             raise FileNotFoundError(f"--resume: no checkpoint under {output / 'checkpoints'}; start without --resume")
         resume_from = found[-1]
     torch.manual_seed(cfg.seed)
+    memory = check_training_memory(cfg, device)
     peft_model, tokenizer, new_ids = load_model(cfg, device, resume_from)
     prompt = PromptIds.for_tokenizer(tokenizer)
     net: nn.Module = _Net(peft_model)
@@ -241,6 +263,8 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
         if resume_from else None, "data": {"source": cfg.data_source, "examples": len(examples)},
         "steps": step, "epochs": round(step * per_step / len(examples), 3), "world_size": world,
         "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr, "warmup_steps": warmup,
+        "dtype": str(next(p.dtype for p in peft_model.parameters() if not p.requires_grad)).removeprefix("torch."),
+        "device": str(device), "memory": memory.to_dict(),
         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout, "targets": LORA_TARGETS},
         "new_token_ids": new_ids, "loss_first": history[0]["total"] if history else None,
         "loss_last": history[-1]["total"] if history else None, "seconds": round(seconds, 2),
@@ -288,6 +312,7 @@ def _save_final(cfg: TrainConfig, peft_model, tokenizer, card: dict) -> None:
              f"- steps: {card['steps']} ({card['epochs']} epochs), batch {card['batch_size']} × accumulation "
              f"{card['grad_accum']} × {card['world_size']} process(es), lr {card['lr']}",
              f"- LoRA r={cfg.lora_r} α={cfg.lora_alpha} dropout={cfg.lora_dropout} on {', '.join(LORA_TARGETS)}",
+             f"- base weights in {card['dtype']} on {card['device']} (LoRA weights in float32)",
              f"- loss: {card['loss_first']} → {card['loss_last']}",
              f"- time: {card['seconds']} s, {card['tokens_per_second']} tokens/s", "",
              f"Use it: `llara-search ingest DOCS --model {card['base']} --adapter {out}` (new index) or "
@@ -299,4 +324,5 @@ def _save_final(cfg: TrainConfig, peft_model, tokenizer, card: dict) -> None:
         tokenizer.save_pretrained(out / "merged")
 
 
-__all__ = ["LORA_TARGETS", "TrainConfig", "TrainingInterrupted", "checkpoints", "load_model", "train"]
+__all__ = ["LORA_TARGETS", "TrainConfig", "TrainingInterrupted", "check_training_memory", "checkpoints", "load_model",
+           "train"]
