@@ -316,8 +316,9 @@ def query(
     _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
     dtype = _dtype(dtype)
     outcome, extra = None, {}
-    # a reranker is named by this command, not by the server: the search runs here (`serve --rerank` re-ranks its own)
-    answered = None if local or rerank else _query_server(index, db_url, token, text, k=k, mode=mode, where=where)
+    # a reranker or a dtype is named by this command, not by the server: the search runs here (`serve --rerank`
+    # re-ranks its own; the server's /info says its query dtype)
+    answered = None if local or rerank or dtype else _query_server(index, db_url, token, text, k=k, mode=mode, where=where)
     if answered is not None:
         results, took = answered
     else:

@@ -31,7 +31,7 @@ def shared_tokenizer_dir() -> Path | None:
 
 def train_fallback_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 600):
     """A small SentencePiece-like BPE tokenizer with the 16 LLaRA tokens, for clones without ../shared."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     from .encoder.prompts import EBAE_SUFFIX, EBAR_SUFFIX, LLARA_TOKENS, add_llara_tokens
@@ -44,6 +44,9 @@ def train_fallback_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 600):
                                   show_progress=False)
     text = _CORPUS + "\n" + EBAE_SUFFIX + "\n" + EBAR_SUFFIX
     tok.train_from_iterator([text.replace("<s", " ")] * 3, trainer)
+    bos = tok.token_to_id("<s>")  # LLaMA's tokenizer puts <s> before every text it encodes; so must this one
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", bos)])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
                                    padding_side="left")
     assert not set(LLARA_TOKENS) & set(fast.get_vocab())

@@ -239,6 +239,7 @@ def test_cli_query_asks_the_running_server_with_identical_output(served, index):
         local = runner.invoke(app, base + ["--json", "--local"])
         assert remote.exit_code == local.exit_code == 0, (remote.output, local.output)
         a, b = json.loads(remote.stdout), json.loads(local.stdout)
+        assert b.pop("dtype", "float32") == "float32"  # a search in this process says the dtype it encoded in
         assert a.pop("took_ms") >= 0 and b.pop("took_ms") >= 0 and a == b and a["results"]
         text_remote = runner.invoke(app, base + ["--token", TOKEN]).stdout.splitlines()
         text_local = runner.invoke(app, base + ["--local"]).stdout.splitlines()
