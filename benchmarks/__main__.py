@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, cli_query, dtype, encode, index, ingest, memory, parsing, rerank, serve, soak
+from . import bm25, cli_query, dtype, encode, index, ingest, memory, milvus, parsing, rerank, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -118,6 +118,32 @@ def report() -> str:
                          f"recall@10 {r['recall@10']}, {r['bytes_per_vector']} B/vector | exact flat p50 "
                          f"{r['flat_p50_ms']} ms, {r['flat_bytes_per_vector']} B/vector | **{r['speedup_vs_flat']}×** "
                          f"faster | `{r['command']}` |")
+    for key, r in sorted(data.items()):
+        if key.startswith("milvus_lite_vs_faiss_"):
+            f, m = r["faiss"], r["milvus_lite"]
+            kind = r["data"].split("(")[-1].rstrip(")")
+            lines.append(f"| Milvus Lite vs FAISS, the same {r['n']}×{r['dim']} vectors ({kind}), "
+                         f"{r['machine'].split(' CPU')[0]} cores | Lite {m['index']}: ingest {m['ingest_s']} s, p50 "
+                         f"{m['p50_ms']} ms, recall@10 {m['recall@10']} | FAISS {f['index']}: ingest "
+                         f"{f['ingest_s']} s, p50 {f['p50_ms']} ms, recall@10 {f['recall@10']} | Lite "
+                         f"**{r['lite_latency_ratio']}×** the "
+                         f"latency, {r['lite_ingest_ratio']}× the ingest time (Lite is not a Milvus cluster) | "
+                         f"`{r['command']}` |")
+    sm = data.get("soak_milvus_lite")
+    if sm:
+        pts = sm["named_points"]
+        ok_points = sum(p["killed"] and p["same_as_uninterrupted"] and p["doctor_ok"] for p in pts["points"].values())
+        lines.append(f"| kill -9 at every crash point with vectors in Milvus Lite, then resume ({pts['data']}, "
+                     f"{pts['chunks']} chunks) | {ok_points}/{len(pts['points'])} points: doctor ok, state equals an "
+                     f"uninterrupted ingest | uninterrupted ingest into a fresh index | | `{sm['command']}` |")
+    j = data.get("milvus_jax_top10")
+    if j:
+        lines.append(f"| `ingest --vector-db jax.milvus.db` then dense queries, {j['data']} | the same top-10 up "
+                     f"to tied scores for **{j['identical_top10_up_to_tied_scores']}/{j['queries']}** queries (same "
+                     f"ten chunks {j.get('same_top10_set', '?')}/{j['queries']}, same order "
+                     f"{j['identical_top10']}/{j['queries']}; scores within {j.get('max_abs_score_diff', '?')}); "
+                     f"CLI {j['cli_identical_top10']}/{j['cli_queries']} | FAISS exact index over the same stored "
+                     f"vectors | | `{j['command']}` |")
     lines += _dtype_rows(data)
     pa = data.get("parsing")
     if pa:

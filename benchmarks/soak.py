@@ -7,6 +7,7 @@ What CI runs (tests/test_reliability.py) is a few kill points on a small corpus;
 into a fresh index, with the same chunk texts.
 
     python -m benchmarks.soak [--kills 6] [--requests 5000] [--concurrency 32] [--subset 40]
+    python -m benchmarks.soak --milvus-lite     # every crash point (Milvus's too) with vectors in Milvus Lite
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def docs_folder(root: Path, subset: int | None) -> tuple[Path, str]:
     return dst, "synthetic markdown (../shared absent)"
 
 
-def named_points(root: Path, model: Path, subset: int) -> dict:
-    from llara_search.faults import POINTS
+def named_points(root: Path, model: Path, subset: int, milvus_lite: bool = False) -> dict:
+    """`milvus_lite`: each killed index keeps its vectors in a Milvus Lite database of its own, and Milvus's crash
+    points are killed too."""
+    from llara_search.faults import MILVUS_POINTS, POINTS
 
     docs, data = docs_folder(root, subset)
     ref = root / "named-ref"
@@ -81,10 +84,12 @@ def named_points(root: Path, model: Path, subset: int) -> dict:
     assert first.returncode == 0, first.stderr
     want = summary(ref)
     out = {"data": data, "chunks": want["chunks_total"], "points": {}}
-    for point in [p for p in POINTS if p not in ("train-step", "compact")]:
+    for point in [p for p in POINTS if p not in ("train-step", "compact")
+                  and (milvus_lite or p not in MILVUS_POINTS)]:
         at = f"{point}:2" if point in ("parse", "encode", "vectors", "commit", "batch") else point
         index = root / f"named-{point}"
-        crashed = cli("ingest", docs, "--index", index, "--model", model, "--json",
+        vector_db = ["--vector-db", root / f"named-{point}.milvus.db"] if milvus_lite else []
+        crashed = cli("ingest", docs, "--index", index, "--model", model, "--json", *vector_db,
                       env={"LLARA_SEARCH_CRASH_AT": at})
         after_crash = cli("doctor", "--index", index, "--json") if (index / "meta.sqlite").exists() else None
         resumed = cli("ingest", docs, "--index", index, "--model", model, "--json")
@@ -98,6 +103,8 @@ def named_points(root: Path, model: Path, subset: int) -> dict:
             "doctor_ok": got["doctor_ok"] and got["doctor_warnings"] == 0,
         }
         shutil.rmtree(index)
+        if milvus_lite:
+            shutil.rmtree(root / f"named-{point}.milvus.db", ignore_errors=True)
         print(at, out["points"][at], flush=True)
     return out
 
@@ -223,7 +230,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--subset", type=int, default=40, help="files of the docs folder used for the named points")
     ap.add_argument("--parts", default="named,kills,load", help="which parts to run (the others keep their last "
                     "recorded result)")
+    ap.add_argument("--milvus-lite", action="store_true", help="only the named crash points, vectors in Milvus Lite")
     args = ap.parse_args(argv)
+    if args.milvus_lite:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = make_tiny_llara(Path(tmp) / "model", tokenizer_dir=shared_tokenizer_dir())
+            named = named_points(Path(tmp), model, args.subset, milvus_lite=True)
+        res = {"named_points": named, "machine": machine(),
+               "all_ok": all(p["killed"] and p["resume_ok"] and p["same_as_uninterrupted"] and p["doctor_ok"]
+                             for p in named["points"].values()),
+               "command": f"python -m benchmarks.soak --milvus-lite --subset {args.subset}"}
+        record("soak_milvus_lite", res)
+        print(json.dumps(res, indent=1))
+        return res
     parts = set(args.parts.split(","))
     res = dict(json.loads(RESULTS_JSON.read_text()).get("soak", {})) if RESULTS_JSON.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,6 +26,9 @@ err = Console(stderr=True, soft_wrap=True)
 IndexOpt = typer.Option(None, "--index", help="Index folder [default: $LLARA_SEARCH_INDEX or ./indexes/default]")
 DbUrlOpt = typer.Option(None, "--db-url", help="SQLAlchemy URL of the metadata database [default: <index>/meta.sqlite]")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object (for scripts)")
+VectorDbOpt = typer.Option(None, "--vector-db", help="Where a new index keeps its vectors: faiss (default), a Milvus "
+                           "Lite file (./vectors.milvus.db) or a Milvus server (http://host:19530; credentials from "
+                           "MILVUS_TOKEN); recorded with the index [default: $LLARA_SEARCH_VECTOR_DB or faiss]")
 DtypeOpt = typer.Option("auto", "--dtype", envvar="LLARA_SEARCH_DTYPE", metavar="DTYPE",
                         help="Precision the model is loaded and run in: auto (bfloat16 on CUDA, float32 on the CPU) "
                              "| float32 | bfloat16 (half the memory) | float16")
@@ -46,7 +49,8 @@ def _fail(message: str, code: int = 1) -> None:
 
 _EXPECTED = {"llara_search.engine": "EngineError", "llara_search.store.db": "StoreError",
              "llara_search.layout": "IndexLockedError", "llara_search.search": "EmptyIndexError",
-             "llara_search.index.generations": "IndexFileError", "llara_search.client": "LlaraSearchError"}
+             "llara_search.index.generations": "IndexFileError", "llara_search.client": "LlaraSearchError",
+             "llara_search.index.backend": "VectorDBError"}
 
 
 def _expected_errors() -> tuple[type, ...]:
@@ -83,10 +87,20 @@ def _guard(fn):
     return wrapper
 
 
-def _open(index, db_url, *, create=False, model=None, show_progress=False, dtype=None):
+def _open(index, db_url, *, create=False, model=None, show_progress=False, vector_db=None, dtype=None):
     from .engine import Engine
 
-    return Engine.open(index, db_url=db_url, model=model, create=create, show_progress=show_progress, dtype=dtype)
+    return Engine.open(index, db_url=db_url, model=model, create=create, show_progress=show_progress,
+                       vector_db=vector_db, dtype=dtype)
+
+
+def _index_type_ok(index_type) -> None:
+    from .index.backend import ALL_INDEX_TYPES, FAISS_INDEX_TYPES
+
+    if index_type is not None and index_type not in ALL_INDEX_TYPES:
+        extra = ", ".join(t for t in ALL_INDEX_TYPES if t not in FAISS_INDEX_TYPES)
+        _fail(f"--index-type must be one of {', '.join(FAISS_INDEX_TYPES)} (Milvus also takes {extra}), not "
+              f"{index_type!r}", 2)
 
 
 def _print_notice(event: str, message: str, fields: dict) -> None:
@@ -150,9 +164,11 @@ def ingest(
     chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=8, help="Token budget of a chunk [256]"),
     include: List[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)"),
     exclude: List[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)"),
-    index_type: Optional[str] = typer.Option(None, "--index-type", help="auto | flat | ivfpq [auto]"),
+    index_type: Optional[str] = typer.Option(None, "--index-type", help="auto | flat | ivfpq; Milvus: auto | flat | "
+                                             "ivf_flat | hnsw | ivfpq | diskann [auto]"),
     index_factory: Optional[str] = typer.Option(None, "--index-factory", help="Expert: a FAISS factory string "
                                                 "({nlist} is filled in)"),
+    vector_db: Optional[str] = VectorDbOpt,
     no_delete: bool = typer.Option(False, "--no-delete", help="Keep documents whose files are gone"),
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
     max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
@@ -161,12 +177,10 @@ def ingest(
     as_json: bool = JsonOpt,
 ) -> None:
     """Parse, chunk, encode and store files; only new and changed files are encoded."""
-    from .index import INDEX_TYPES
     from .ingest.pipeline import IngestOptions
 
     dtype = _dtype(dtype)
-    if index_type is not None and index_type not in INDEX_TYPES:
-        _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
+    _index_type_ok(index_type)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         _fail(f"no such file or folder: {missing[0]}", 2)
@@ -176,7 +190,7 @@ def ingest(
     memory = _check_new_index(index, db_url, model, adapter, dtype)
 
     def run(pool, device):
-        engine = _open(index, db_url, create=True, model=model, dtype=dtype)
+        engine = _open(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
         engine.pool, engine.device = pool, device
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             return engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
@@ -441,6 +455,7 @@ def eval_(
                                         "BAAI/LLARA-passage]"),
     mode: str = typer.Option("dense", "--mode", help="dense | bm25 | hybrid"),
     index_type: Optional[str] = typer.Option(None, "--index-type", help="auto | flat | ivfpq [auto]"),
+    vector_db: Optional[str] = VectorDbOpt,
     chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=8, help="Token budget of a chunk [256]"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Most texts per encoder batch"),
     k: int = typer.Option(100, "-k", "--k", min=1, max=1000, help="Documents retrieved per query"),
@@ -457,7 +472,6 @@ def eval_(
     """Ingest a BEIR corpus (reused when unchanged), run its judged queries, report nDCG@10, Recall@100, MRR@10, MAP@100."""
     from .engine import TEXT_ONLY
     from .eval import BeirError, evaluate, load_beir
-    from .index import INDEX_TYPES
     from .ingest.pipeline import IngestOptions
     from .layout import default_index_dir
     from .search import MODES
@@ -465,8 +479,7 @@ def eval_(
     dtype = _dtype(dtype)
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}", 2)
-    if index_type is not None and index_type not in INDEX_TYPES:
-        _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
+    _index_type_ok(index_type)
     _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
     try:
         data = load_beir(beir_dir, split)
@@ -478,7 +491,7 @@ def eval_(
     if index is None:
         index = default_index_dir().parent / "eval" / f"{data.name}-{_model_slug(model)}"
     _check_new_index(index, db_url, model, None, dtype)
-    engine = _open(index, db_url, create=True, model=model, dtype=dtype)
+    engine = _open(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
     reranker = engine.reranker(rerank, base=rerank_base) if rerank else None  # a bad reranker fails before ingesting
     opts = IngestOptions(index_type=index_type, batch_size=batch_size)
     try:
@@ -749,8 +762,9 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
         return
     t = Table(show_header=False, title=f"index {s['index']}")
     for key in ("model", "adapter", "fingerprint", "dim", "documents", "chunks_total", "generation", "index_type",
-                "factory", "ntotal", "nprobe"):
-        t.add_row(key, str(s[key]))
+                "factory", "ntotal", "nprobe", "vector_db"):
+        if key in s:
+            t.add_row(key, str(s[key]))
     if s.get("passage_dtypes"):
         t.add_row("encoded in", ", ".join(s["passage_dtypes"]))
     for key, v in s["bytes_on_disk"].items():
@@ -780,15 +794,16 @@ def delete(paths: List[str] = typer.Argument(..., help="Files or folders whose d
 @app.command()
 @_guard
 def reindex(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
-            index_type: Optional[str] = typer.Option(None, "--index-type", help="auto | flat | ivfpq"),
+            index_type: Optional[str] = typer.Option(None, "--index-type", help="auto | flat | ivfpq; Milvus: auto | "
+                                                     "flat | ivf_flat | hnsw | ivfpq | diskann"),
             index_factory: Optional[str] = typer.Option(None, "--index-factory"),
+            vector_db: Optional[str] = typer.Option(None, "--vector-db", help="Move the index's vectors to this "
+                                                    "vector database (faiss, a Milvus Lite .db file, or "
+                                                    "http://host:19530), rebuilt from the stored vectors"),
             as_json: bool = JsonOpt) -> None:
-    """Retrain and rebuild the vector index from stored vectors (no re-encoding)."""
-    from .index import INDEX_TYPES
-
-    if index_type is not None and index_type not in INDEX_TYPES:
-        _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
-    r = _open(index, db_url).reindex(index_type, index_factory)
+    """Retrain and rebuild the vector index from stored vectors (no re-encoding); `--vector-db` moves it."""
+    _index_type_ok(index_type)
+    r = _open(index, db_url).reindex(index_type, index_factory, vector_db=vector_db)
     if as_json:
         _print_json(r.to_dict())
     else:

@@ -47,6 +47,7 @@ class Diagnosis:
     # ids and files a repair needs (not shown)
     bad_vector_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     orphan_files: list[Path] = field(default_factory=list)
+    orphan_collections: list[str] = field(default_factory=list)  # Milvus collections of this index no generation names
     broken_index_file: Path | None = None
     rebuild_index: bool = False
     rebuild_lexical: bool = False
@@ -62,9 +63,12 @@ class Diagnosis:
 
 
 class Doctor:
-    def __init__(self, paths: IndexPaths, store: Store):
+    def __init__(self, paths: IndexPaths, store: Store, backend=None):
+        """`backend`: the index's vector backend (None: FAISS files, or a text-only index)."""
         self.paths = paths
         self.store = store
+        self.backend = backend
+        self.milvus = backend is not None and backend.kind == "milvus"
 
     # ------------------------------------------------------------------------------------------------ checks
     def diagnose(self) -> Diagnosis:
@@ -88,7 +92,10 @@ class Doctor:
         if not text_only:
             vectors = VectorStore(self.paths.vectors, int(info["dim"]))
             self._vectors(d, gen, vectors, live)
-            self._index_file(d, gen, live)
+            if self.milvus and str(gen.index_file).startswith("milvus:"):
+                self._milvus_collection(d, gen, live)
+            else:
+                self._index_file(d, gen, live)
             self._fingerprint(d, info, gen)
         self._leftovers(d, gen)
         self._runs(d, info)
@@ -184,6 +191,41 @@ class Doctor:
             return
         d.rebuild_index = bool(len(d.bad_vector_ids))
 
+    def _milvus_collection(self, d: Diagnosis, gen: Generation, live: np.ndarray) -> None:
+        """Milvus ids visible at the generation against the database's rows (the same check as a FAISS file's ids)."""
+        from .index.backend import VectorDBError
+
+        d.rebuild_index = True
+        name = self.backend.collection_of(gen)
+        d.checked["vector_db"] = self.backend.uri
+        try:
+            self.backend._verify(name)
+            self.backend._loaded(name)
+            from .index.milvus import visible_at
+
+            ids = self.backend._ids(name, visible_at(gen.id))
+        except VectorDBError as exc:
+            unreachable = "cannot reach" in str(exc) or "refused the credentials" in str(exc) or \
+                "another process" in str(exc)
+            d.rebuild_index = not unreachable and "belongs to" not in str(exc) and "-d vectors" not in str(exc)
+            d.problems.append(Finding("index", str(exc), "rebuild the collection from the stored vectors"
+                                      if d.rebuild_index else None))
+            return
+        d.checked["index_ntotal"] = int(len(ids))
+        d.checked["index_type"] = gen.index_type
+        if not np.array_equal(ids, live):
+            extra, missing = np.setdiff1d(ids, live), np.setdiff1d(live, ids)
+            d.problems.append(Finding("index", f"Milvus collection {name} holds {len(ids)} vectors of generation "
+                                      f"{gen.id}, the database {len(live)} chunks ({len(missing)} missing, "
+                                      f"{len(extra)} extra)", "rebuild the collection from the stored vectors"))
+            return
+        d.rebuild_index = bool(len(d.bad_vector_ids))
+        alias = self.backend.alias_target()
+        if alias != name:
+            d.warnings.append(Finding("alias", f"Milvus alias {self.backend.prefix} points at {alias or 'nothing'}, "
+                                      f"not at the current collection {name} (an interrupted switch)",
+                                      "switch the alias"))
+
     def _fingerprint(self, d: Diagnosis, info: dict, gen: Generation) -> None:
         from .encoder import fingerprint_for
 
@@ -212,6 +254,19 @@ class Doctor:
                     d.orphan_files.append(f)
         if info_dim := self.store.get_info().get("dim"):
             d.orphan_files += VectorStore(self.paths.vectors, int(info_dim)).orphans()
+        if self.milvus and gen is not None:
+            from .index.backend import VectorDBError
+
+            keep = set(self.store.generation_index_files(gen.id - 1).values())
+            try:
+                d.orphan_collections = self.backend.orphans(keep)
+            except VectorDBError:
+                pass  # reported by the collection check
+            if d.orphan_collections:
+                d.warnings.append(Finding("collections", f"{len(d.orphan_collections)} Milvus collections of this "
+                                          "index no generation names (left by an interrupted rebuild): " +
+                                          ", ".join(d.orphan_collections[:5]),
+                                          "rename them to <name>_quarantine_<time>_... (never dropped)"))
         lexical = LexicalIndex(self.paths.lexical)
         d.orphan_files += lexical.orphans([gen.id - 1, gen.id] if gen is not None else [])
         if d.orphan_files:
@@ -260,6 +315,12 @@ class Doctor:
                 LexicalIndex(self.paths.lexical).rebuild(g, self.store.visible_chunk_texts(g))
                 write_head(self.paths, g)
                 done.append(f"rebuilt the lexical index of generation {g} from the chunk rows")
+            if d.orphan_collections:
+                manifest += self.backend.quarantine(d.orphan_collections, qdir.name)
+                done.append(f"renamed {len(d.orphan_collections)} Milvus collections no generation names")
+            if any(w.check == "alias" for w in d.warnings) and not d.rebuild_index:
+                self.backend.switch_alias(self.backend.collection_of(self.store.current_generation()))
+                done.append(f"switched the Milvus alias {self.backend.prefix}")
             if d.rebuild_index:
                 gen = self._rebuild(d, qdir, manifest)
                 done.append(f"rebuilt the vector index from the stored vectors as generation {gen}")
@@ -274,7 +335,8 @@ class Doctor:
 
         info = self.store.get_info()
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
-        ing = Ingestor(self.paths, self.store, vectors, None, None, str(info["fingerprint"]), IngestOptions())
+        ing = Ingestor(self.paths, self.store, vectors, None, None, str(info["fingerprint"]), IngestOptions(),
+                       backend=self.backend)
         bad = [int(i) for i in d.bad_vector_ids]
         if bad:
             qdir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .encoder import DEFAULT_MODEL, fingerprint_for, load_tokenizer
 from .index import VectorStore
-from .index.generations import needs_retrain
+from .index.backend import FAISS, VectorBackend, VectorDBError, is_faiss, normalize_vector_db, open_backend
 from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
@@ -92,6 +92,29 @@ def _bind(paths: IndexPaths, store: Store) -> None:
         store.set_info(s, index_id=f.read_text().strip())
 
 
+def _random_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def _new_vector_db(paths: IndexPaths, uri: str) -> tuple[str, VectorBackend | None, str | None]:
+    """The normalized `--vector-db` of an index being created or moved, with a connected backend for an index
+    that does not exist yet (so that an unreachable Milvus is refused before a folder or database is made)."""
+    try:
+        want = normalize_vector_db(uri)
+    except VectorDBError as exc:
+        raise EngineError(str(exc)) from None
+    if is_faiss(want) or paths.exists():
+        return want, None, None
+    new_id = _random_id()
+    backend = open_backend(paths, {"index_id": new_id, "dim": 0}, want)
+    try:
+        backend.check_writable(None)
+    except VectorDBError:
+        backend.close()
+        raise
+    return want, backend, new_id
 def check_encoder_memory(model: str | None, *, adapter: str | None = None, dtype: str | None = None,
                          device: str | None = None, max_length: int = 512) -> Estimate | None:
     """The memory check of the encoder an ingest would load (`model`, or $LLARA_SEARCH_MODEL, or the default),
@@ -132,6 +155,9 @@ class Engine:
         self.show_progress = show_progress
         self._encoder: LlaraEncoder | None = None
         self._searcher: Searcher | None = None
+        self._backend: VectorBackend | None = None
+        self._vector_db: str | None = None  # --vector-db of an index being created, recorded with its model
+        self._new_index_id: str | None = None
         self.pool = None  # an EncodePool under torchrun: passages are encoded by every process (distributed.py)
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -142,9 +168,12 @@ class Engine:
     @classmethod
     def open(cls, index_dir: str | os.PathLike | None = None, *, db_url: str | None = None,
              model: str | None = None, create: bool = False, device: str | None = None, dtype: str | None = None,
-             show_progress: bool = False) -> "Engine":
-        """Open an index folder (and its database). `create=True` makes a new one; otherwise it must exist."""
+             show_progress: bool = False, vector_db: str | None = None) -> "Engine":
+        """Open an index folder (and its database). `create=True` makes a new one; otherwise it must exist.
+        `vector_db`: where a new index keeps its vectors (`faiss`, a Milvus Lite `.db` path or a Milvus server
+        URI); an existing index must name the one it was created with."""
         paths = IndexPaths(Path(index_dir) if index_dir else default_index_dir(), db_url)
+        pending = _new_vector_db(paths, vector_db) if vector_db is not None else None
         if not create:
             if not paths.root.is_dir():
                 raise EngineError(f"no index at {paths.root}; build one with `llara-search ingest PATH --index "
@@ -170,6 +199,22 @@ class Engine:
                 f"index {paths.root} was built with model {info['model']}, not {model_identity(model)}; use a new "
                 "--index for the other model, or rebuild this one (delete the folder and ingest again)"
             )
+        if pending is not None:
+            want, backend, new_id = pending
+            recorded = info.get("vector_db") or (FAISS if info.get("model") else None)
+            if recorded is not None and recorded != want:
+                store.close()
+                if backend is not None:
+                    backend.close()
+                where = "FAISS files" if is_faiss(recorded) else recorded
+                raise EngineError(f"index {paths.root} keeps its vectors in {where}, not {want}; to move them run "
+                                  f"`llara-search reindex --index {paths.root} --vector-db {want}`, or use a new "
+                                  "--index")
+            if recorded is None:
+                engine._vector_db, engine._new_index_id = want, new_id
+                engine._backend = backend
+            elif backend is not None:
+                backend.close()
         return engine
 
     @property
@@ -177,6 +222,8 @@ class Engine:
         return self.store.get_info()
 
     def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
         self.store.close()
 
     def __enter__(self) -> "Engine":
@@ -238,8 +285,26 @@ class Engine:
             dim = self.info.get("dim")
             if dim is None:
                 raise EngineError(f"index {self.paths.root} is empty; run `llara-search ingest` first")
-            self._searcher = Searcher(self.paths, self.store, int(dim) or None)
+            self._searcher = Searcher(self.paths, self.store, int(dim) or None, self.backend if dim else None)
         return self._searcher
+
+    @property
+    def backend(self) -> VectorBackend:
+        """Where the index keeps its vectors (FAISS files, Milvus Lite or a Milvus server)."""
+        if self._backend is None:
+            self._backend = open_backend(self.paths, self.info)
+        return self._backend
+
+    def _check_vectors(self, rebuild: bool = False) -> None:
+        """Before a writer changes anything: the vector database is reachable and, unless everything is rebuilt from
+        the stored vectors, still holds what the committed generation names (else one line, nothing changed)."""
+        info = self.info
+        if info.get("model") == TEXT_ONLY or (is_faiss(info.get("vector_db")) and info.get("model")):
+            return
+        if not info.get("model") and is_faiss(self._vector_db):
+            return
+        gen = self.store.current_generation()
+        self.backend.check_writable(None if rebuild else gen)
 
     # ------------------------------------------------------------------------------------------------ search
     def search(self, query: str, k: int = 10, mode: str = "dense", where: str | None = None, *,
@@ -417,7 +482,13 @@ class Engine:
 
                 dim = int(AutoConfig.from_pretrained(resolve_model_dir(name), local_files_only=True).hidden_size)
                 record = dict(model=name, adapter=adapter_id, fingerprint=fp, dim=dim, max_length=512,
-                              index_type=index_type or "auto", index_factory=index_factory)
+                              index_type=index_type or "auto", index_factory=index_factory,
+                              **self._vector_db_record(dim))
+                if not is_faiss(record["vector_db"]) and index_factory:
+                    raise EngineError("--index-factory is a FAISS setting; a Milvus index is chosen with --index-type")
+                self.backend.check_index_type(index_type)
+            if name == TEXT_ONLY and not is_faiss(self._vector_db):
+                raise EngineError("a text-only index (--model none) has no vectors; leave out --vector-db")
             with self.store.session() as s:
                 self.store.set_info(s, chunk_tokens=int(chunk_tokens or DEFAULT_CHUNK_TOKENS), **record)
             info = self.info
@@ -431,8 +502,11 @@ class Engine:
                 raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index")
             updates = {}
             if index_type and index_type != info.get("index_type"):
+                self.backend.check_index_type(index_type)
                 updates["index_type"] = index_type
             if index_factory and index_factory != info.get("index_factory"):
+                if not is_faiss(info.get("vector_db")):
+                    raise EngineError("--index-factory is a FAISS setting; a Milvus index is chosen with --index-type")
                 updates["index_factory"] = index_factory
             if chunk_tokens and int(chunk_tokens) != int(info.get("chunk_tokens", DEFAULT_CHUNK_TOKENS)):
                 updates["chunk_tokens"] = int(chunk_tokens)
@@ -450,6 +524,22 @@ class Engine:
         chunker = Chunker(tokenizer, int(info.get("chunk_tokens", DEFAULT_CHUNK_TOKENS)), int(info["max_length"]))
         return info, chunker, info["fingerprint"]
 
+    def _vector_db_record(self, dim: int) -> dict:
+        """What a new index records about its vector backend: `vector_db`, and an index id that names (and owns)
+        its Milvus collections."""
+        want = self._vector_db
+        if want is None and os.environ.get("LLARA_SEARCH_VECTOR_DB"):
+            want = _new_vector_db(self.paths, os.environ["LLARA_SEARCH_VECTOR_DB"])[0]
+        want = want or FAISS
+        if is_faiss(want):
+            return {"vector_db": FAISS}
+        index_id = self.info.get("index_id") or self._new_index_id or _random_id()
+        if self._backend is None or getattr(self._backend, "uri", None) != want:
+            self._backend = open_backend(self.paths, {"index_id": index_id, "dim": dim}, want)
+        self._backend.index_id, self._backend.dim = index_id, dim
+        self._backend.check_writable(None)
+        return {"vector_db": want, "index_id": index_id}
+
     def _ingestor(self, chunker: Chunker | None, fingerprint: str, options: IngestOptions,
                   progress: Callable | None) -> Ingestor:
         if self.info.get("model") == TEXT_ONLY:
@@ -459,7 +549,7 @@ class Engine:
         spec = self._spec(info["model"], info.get("adapter"))
         ing = Ingestor(self.paths, self.store, vectors, chunker,
                        lambda texts: self._encode_passages(self.encoder, spec, texts, options.batch_size),
-                       fingerprint, options, progress)
+                       fingerprint, options, progress, backend=self.backend)
 
         def load():
             enc = self.encoder
@@ -498,6 +588,7 @@ class Engine:
         options = options or IngestOptions()
         memory = self.check_memory(model, adapter) if not self.info.get("model") else None
         with WriteLock(self.paths.lock, wait=wait):
+            self._check_vectors()
             info = self.info
             reencoded = 0
             if adapter is not None and info.get("model") and _adapter_id(adapter) != info.get("adapter"):
@@ -517,6 +608,7 @@ class Engine:
         if self.info.get("model") not in (None, TEXT_ONLY):  # before the lock file is touched
             memory = self.check_memory(adapter=adapter_id, for_adapter=True)
         with WriteLock(self.paths.lock):
+            self._check_vectors(rebuild=True)
             return self._reencode(adapter_id, progress, memory)
 
     def _reencode(self, adapter_id: str | None, progress, memory: Estimate | None = None) -> IngestReport:
@@ -539,7 +631,7 @@ class Engine:
         self._prepare_write(None, None, None, None, None, allow_pending=True, need_chunker=False)
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
         ing = Ingestor(self.paths, self.store, vectors, None, lambda t: self._encode_passages(enc, spec, t), fp,
-                       IngestOptions(), progress)
+                       IngestOptions(), progress, backend=self.backend)
         ing.load_encoder = lambda: enc
         t = time.perf_counter()
         ing.reencode_all()
@@ -562,6 +654,7 @@ class Engine:
         options = options or IngestOptions()
         memory = self.check_memory(model) if not self.info.get("model") else None
         with WriteLock(self.paths.lock):
+            self._check_vectors()
             _, chunker, fp = self._prepare_write(model, None, chunk_tokens, options.index_type, options.index_factory)
             report = self._ingestor(chunker, fp, options, progress).run_records(records, source, expected)
             return self._with_memory(report, memory)
@@ -571,6 +664,7 @@ class Engine:
         from sqlalchemy import select
 
         with WriteLock(self.paths.lock):
+            self._check_vectors()
             _, chunker, fp = self._prepare_write(None, None, None, None, None, need_chunker=False)
             ing = self._ingestor(chunker, fp, IngestOptions(), None)
             with self.store.sessions() as s:
@@ -585,19 +679,60 @@ class Engine:
             ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
             return ing.report
 
-    def reindex(self, index_type: str | None = None, index_factory: str | None = None) -> IngestReport:
-        """Retrain and rebuild the FAISS index from the stored vectors (no re-encoding) as a new generation."""
+    def reindex(self, index_type: str | None = None, index_factory: str | None = None,
+                vector_db: str | None = None) -> IngestReport:
+        """Retrain and rebuild the vector index from the stored vectors (no re-encoding) as a new generation.
+        `vector_db`: build it in another vector database (FAISS, Milvus Lite, a Milvus server) and move the index
+        there; readers follow with the generation's commit, and the old one is left for readers still on it."""
         if self.info.get("model") == TEXT_ONLY:
             raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index to rebuild")
+        target = _new_vector_db(self.paths, vector_db)[0] if vector_db is not None else None
+        if target is not None and not self.info.get("model"):
+            raise EmptyIndexError(f"index {self.paths.root} has no committed data yet; nothing to move")
+        if target is not None and target == (self.info.get("vector_db") or FAISS):
+            target = None
         with WriteLock(self.paths.lock):
-            _, chunker, fp = self._prepare_write(None, None, None, index_type, index_factory, need_chunker=False)
-            ing = self._ingestor(chunker, fp, IngestOptions(index_type=index_type, index_factory=index_factory), None)
+            if target is None:
+                self._check_vectors(rebuild=True)
+                _, chunker, fp = self._prepare_write(None, None, None, index_type, index_factory, need_chunker=False)
+                ing = self._ingestor(chunker, fp, IngestOptions(index_type=index_type, index_factory=index_factory),
+                                     None)
+                updates = None
+            else:
+                ing, updates = self._move_to(target, index_type, index_factory)
             t = time.perf_counter()
-            ing.commit_generation(rebuild=True, force=True)
+            ing.commit_generation(rebuild=True, force=True, info_updates=updates)
+            if target is not None:
+                old, self._backend, self._searcher = self._backend, ing.backend, None
+                if old is not None and old is not ing.backend:
+                    old.close()
             ing.report.seconds = time.perf_counter() - t
             counts = self.store.counts(ing.report.generation or 0)
             ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
             return ing.report
+
+    def _move_to(self, target: str, index_type: str | None, index_factory: str | None) -> tuple[Ingestor, dict]:
+        """An Ingestor that rebuilds the index in `target`, and the facts to record with the generation it commits."""
+        _, _, fp = self._prepare_write(None, None, None, None, None, need_chunker=False)
+        info = self.info
+        index_id = info.get("index_id") or _random_id()
+        backend = open_backend(self.paths, info | {"index_id": index_id}, target)
+        if is_faiss(target) and index_type not in (None, "auto", "flat", "ivfpq"):
+            index_type = None
+        backend.check_index_type(index_type)
+        if index_factory and not is_faiss(target):
+            raise EngineError("--index-factory is a FAISS setting; a Milvus index is chosen with --index-type")
+        backend.check_writable(None)
+        updates = {"vector_db": target, "index_id": index_id, "index_type": index_type or "auto",
+                   "index_factory": index_factory if is_faiss(target) else None}
+        if not is_faiss(info.get("vector_db")):
+            # `compact` drops the old collections once no reader can be on a generation that names them
+            updates["retired_vector_db"] = info["vector_db"]
+        vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
+        ing = Ingestor(self.paths, self.store, vectors, None, None, fp,
+                       IngestOptions(index_type=index_type or "auto", index_factory=updates["index_factory"]), None,
+                       backend=backend)
+        return ing, updates
 
     def compact(self, grace_s: float = COMPACT_GRACE_S, wait: bool = False) -> dict:
         """Give back the disk space of removed chunks: their rows, old index files, and dead stored vectors (which a
@@ -616,6 +751,7 @@ class Engine:
             age = (utcnow() - created).total_seconds()
             horizon = gen.id if age >= grace_s else gen.id - 1
             t = time.perf_counter()
+            self._check_vectors()
             _, chunker, fp = self._prepare_write(None, None, None, None, None, allow_pending=False,
                                                  need_chunker=False)
             ing = self._ingestor(chunker, fp, IngestOptions(), None)
@@ -623,6 +759,8 @@ class Engine:
             if ing.lexical.optimize(gen.id):  # one segment without the removed chunks' postings
                 write_head(self.paths, gen.id)
                 ing.lexical.cleanup(range(horizon, gen.id + 1))
+            self.backend.compact()
+            self._retire_vector_db(horizon == gen.id)
             self.store.optimize()
             after = self._disk_sizes()
         return {"index": str(self.paths.root), "generation": gen.id,
@@ -630,6 +768,20 @@ class Engine:
                 "vector_rows_dropped": dropped, "bytes_before": before, "bytes_after": after,
                 "bytes_freed": sum(before.values()) - sum(after.values()),
                 "seconds": round(time.perf_counter() - t, 3)}
+
+    def _retire_vector_db(self, no_reader_left: bool) -> None:
+        """After `reindex --vector-db` moved the index away from Milvus: drop its collections there once no reader
+        can be on a generation that names them."""
+        old = self.info.get("retired_vector_db")
+        if not old or not no_reader_left:
+            return
+        retired = open_backend(self.paths, self.info, old)
+        try:
+            retired.cleanup(0, 0, {})
+        finally:
+            retired.close()
+        with self.store.session() as s:
+            self.store.set_info(s, retired_vector_db=None)
 
     def _disk_sizes(self) -> dict[str, int]:
         sizes = {"database": 0, "vectors": 0, "index": 0, "lexical": 0}
@@ -640,6 +792,8 @@ class Engine:
             sizes["vectors"] = VectorStore(self.paths.vectors, int(dim)).disk_bytes()
         if self.paths.generations.is_dir():
             sizes["index"] = sum(f.stat().st_size for f in self.paths.generations.glob("gen-*.faiss"))
+        if not is_faiss(self.info.get("vector_db")):
+            sizes["index"] += self.backend.disk_bytes()  # a Milvus Lite folder; a server's disks are not ours to count
         if self.paths.lexical.is_dir():
             sizes["lexical"] = sum(f.stat().st_size for f in self.paths.lexical.iterdir())
         return sizes
@@ -661,8 +815,14 @@ class Engine:
         }
         out["bytes_on_disk"] = self._disk_sizes()
         out["lexical"] = LexicalIndex(self.paths.lexical).describe(gen.id) if gen else None
-        out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
-                                            info.get("index_type", "auto")) if gen and gen.index_file else None
+        if info.get("model") != TEXT_ONLY:
+            out.update(self.backend.status())
+        try:
+            out["reindex_hint"] = self.backend.needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
+                                                             info.get("index_type", "auto")) \
+                if gen and gen.index_file else None
+        except VectorDBError as exc:  # status reports what the database knows even when Milvus is away
+            out["reindex_hint"], out["vector_db_error"] = None, str(exc)
         return out
 
     def doctor(self, repair: bool = False, wait: bool = False) -> dict:
@@ -670,7 +830,8 @@ class Engine:
         derived parts and quarantines what it cannot explain, then checks again."""
         from .doctor import Doctor
 
-        doc = Doctor(self.paths, self.store)
+        doc = Doctor(self.paths, self.store, self.backend if self.info.get("model") not in (None, TEXT_ONLY)
+                     else None)
         found = doc.diagnose()
         if not repair:
             return found.to_dict() | {"repaired": []}

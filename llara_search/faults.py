@@ -21,12 +21,17 @@ POINTS = {
     "commit": "inside the transaction that creates the rows of a batch, after its vectors were fsynced",
     "batch": "after a batch was committed",
     "lexical": "after the lexical index files of a new generation were written, before the vector index file",
-    "save": "before the index file of a new generation is written",
-    "saved": "after the index file was renamed into place, before the database names it",
+    "save": "before the index file of a new generation is written (Milvus: before its rows are flushed)",
+    "saved": "after the index file was renamed into place (Milvus: rows written and flushed), before the database "
+             "names it",
+    "milvus-write": "after one call wrote vectors into Milvus (rows of a generation the database does not name yet)",
+    "switch": "after the database committed a Milvus generation, before the alias is switched to its collection",
     "cleanup": "after a generation was committed, before old rows and files are purged",
+    "milvus-purge": "after the database purged removed rows, before Milvus deletes them and drops old collections",
     "compact": "after a compaction wrote the new epoch of stored vectors and recorded it, before switching to it",
     "train-step": "after a training step (and its checkpoint, when one is due)",
 }
+MILVUS_POINTS = frozenset({"milvus-write", "switch", "milvus-purge"})  # passed only with --vector-db on Milvus
 _passed: Counter[str] = Counter()
 
 

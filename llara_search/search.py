@@ -84,10 +84,12 @@ class GenerationPin:
 class Searcher:
     """Holds the FAISS index of the latest committed generation and reloads it when a newer one is committed."""
 
-    def __init__(self, paths: IndexPaths, store: Store, dim: int | None):
-        """`dim=None`: a text-only index (BM25 only), which has no vectors and no FAISS file."""
+    def __init__(self, paths: IndexPaths, store: Store, dim: int | None, backend=None):
+        """`dim=None`: a text-only index (BM25 only), which has no vectors and no FAISS file. `backend`: the vector
+        backend that opens generations (default: FAISS files)."""
         self.paths = paths
         self.store = store
+        self.backend = backend
         self.vectors = VectorStore(paths.vectors, dim) if dim else None
         self.lexical = LexicalIndex(paths.lexical)
         self._pin = GenerationPin(paths, store)
@@ -105,7 +107,8 @@ class Searcher:
             if self.gen is None or gen.id != self.gen.id:
                 self.gen, self.ann = gen, None
             if need_ann and self.ann is None and gen.index_file:
-                self.ann = load_ann(self.paths.generation_file(gen.id), gen)
+                self.ann = self.backend.open(gen) if self.backend is not None else \
+                    load_ann(self.paths.generation_file(gen.id), gen)
             return self.gen, self.ann
 
     # ------------------------------------------------------------------------------------------------ dense
@@ -117,12 +120,12 @@ class Searcher:
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in range(len(qvecs))]
         if ann.exact:
-            scores, ids = ann.search(qvecs, k, allowed=allowed)
+            scores, ids = ann.search(qvecs, k, allowed=allowed, where=where)
             return [_pairs(i, s) for i, s in zip(ids, scores)]
         if allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
             return self._exact(qvecs, allowed, k)
         n_cand = max(k, (rerank or ann.plan.rerank) * k)  # the depth tuned with nprobe at build time
-        _, ids = ann.search(qvecs, n_cand, allowed=allowed, nprobe=nprobe)
+        _, ids = ann.search(qvecs, n_cand, allowed=allowed, nprobe=nprobe, where=where)
         out = []
         for q, cand in zip(qvecs, ids):
             cand = cand[cand >= 0]

@@ -198,8 +198,9 @@ class AnnIndex:
         return self.plan.index_type == "flat"
 
     def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
-               nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (nq, k); ids -1 where fewer exist. `allowed` restricts candidates in the scan."""
+               nprobe: int | None = None, where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (nq, k); ids -1 where fewer exist. `allowed` restricts candidates in the scan
+        (FAISS filters by ids alone; `where`, the path glob they came from, is for backends that filter by path)."""
         q = np.ascontiguousarray(queries, np.float32)
         k = int(min(k, max(1, self.ntotal)))
         if self.ntotal == 0:

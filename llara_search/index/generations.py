@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .ann import RERANK_FACTORS, AnnIndex, IndexPlan, plan_index
+from .backend import BuiltGeneration, VectorBackend, VectorDBError
 from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -77,3 +78,37 @@ def needs_retrain(gen, n_now: int, dim: int, index_type: str = "auto") -> str | 
     if gen.index_type != "custom" and want.index_type != gen.index_type:
         return f"at {n_now} chunks a {want.index_type} index fits better than the current {gen.index_type}"
     return None
+
+
+class FaissBackend(VectorBackend):
+    """FAISS files in `<index>/generations/`, one per generation (the default backend)."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def build(self, G, prev_gen, vectors, all_ids, added, removed, *, index_type, factory, rebuild, attributes):
+        self.check_index_type(index_type)
+        prev_path = self.paths.generation_file(prev_gen.id) if prev_gen is not None and \
+            str(prev_gen.index_file).endswith(".faiss") else None
+        ann = next_ann(prev_gen, prev_path, vectors, all_ids, added, removed, index_type=index_type,
+                       factory=factory, rebuild=rebuild)
+        path = self.paths.generation_file(G)
+
+        def save() -> None:
+            self.paths.generations.mkdir(parents=True, exist_ok=True)
+            ann.save(path)
+
+        return BuiltGeneration(ann, path.name, ann.trained_on, save)
+
+    def open(self, gen) -> AnnIndex:
+        if gen.index_file and not str(gen.index_file).endswith(".faiss"):
+            raise VectorDBError(f"generation {gen.id} of index {self.paths.root} keeps its vectors in "
+                                f"{gen.index_file}, not in a FAISS file; retry (the index was just moved)")
+        return load_ann(self.paths.generation_file(gen.id), gen)
+
+    def needs_retrain(self, gen, n_now, dim, index_type="auto"):
+        return needs_retrain(gen, n_now, dim, index_type if index_type in ("auto", "flat", "ivfpq") else "auto")
+
+    def disk_bytes(self) -> int:
+        d = self.paths.generations
+        return sum(f.stat().st_size for f in d.glob("gen-*.faiss")) if d.is_dir() else 0

@@ -3,8 +3,8 @@
 All rows written by one ingest carry the generation G it is building (`added_gen` / `removed_gen`). Encoded
 chunks are committed in batches: vectors appended and fsynced first, then their rows in one transaction. After a
 crash, G was never committed, so readers never saw any of it; the next run builds the same G, finds the rows
-already there (no re-encoding) and finishes. At the end one FAISS file for G is written and named in the database
-in a single commit.
+already there (no re-encoding) and finishes. At the end G's vector index is written (a FAISS file, or rows in Milvus:
+index/backend.py) and named in the database in a single commit.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select, update
 
 from ..faults import crash_point
 from ..index import VectorStore
-from ..index.generations import next_ann
+from ..index.backend import VectorBackend
 from ..layout import IndexPaths, write_head
 from ..lexical import LexicalIndex
 from ..notices import emit
@@ -101,7 +101,13 @@ class _Work:
 class Ingestor:
     def __init__(self, paths: IndexPaths, store: Store, vectors: VectorStore | None, chunker: Chunker | None,
                  encode: Callable[[list[str]], np.ndarray] | None, fingerprint: str, options: IngestOptions,
-                 progress: Callable[[str, int, int], None] | None = None):
+                 progress: Callable[[str, int, int], None] | None = None, backend: VectorBackend | None = None):
+        """`backend`: where the generation's vector index goes (default: FAISS files in the index folder)."""
+        if backend is None:
+            from ..index.generations import FaissBackend
+
+            backend = FaissBackend(paths)
+        self.backend = backend
         self.paths = paths
         self.store = store
         self.vectors = vectors
@@ -464,7 +470,7 @@ class Ingestor:
 
     def commit_generation(self, *, rebuild: bool = False, force: bool = False,
                           info_updates: dict | None = None) -> None:
-        """Write the FAISS file for generation G and name it in the database, with the run's end, in one commit."""
+        """Write generation G's vector index (through the backend) and name it in the database in one commit."""
         G = self.gen
         t = time.perf_counter()
         info_updates = {**self.info_on_commit, **(info_updates or {})}
@@ -497,17 +503,15 @@ class Ingestor:
             self._committed(G)
             self.cleanup(G)
             return
-        prev_path = self.paths.generation_file(prev.id) if prev else None
-        ann = next_ann(prev, prev_path, self.vectors, all_ids, added, removed, index_type=index_type,
-                       factory=factory, rebuild=rebuild)
-        self.paths.generations.mkdir(parents=True, exist_ok=True)
-        path = self.paths.generation_file(G)
+        built = self.backend.build(G, prev, self.vectors, all_ids, added, removed, index_type=index_type,
+                                   factory=factory, rebuild=rebuild, attributes=self.store.chunk_attributes)
+        ann = built.index
         crash_point("save")
-        ann.save(path)
-        crash_point("saved")  # file renamed into place, not yet named in the database
+        built.save()
+        crash_point("saved")  # file renamed into place (Milvus: rows flushed), not yet named in the database
         with self.store.session() as s:
-            s.add(Generation(id=G, index_file=path.name, index_type=ann.plan.index_type, factory=ann.plan.factory,
-                             ntotal=ann.ntotal, trained_on=ann.trained_on, nprobe=ann.plan.nprobe,
+            s.add(Generation(id=G, index_file=built.name, index_type=ann.plan.index_type, factory=ann.plan.factory,
+                             ntotal=ann.ntotal, trained_on=built.trained_on, nprobe=ann.plan.nprobe,
                              rerank=ann.plan.rerank,
                              vector_rows=self.vectors.rows_on_disk(), fingerprint=self.fingerprint))
             if info_updates:  # e.g. the new adapter and fingerprint of a re-encode: visible with G, not before
@@ -516,6 +520,7 @@ class Ingestor:
         self.report.generation = G
         self.report.index_type = ann.plan.index_type
         self.report.stages["index"] += time.perf_counter() - t
+        built.published()
         crash_point("cleanup")
         self.cleanup(G)
 
@@ -582,6 +587,9 @@ class Ingestor:
                     f.unlink()
                 except OSError:
                     pass
+        if self.backend.kind != "faiss":
+            crash_point("milvus-purge")  # rows purged from the database, still in the vector database
+            self.backend.cleanup(G, horizon, self.store.generation_index_files(horizon))
         if self.vectors is None:
             return purged, 0
         needed = self.store.chunk_ids()

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..engine import MAX_K, Engine, EngineError
+from ..index.backend import VectorDBError
 from ..index.generations import IndexFileError
 from ..search import EmptyIndexError
 from .openai_api import content_type_hint, error_body, openai_router
@@ -188,6 +189,7 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
 
     @app.exception_handler(EmptyIndexError)
     @app.exception_handler(IndexFileError)
+    @app.exception_handler(VectorDBError)
     async def unavailable(_request: Request, exc: Exception):
         return JSONResponse({"detail": str(exc)}, status_code=503)
 

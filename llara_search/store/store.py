@@ -163,6 +163,25 @@ class Store:
         with self.sessions() as s:
             return np.fromiter(s.scalars(select(Chunk.id).order_by(Chunk.id)), np.int64)
 
+    def chunk_attributes(self, ids: np.ndarray) -> tuple[list[str], list[str]]:
+        """Path and format of each chunk's document, in the order of `ids` (scalar fields of a vector database,
+        so that `--where` filters inside its search)."""
+        found: dict[int, tuple[str, str]] = {}
+        ids = [int(i) for i in ids]
+        with self.sessions() as s:
+            for a in range(0, len(ids), 900):
+                for i, path, fmt in s.execute(select(Chunk.id, Document.path, Document.format)
+                                              .join(Document, Document.id == Chunk.document_id)
+                                              .where(Chunk.id.in_(ids[a:a + 900]))):
+                    found[i] = (path, fmt or "")
+        return [found.get(i, ("", ""))[0] for i in ids], [found.get(i, ("", ""))[1] for i in ids]
+
+    def generation_index_files(self, from_gen: int) -> dict[int, str]:
+        """index_file of every committed generation from `from_gen` on."""
+        with self.sessions() as s:
+            return {g: f for g, f in s.execute(select(Generation.id, Generation.index_file)
+                                               .where(Generation.id >= from_gen))}
+
     def set_vector_rows(self, rows: int) -> None:
         """After a compaction: the stored-vector row count every remaining generation may map."""
         with self.session() as s:
