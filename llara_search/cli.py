@@ -265,6 +265,9 @@ def _ingest_table(r) -> None:
     t.add_row(*map(str, (r.files_seen, r.files_new, r.files_changed, r.files_unchanged, r.files_removed,
                          r.files_skipped, len(r.files_failed))))
     out.print(t)
+    if r.files_reparsed:
+        out.print(f"{r.files_reparsed} unchanged files were read again by newer parsers (counted as changed); only "
+                  "passages whose text changed were encoded", highlight=False)
     c = Table(show_header=True)
     for col in ("chunks added", "encoded", "removed", "total", "documents", "seconds"):
         c.add_column(col, justify="right")

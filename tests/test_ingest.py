@@ -85,6 +85,35 @@ def test_touch_without_change_is_not_reencoded(tmp_path, corpus, tiny_model):
     assert r.chunks_encoded == 0 and r.files_unchanged == 10
 
 
+def test_files_read_by_older_parsers_are_parsed_again_and_only_changed_passages_encoded(tmp_path, corpus,
+                                                                                           tiny_model):
+    from sqlalchemy import select, update
+
+    from llara_search.ingest.parsers import PARSER_VERSION
+    from llara_search.store import Chunk, Document
+
+    engine, first = ingest(tmp_path / "idx", [corpus], tiny_model)
+    md = str(corpus / "handbook.md")
+    with engine.store.session() as s:  # as an older llara-search left it: no parser version, and one chunk
+        s.execute(update(Document).values(parser_version=None))  # whose text a worse parser had made
+        doc_id = s.scalar(select(Document.id).where(Document.path == md))
+        stale = s.scalars(select(Chunk).where(Chunk.document_id == doc_id).order_by(Chunk.ordinal)).first()
+        clean_text, stale_id = stale.text, stale.id
+        stale.text, stale.content_hash = "<!-- markup an old parser kept --> " + stale.text, "0" * 64
+    r = engine.ingest([str(corpus)])
+    assert r.files_reparsed == first.files_new == r.files_changed and r.files_unchanged == 0
+    assert r.chunks_encoded == 1  # the one passage whose text changed; every other one kept its vector
+    texts = [h.text for h in engine.search("markup an old parser kept", k=50, mode="bm25")]
+    assert not any("markup an old parser kept" in t for t in texts)
+    with engine.store.sessions() as s:
+        assert set(s.scalars(select(Document.parser_version))) == {PARSER_VERSION}
+        row = s.scalars(select(Chunk).where(Chunk.document_id == doc_id, Chunk.removed_gen.is_(None))
+                        .order_by(Chunk.ordinal)).first()
+        assert row.text == clean_text and row.id != stale_id
+    again = engine.ingest([str(corpus)])
+    assert again.files_reparsed == 0 and again.files_unchanged == first.files_new and again.chunks_encoded == 0
+
+
 def test_no_delete_and_explicit_delete(tmp_path, corpus, tiny_model):
     from llara_search.ingest.pipeline import IngestOptions
 

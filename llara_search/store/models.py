@@ -41,6 +41,7 @@ class Document(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     mtime_ns: Mapped[int] = mapped_column(BigInteger, default=0)
     content_hash: Mapped[str] = mapped_column(String(64))
+    parser_version: Mapped[str | None] = mapped_column(String(16), nullable=True)  # PARSER_VERSION that read it
     n_chunks: Mapped[int] = mapped_column(Integer, default=0)
     added_gen: Mapped[int] = mapped_column(Integer)
     removed_gen: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
