@@ -133,6 +133,16 @@ def merge_dtypes(recorded: object, dtype: str) -> list[str]:
     return sorted(set(recorded if isinstance(recorded, list) else []) | {dtype})
 
 
+def _collapsed(searcher: Searcher, hits: list[tuple[int, float]], k: int) -> list[SearchResult]:
+    """The top k of `hits` without near-copies. Copies are rare, so the texts of the first k alone are read and
+    compared; the deeper hits (fetched for the copies' places) are read only when some of the k were copies."""
+    results = searcher.results(hits[:k])
+    kept = collapse_duplicates(results, k)
+    if len(kept) < k and len(hits) > k:
+        kept = collapse_duplicates(results + searcher.results(hits[k:]), k)
+    return kept
+
+
 def model_identity(name_or_path: str) -> str:
     """Local folders are recorded by absolute path, hub ids as given."""
     if name_or_path == TEXT_ONLY:
@@ -368,8 +378,7 @@ class Engine:
                 hits = searcher.bm25(q, fetch, where, pinned=pinned)
             else:
                 hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], fetch)
-            results = searcher.results(hits)
-            out.append(collapse_duplicates(results, k) if collapse else results)
+            out.append(_collapsed(searcher, hits, k) if collapse else searcher.results(hits))
         return out
 
     # ------------------------------------------------------------------------------------------------ re-ranking

@@ -601,3 +601,30 @@ def test_collapse_keeps_templated_passages_and_drops_copies():
     kept = collapse_duplicates(copies, 5)
     assert [(h.rank, h.path) for h in kept] == [(1, "bash.1"), (2, "other.md")]
     assert kept[0].also_in == ["bash.pdf", "bash.html"]
+
+
+def test_collapse_finds_long_copies_cut_and_wrapped_differently_and_split_over_two_results():
+    import textwrap
+
+    from llara_search.collapse import collapse_duplicates
+    from llara_search.search import SearchResult
+
+    def hit(i: int, path: str, text: str) -> SearchResult:
+        return SearchResult(i, 1.0 / i, i, path, None, None, None, None, text)
+
+    a = ("The balance algorithm decides which server receives a new connection. Round robin gives each server its "
+         "turn in proportion to its weight, and weights may change at run time. Least connections prefers the server "
+         "with the fewest established connections, which suits long sessions such as LDAP or SQL.")
+    b = ("Source hashing divides a hash of the client address by the total weight of the running servers, so that "
+         "the same client reaches the same server while no server goes down or up. URI hashing does the same with "
+         "the left part of the URI, which raises the cache hit rate of a farm of proxy caches.")
+    pdf_page = textwrap.fill(a[40:] + " " + b[:120], width=24)  # cut elsewhere, and in short lines
+    results = [hit(1, "config.html#a", a + " Unrelated closing words about the stats page."),
+               hit(2, "intro.md", "Llamas carry packs across the Andes; alpacas are shorn for their fleece, which "
+                                  "is finer than sheep's wool and holds no lanolin, so it needs little washing."),
+               hit(3, "config.html#b", b),
+               hit(4, "haproxy.pdf", pdf_page),
+               hit(5, "management.txt", a.replace("server", "peer").replace("connection", "stream"))]
+    kept = collapse_duplicates(results, 10)
+    assert [h.path for h in kept] == ["config.html#a", "intro.md", "config.html#b", "management.txt"]
+    assert kept[0].also_in == ["haproxy.pdf"] and [h.rank for h in kept] == [1, 2, 3, 4]
