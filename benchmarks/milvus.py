@@ -153,7 +153,7 @@ def jax(n_queries: int = 50, cli_queries: int = 3, reuse: bool = False) -> dict:
     lat, diffs = [], []
     for qtext in queries:
         t = time.perf_counter()
-        got = engine.search(qtext, k=10, mode="dense")
+        got = engine.search(qtext, k=10, mode="dense", collapse=False)  # the vector store's top 10, every copy
         lat.append(time.perf_counter() - t)
         s, i = exact.search(engine.encode_queries([qtext]), 10)
         want = [int(x) for x in i[0] if x >= 0]
@@ -168,7 +168,7 @@ def jax(n_queries: int = 50, cli_queries: int = 3, reuse: bool = False) -> dict:
     engine.close()
     cli_same = 0
     for qtext in queries[:cli_queries]:
-        r = subprocess.run(cli + ["query", qtext, "--index", str(index), "--mode", "dense", "--json"],
+        r = subprocess.run(cli + ["query", qtext, "--index", str(index), "--mode", "dense", "--all-copies", "--json"],
                            capture_output=True, text=True, env=env)
         mine = [h["chunk_id"] for h in json.loads(r.stdout)["results"]]
         e2 = Engine.open(index)

@@ -308,6 +308,9 @@ def query(
     token: Optional[str] = typer.Option(None, "--token", envvar="LLARA_SEARCH_TOKEN", show_default=False,
                                         help="Token of a running `serve` for this index [default: "
                                              "$LLARA_SEARCH_TOKEN]"),
+    all_copies: bool = typer.Option(False, "--all-copies", help="Show every copy of a passage that other files "
+                                    "repeat (the same manual as html, pdf, man page) instead of naming them under "
+                                    "the best one (also_in)"),
     local: bool = typer.Option(False, "--local", help="Search in this process even when a `serve` for this index "
                                "runs on this machine"),
     as_json: bool = JsonOpt,
@@ -321,7 +324,9 @@ def query(
     outcome, extra = None, {}
     # a reranker or a dtype is named by this command, not by the server: the search runs here (`serve --rerank`
     # re-ranks its own; the server's /info says its query dtype)
-    answered = None if local or rerank or dtype else _query_server(index, db_url, token, text, k=k, mode=mode, where=where)
+    forward = {"collapse": False} if all_copies else {}
+    answered = None if local or rerank or dtype else _query_server(index, db_url, token, text, k=k, mode=mode,
+                                                                   where=where, **forward)
     if answered is not None:
         results, took = answered
     else:
@@ -336,7 +341,7 @@ def query(
             engine.encoder  # load the model outside the timed search  # noqa: B018
             extra["dtype"] = str(engine.encoder.dtype).removeprefix("torch.")
         t = time.perf_counter()
-        results = engine.search(text, k=depth, mode=mode, where=where)
+        results = engine.search(text, k=depth, mode=mode, where=where, collapse=not all_copies)
         outcome = engine.rerank([text], [results], k, reranker)[0] if reranker is not None else None
         if outcome is not None:
             results = outcome.results

@@ -36,6 +36,9 @@ def index(tmp_path_factory, tiny_model) -> Path:
     corpus = make_corpus(root / "docs")
     for i in range(12):
         (corpus / "sub" / f"extra{i}.md").write_text(f"# Extra {i}\n\nLlama fact number {i} about packing.\n")
+    (corpus / "manual").mkdir()
+    for name in ("zebra.md", "zebra.txt"):  # one passage shipped twice, as a manual in two formats is
+        (corpus / "manual" / name).write_text(ZEBRA + "\n")
     idx = root / "idx"
     r = runner.invoke(app, ["ingest", str(corpus), "--index", str(idx), "--model", str(tiny_model), "--json"])
     assert r.exit_code == 0, r.output
@@ -78,6 +81,8 @@ def served(index, tmp_path_factory):
     assert TOKEN not in log.read_text() and WRONG not in log.read_text()
 
 
+ZEBRA = ("Zebra crossings give pedestrians the right of way: drivers must stop when someone waits at the kerb, "
+         "and the stripes are painted wide enough to be seen at night from a long way off.")
 TEXTS = ["Llamas need shelter, fresh water and hay.", "The proxy balances load across backends."]
 
 
@@ -233,7 +238,9 @@ def test_http_client(served, engine):
 # ------------------------------------------------------------------------------------------------ instant CLI query
 def test_cli_query_asks_the_running_server_with_identical_output(served, index):
     for args in (["llama packing", "-k", "5"], ["listening port", "--mode", "bm25", "-k", "3"],
-                 ["llama fact", "--mode", "hybrid", "--where", "sub/*", "-k", "4"]):
+                 ["llama fact", "--mode", "hybrid", "--where", "sub/*", "-k", "4"],
+                 ["zebra crossings pedestrians", "--mode", "bm25", "-k", "3"],
+                 ["zebra crossings pedestrians", "--mode", "bm25", "-k", "3", "--all-copies"]):
         base = ["query", *args, "--index", str(index)]
         remote = runner.invoke(app, base + ["--json", "--token", TOKEN])
         local = runner.invoke(app, base + ["--json", "--local"])
@@ -244,6 +251,11 @@ def test_cli_query_asks_the_running_server_with_identical_output(served, index):
         text_remote = runner.invoke(app, base + ["--token", TOKEN]).stdout.splitlines()
         text_local = runner.invoke(app, base + ["--local"]).stdout.splitlines()
         assert text_remote[:-1] == text_local[:-1] and " results in " in text_remote[-1]  # all but the timing
+        if args[0].startswith("zebra"):  # the passage two files repeat: named under the best one, or both shown
+            zebra = [(Path(r["path"]).name, [Path(p).name for p in r["also_in"]]) for r in a["results"]
+                     if r["path"].endswith(("zebra.md", "zebra.txt"))]
+            assert zebra == ([("zebra.md", []), ("zebra.txt", [])] if "--all-copies" in args
+                             else [("zebra.md", ["zebra.txt"])]), zebra
 
     # the server path as a user runs it: a fresh process that never imports torch (nor faiss, numpy, SQLAlchemy)
     code = ("import sys, json\nfrom llara_search.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n"

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import time
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -45,6 +46,10 @@ RERANK_DOC = ("re-rank the first stage's top candidates with the server's rerank
 RERANK_DEPTH_DOC = "first-stage candidates the reranker scores (default: the server's, at least k)"
 
 
+COLLAPSE_DOC = ("false: every copy of a passage that other files repeat (the same manual as html, pdf, man page) "
+                "is its own result; true (default): copies are left out and named in the better result's `also_in`")
+
+
 class SearchRequest(BaseModel):
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)
@@ -52,6 +57,7 @@ class SearchRequest(BaseModel):
     where: str | None = Field(None, max_length=1024, description="path glob, e.g. 'api/*' or '*.pdf'")
     rerank: bool | None = Field(None, description=RERANK_DOC)
     rerank_depth: int | None = Field(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)
+    collapse: bool = Field(True, description=COLLAPSE_DOC)
 
 
 class BatchSearchRequest(BaseModel):
@@ -61,6 +67,7 @@ class BatchSearchRequest(BaseModel):
     where: str | None = Field(None, max_length=1024)
     rerank: bool | None = Field(None, description=RERANK_DOC)
     rerank_depth: int | None = Field(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)
+    collapse: bool = Field(True, description=COLLAPSE_DOC)
 
 
 class EmbedRequest(BaseModel):
@@ -223,14 +230,15 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
                                        fallback=True)
 
     async def run_search(query: str, k: int, mode: str, where: str | None, rerank_asked: bool | None = None,
-                         depth: int | None = None):
+                         depth: int | None = None, collapse: bool = True):
         depth = rerank_depth(k, rerank_asked, depth)
         qv = None
         if mode != "bm25":
             import numpy as np
 
             qv = np.asarray([await batcher.encode(query)])
-        results = await asyncio.to_thread(engine.search_many, [query], depth or k, mode, where, qv)
+        results = await asyncio.to_thread(partial(engine.search_many, collapse=collapse), [query], depth or k, mode,
+                                          where, qv)
         if depth is None:
             return {"results": [_public(r) for r in results[0]]}
         [outcome] = await second_stage([query], results, k)
@@ -264,19 +272,22 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
                          mode: Literal["dense", "bm25", "hybrid"] = "dense",
                          where: str | None = Query(None, max_length=1024),
                          rerank: bool | None = Query(None, description=RERANK_DOC),
-                         rerank_depth: int | None = Query(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)):
-        return {"query": q, "mode": mode, **await run_search(q, k, mode, where, rerank, rerank_depth)}
+                         rerank_depth: int | None = Query(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC),
+                         collapse: bool = Query(True, description=COLLAPSE_DOC)):
+        return {"query": q, "mode": mode, **await run_search(q, k, mode, where, rerank, rerank_depth, collapse)}
 
     @app.post("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_post(body: SearchRequest):
         return {"query": body.query, "mode": body.mode,
-                **await run_search(body.query, body.k, body.mode, body.where, body.rerank, body.rerank_depth)}
+                **await run_search(body.query, body.k, body.mode, body.where, body.rerank, body.rerank_depth,
+                                   body.collapse)}
 
     @app.post("/batch_search", tags=["search"], dependencies=[Depends(auth)])
     async def batch_search(body: BatchSearchRequest):
         _check_lengths(body.queries, MAX_QUERY_CHARS)
         depth = rerank_depth(body.k, body.rerank, body.rerank_depth)
-        results = await asyncio.to_thread(engine.search_many, body.queries, depth or body.k, body.mode, body.where)
+        results = await asyncio.to_thread(partial(engine.search_many, collapse=body.collapse), body.queries,
+                                          depth or body.k, body.mode, body.where)
         if depth is None:
             return {"results": [[_public(r) for r in rs] for rs in results]}
         outcomes = await second_stage(body.queries, results, body.k)
