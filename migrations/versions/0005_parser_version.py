@@ -16,10 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("documents") as batch:
-        batch.add_column(sa.Column("parser_version", sa.String(16), nullable=True))
+    # a plain ALTER TABLE ADD COLUMN on both databases: a batch (copy-and-rename) rebuild of `documents` would trip
+    # SQLite's foreign keys from `chunks`
+    op.add_column("documents", sa.Column("parser_version", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("documents") as batch:
-        batch.drop_column("parser_version")
+    op.drop_column("documents", "parser_version")  # SQLite >= 3.35 drops a column in place
