@@ -159,5 +159,5 @@ def parse_file(path: Path, data: bytes) -> ParsedDocument:
     return doc
 
 
-__all__ = ["PARSER_VERSION", "Block", "ParseError", "ParsedDocument", "Section", "SkipFile", "decode_text", "looks_binary",
-           "parse_file", "parse_underlined", "parser_for"]
+__all__ = ["PARSER_VERSION", "Block", "ParseError", "ParsedDocument", "Section", "SkipFile", "decode_text",
+           "looks_binary", "parse_file", "parse_underlined", "parser_for"]

@@ -196,8 +196,8 @@ class Ingestor:
             if not stat.S_ISREG(st.st_mode):  # replaced by a pipe or device since the walk: reading could block
                 raise ParseError("not a regular file any more; skipped")
             doc = self._doc(path)
-            if (doc is not None and doc.removed_gen is None and doc.size == st.st_size and doc.mtime_ns == st.st_mtime_ns
-                    and doc.parser_version == PARSER_VERSION):
+            if (doc is not None and doc.removed_gen is None and doc.size == st.st_size
+                    and doc.mtime_ns == st.st_mtime_ns and doc.parser_version == PARSER_VERSION):
                 self.report.files_unchanged += 1
                 return
             if st.st_size > self.opt.max_file_mb * 2**20:
