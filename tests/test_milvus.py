@@ -397,6 +397,22 @@ def test_kill_minus_9_at_each_milvus_crash_point_then_resume_equals_uninterrupte
     a.close()
 
 
+def test_a_first_ingest_killed_before_the_alias_switch_is_published_by_the_next_run(tmp_path, tiny_model):
+    """Killed after committing its generation, before the alias other Milvus tools read exists: the next run has
+    nothing to change and still publishes it."""
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    _write_pages(corpus, range(2), "v1")
+    index = tmp_path / "idx"
+    r = _cli("ingest", corpus, "--index", index, "--vector-db", tmp_path / "v.milvus.db", "--model", tiny_model,
+             "--json", env={"LLARA_SEARCH_CRASH_AT": "switch"})
+    assert r.returncode == -signal.SIGKILL, r.stderr[-600:]
+    r = _cli("ingest", corpus, "--index", index, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["chunks_encoded"] == 0, r.stderr
+    doc = _cli("doctor", "--index", index, "--json")  # in a process of its own: Lite lets one process open it
+    assert json.loads(doc.stdout)["warnings"] == [], doc.stdout
+
+
 # ------------------------------------------------------------------------------------------------ a Milvus server
 @pytest.fixture
 def milvus_server(tmp_path):

@@ -88,6 +88,10 @@ class VectorBackend:
     def open(self, gen) -> SearchIndex:
         raise NotImplementedError
 
+    def republish(self, gen) -> None:
+        """A run that commits nothing new finishes what a killed one left between committing `gen` and publishing it
+        (Milvus: the alias other tools read; our readers never need it)."""
+
     def cleanup(self, G: int, horizon: int, kept: dict[int, str]) -> None:
         """`kept`: index_file names of the committed generations from `horizon` to `G`."""
 

@@ -584,6 +584,11 @@ class MilvusBackend(VectorBackend):
         except VectorDBError as exc:
             log.warning("alias %s not switched: %s", self.prefix, exc)
 
+    def republish(self, gen) -> None:
+        name = self.collection_of(gen)
+        if name and self.alias_target() != name:
+            self.switch_alias(name)
+
     def alias_target(self) -> str | None:
         try:
             return self.client.describe_alias(self.prefix).get("collection_name")

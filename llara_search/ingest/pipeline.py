@@ -505,6 +505,7 @@ class Ingestor:
             self.report.index_type = prev.index_type
             self.report.stages["index"] += time.perf_counter() - t
             self._keep_lexical(prev.id)
+            self.backend.republish(prev)
             return
         self._write_lexical(prev.id if prev else None, all_ids, added, removed)
         if self.vectors is None:  # text-only index: the generation covers rows only
