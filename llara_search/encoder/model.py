@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .batching import forward_in_batches
 from .checkpoint import DEFAULT_MODEL, files_fingerprint, load_tokenizer, make_fingerprint, resolve_model_dir
 from .memory import CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS, Estimate, check_fits, resolve_dtype_name
 from .prompts import N_POOL, PromptIds, build_inputs, pad_left, tokenize_texts
@@ -153,33 +154,15 @@ class LlaraEncoder:
         if not texts:
             return out
         seqs = build_inputs(self.prompt, tokenize_texts(self.tokenizer, texts, self.max_length), kind)
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-        budget = self.max_batch_tokens
-        cap = batch_size or 256
-        pos = 0
         bar = None
         if self.show_progress and len(texts) >= 256:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc=f"encode {kind}s", unit="text", leave=False)
         try:
-            while pos < len(order):
-                longest = _round8(len(seqs[order[pos]]))
-                n = max(1, min(cap, budget // longest, len(order) - pos))
-                idx = order[pos:pos + n]
-                try:
-                    out[idx] = self._forward([seqs[i] for i in idx])
-                except torch.cuda.OutOfMemoryError:
-                    if n == 1:
-                        raise
-                    torch.cuda.empty_cache()
-                    budget = max(longest, (n // 2) * longest)
-                    cap = max(1, n // 2)
-                    log.warning("CUDA out of memory at %d texts x %d tokens; retrying with %d", n, longest, cap)
-                    continue
-                pos += n
-                if bar is not None:
-                    bar.update(n)
+            forward_in_batches([len(x) for x in seqs], lambda idx: self._forward([seqs[i] for i in idx]), out,
+                               max_tokens=self.max_batch_tokens, max_batch=batch_size or 256,
+                               after_batch=None if bar is None else bar.update)
         finally:
             if bar is not None:
                 bar.close()
@@ -201,8 +184,4 @@ class LlaraEncoder:
                 "--dtype float32"
             )
         return arr
-
-
-def _round8(n: int) -> int:
-    return (n + 7) // 8 * 8
 

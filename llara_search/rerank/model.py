@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..encoder.batching import forward_in_batches, round_up
 from ..encoder.model import resolve_device, resolve_dtype
 from .stage import FAMILIES, NotARerankerError, RerankError, RerankerOutputError, RerankTimeout
 
@@ -124,29 +125,18 @@ class Reranker:
         return out
 
     def _score_sorted(self, seqs: list[tuple[list[int], list[int]]], out: np.ndarray, deadline: float | None) -> None:
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i][0]))
-        budget, cap, pos = self.max_batch_tokens, self.max_batch, 0
-        while pos < len(order):
+        def in_time(done: int) -> None:
             if deadline is not None and time.monotonic() > deadline:
-                raise RerankTimeout(f"the time budget ran out after scoring {pos} of {len(seqs)} candidates")
-            longest = _round_up(len(seqs[order[pos]][0]), self.pad_to)
-            n = max(1, min(cap, budget // longest, len(order) - pos))
-            idx = order[pos:pos + n]
-            try:
-                out[idx] = self._forward([seqs[i] for i in idx])
-            except torch.cuda.OutOfMemoryError:
-                if n == 1:
-                    raise
-                torch.cuda.empty_cache()
-                budget, cap = max(longest, (n // 2) * longest), max(1, n // 2)
-                log.warning("CUDA out of memory re-ranking %d pairs x %d tokens; retrying with %d", n, longest, cap)
-                continue
-            pos += n
+                raise RerankTimeout(f"the time budget ran out after scoring {done} of {len(seqs)} candidates")
+
+        forward_in_batches([len(s[0]) for s in seqs], lambda idx: self._forward([seqs[i] for i in idx]), out,
+                           max_tokens=self.max_batch_tokens, max_batch=self.max_batch, pad_to=self.pad_to,
+                           before_batch=in_time)
 
     @torch.inference_mode()
     def _forward(self, seqs: list[tuple[list[int], list[int]]]) -> np.ndarray:
         lengths = [len(ids) for ids, _ in seqs]
-        width = _round_up(max(lengths), self.pad_to)
+        width = round_up(max(lengths), self.pad_to)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         types = torch.zeros((len(seqs), width), dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -336,10 +326,6 @@ def _pad_id(tokenizer, model) -> int:
         if cand is not None:
             return int(cand)
     return 0  # any id works: padding is on the right and masked
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return (n + multiple - 1) // multiple * multiple
 
 
 __all__ = ["DEFAULT_MAX_LENGTH", "Reranker", "load_reranker"]
