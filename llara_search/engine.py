@@ -85,6 +85,12 @@ def _bind(paths: IndexPaths, store: Store) -> None:
         store.set_info(s, index_id=f.read_text().strip())
 
 
+def reencode_args(pending: dict) -> str:
+    """The options that finish an interrupted re-encode (`pending_reencode` as recorded)."""
+    return (f" --model {pending['model']}" if pending.get("model") else "") + \
+        (f" --adapter {pending['adapter']}" if pending.get("adapter") else "")
+
+
 def model_identity(name_or_path: str) -> str:
     """Local folders are recorded by absolute path, hub ids as given."""
     if name_or_path == TEXT_ONLY:
@@ -300,8 +306,8 @@ class Engine:
         else:
             if info.get("pending_reencode") and not allow_pending:
                 raise EngineError(f"a re-encode of {self.paths.root} was interrupted; finish it first with "
-                                  f"`llara-search reencode --index {self.paths.root} --adapter "
-                                  f"{info['pending_reencode'].get('adapter') or 'none'}`")
+                                  f"`llara-search reencode --index {self.paths.root}"
+                                  f"{reencode_args(info['pending_reencode'])}`")
             text_only = info["model"] == TEXT_ONLY
             if text_only and (index_type or index_factory):
                 raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index")
@@ -358,27 +364,35 @@ class Engine:
             return report
 
     def reencode(self, adapter: str | os.PathLike | None,
-                 progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
-        """Re-encode every chunk with the index's base model and `adapter` (None: the base alone) into a new
-        generation. Queries follow: the generation carries the new fingerprint and the engine reloads for it."""
+                 progress: Callable[[str, int, int], None] | None = None, *,
+                 model: str | os.PathLike | None = None) -> IngestReport:
+        """Re-encode every chunk with the index's base model (or `model`, e.g. the whole model `train --full`
+        wrote) and `adapter` (None: the model alone) into a new generation. Queries follow: the generation carries
+        the new fingerprint and the engine reloads for it."""
         with WriteLock(self.paths.lock):
-            return self._reencode(_adapter_id(adapter) if adapter else None, progress)
+            return self._reencode(_adapter_id(adapter) if adapter else None, progress,
+                                  model_identity(str(model)) if model else None)
 
-    def _reencode(self, adapter_id: str | None, progress) -> IngestReport:
+    def _reencode(self, adapter_id: str | None, progress, new_model: str | None = None) -> IngestReport:
         info = self.info
         if not info.get("model"):
             raise EngineError(f"index {self.paths.root} is empty; ingest with --adapter instead")
         if info["model"] == TEXT_ONLY:
             raise EngineError(f"index {self.paths.root} is text-only (--model none): there is nothing to re-encode")
         if adapter_id is not None and not (Path(adapter_id) / "adapter_config.json").is_file():
-            raise EngineError(f"{adapter_id} is not a peft adapter folder (no adapter_config.json); point --adapter "
-                              "at the output folder of `llara-search train` or `finetune`")
-        fp = fingerprint_for(info["model"], adapter_id, int(info.get("max_length", 512)))
+            whole = (Path(adapter_id) / "config.json").is_file()
+            raise EngineError(f"{adapter_id} is not a peft adapter folder (no adapter_config.json)" +
+                              ("; it is a whole model (`train --full`): use --model" if whole else
+                               "; point --adapter at the output folder of `llara-search train` or `finetune`"))
+        model = new_model or info["model"]
+        if new_model is not None and new_model != info["model"]:
+            self._check_same_space(new_model, info)
+        fp = fingerprint_for(model, adapter_id, int(info.get("max_length", 512)))
         with self.store.session() as s:
-            self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp})
+            self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp, "model": new_model})
         from .encoder.model import LlaraEncoder
 
-        spec = self._spec(info["model"], adapter_id)
+        spec = self._spec(model, adapter_id)
         enc = LlaraEncoder.from_pretrained(**spec, device=self.device, show_progress=self.show_progress)
         self._prepare_write(None, None, None, None, None, allow_pending=True, need_chunker=False)
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
@@ -387,13 +401,33 @@ class Engine:
         t = time.perf_counter()
         ing.reencode_all()
         ing.commit_generation(rebuild=True, force=True,
-                              info_updates={"adapter": adapter_id, "fingerprint": fp, "pending_reencode": None})
+                              info_updates={"adapter": adapter_id, "fingerprint": fp, "pending_reencode": None,
+                                            "model": model})
         with self._load_lock:
             self._encoder = enc
         ing.report.seconds = time.perf_counter() - t
         counts = self.store.counts(ing.report.generation or 0)
         ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
         return ing.report
+
+    def _check_same_space(self, new_model: str, info: dict) -> None:
+        """A model replacing the index's own must read the same tokens (chunks were cut by the old tokenizer's
+        counts) and give vectors of the same width (the stored vectors' rows)."""
+        from transformers import AutoConfig
+
+        from .encoder.checkpoint import resolve_model_dir
+
+        try:
+            dim = int(AutoConfig.from_pretrained(resolve_model_dir(new_model), local_files_only=True).hidden_size)
+            same_tokens = load_tokenizer(new_model).get_vocab() == load_tokenizer(info["model"]).get_vocab()
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"cannot load model {new_model}: {str(exc).splitlines()[0]}") from None
+        if dim != int(info["dim"]):
+            raise EngineError(f"model {new_model} gives {dim}-d vectors, index {self.paths.root} holds "
+                              f"{info['dim']}-d ones; build a new index with `ingest --model {new_model} --index NEW`")
+        if not same_tokens:
+            raise EngineError(f"model {new_model} has another tokenizer than {info['model']}, which cut this index's "
+                              f"chunks; build a new index with `ingest --model {new_model} --index NEW`")
 
     def ingest_records(self, records, source: str, *, model: str | None = None, chunk_tokens: int | None = None,
                        options: IngestOptions | None = None,
@@ -489,6 +523,7 @@ class Engine:
             "factory": gen.factory if gen else None, "ntotal": gen.ntotal if gen else 0,
             "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,
             "trained_on": gen.trained_on if gen else None,
+            "ann_tuning": info.get("ann_tuning") if gen and gen.index_type != "flat" else None,
         }
         out["bytes_on_disk"] = self._disk_sizes()
         out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),
@@ -532,8 +567,20 @@ class Engine:
             lat.append((time.perf_counter() - t) * 1000)
             hits += len({i for i, _ in got} & set(truth[qi].tolist()))
         denom = sum(len(t) for t in truth) or 1
-        return {"index_type": gen.index_type, "factory": gen.factory, "ntotal": ann.ntotal, "queries": len(q),
-                "nprobe": gen.nprobe, "rerank": gen.rerank,
-                f"recall@{k}": round(hits / denom, 4), "p50_ms": round(float(np.percentile(lat, 50)), 3),
-                "p99_ms": round(float(np.percentile(lat, 99)), 3),
-                "bytes_per_vector": round(ann.memory_bytes() / max(1, ann.ntotal), 1)}
+        from .index.ann import recall_target
+
+        recall = round(hits / denom, 4)
+        tuned = self.info.get("ann_tuning") or {}
+        target = None if ann.exact else tuned.get("target", recall_target())
+        out = {"index_type": gen.index_type, "factory": gen.factory, "ntotal": ann.ntotal, "queries": len(q),
+               "nprobe": gen.nprobe, "rerank": gen.rerank,
+               f"recall@{k}": recall, "p50_ms": round(float(np.percentile(lat, 50)), 3),
+               "p99_ms": round(float(np.percentile(lat, 99)), 3),
+               "bytes_per_vector": round(ann.memory_bytes() / max(1, ann.ntotal), 1),
+               "target_recall": target, "tuned_recall": tuned.get(f"recall@{k}"), "warning": None}
+        if target is not None and tuned.get("met") is False:
+            out["warning"] = tuned["warning"]
+        elif target is not None and recall < target - 0.02:  # beyond the sampling noise of 200 queries
+            out["warning"] = (f"recall@{k} {recall:.3f} is below the {target:.2f} the index was tuned for; run "
+                              "`llara-search reindex` to re-tune it, or use --index-type flat (exact)")
+        return out

@@ -70,6 +70,7 @@ class IngestReport:
     index_type: str | None = None
     vector_rows_dropped: int = 0
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # e.g. a vector index that misses its recall target
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def to_dict(self) -> dict:
@@ -428,6 +429,11 @@ class Ingestor:
                              vector_rows=self.vectors.rows_on_disk(), fingerprint=self.fingerprint))
             if info_updates:  # e.g. the new adapter and fingerprint of a re-encode: visible with G, not before
                 self.store.set_info(s, **info_updates)
+            if ann.tuning is not None or ann.exact:  # a new plan was measured (or search is exact): keep its word
+                self.store.set_info(s, ann_tuning=ann.tuning)
+        tuning = ann.tuning if ann.tuning is not None or ann.exact else info.get("ann_tuning")
+        if tuning and tuning.get("met") is False:  # said at every ingest while the plan misses its target
+            self.report.warnings.append(tuning["warning"])
         self.report.generation = G
         self.report.index_type = ann.plan.index_type
         self.report.stages["index"] += time.perf_counter() - t
