@@ -195,9 +195,11 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 10_000, seed: int = 
 
 
 # ---------------------------------------------------------------------------------------------------- fusion study
-def fusion_study(qrels: dict[str, dict[str, int]], dense_run: Path, bm25_run: Path) -> dict:
+def fusion_study(qrels: dict[str, dict[str, int]], dense_run: Path, bm25_run: Path,
+                 calibrated: float | None = None) -> dict:
     """nDCG@10 of ways to fuse the two ranked lists (documents, top 100 each), computed from the run files alone:
-    RRF with a dense weight, and convex combinations of min-max and z-score normalized scores."""
+    RRF with a dense weight, and convex combinations of min-max and z-score normalized scores; also each method at
+    the weight the index calibrated for itself (llara_search/fusion.py)."""
     import pytrec_eval
 
     from llara_search.eval import read_trec
@@ -215,12 +217,13 @@ def fusion_study(qrels: dict[str, dict[str, int]], dense_run: Path, bm25_run: Pa
     out: dict[str, dict[str, float]] = {}
     for method in ("rrf", "minmax", "zscore"):
         out[method] = {}
-        for w in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+        weights = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+        for w in weights + ([calibrated] if calibrated is not None else []):
             run = {}
             for q in qrels:
                 fused = fuse(ranking(dense, q), ranking(bm25, q), 100, method=method, dense_weight=w)
                 run[q] = {d: s for d, s in fused}
-            out[method][f"{w:.1f}"] = score(run)
+            out[method][f"{w:.1f}" if w in weights else f"calibrated {w:.3f}"] = score(run)
     return out
 
 
@@ -288,6 +291,8 @@ def main(argv=None) -> dict:
                 "--run-file", work / "runs" / f"{key}.trec", *extra)
         rows[key] = {m: r[m] for m in ("ndcg@10", "recall@100", "mrr@10")} | {"chunks": r["chunks"],
                                                                              "index": str(idx)}
+        if mode == "dense":
+            rows[key]["fusion"] = run("status", "--index", idx).get("fusion")
         scores[key] = per_query(qrels, work / "runs" / f"{key}.trec")
         print(f"    {key}: nDCG@10 {r['ndcg@10']:.4f}  Recall@100 {r['recall@100']:.4f}", flush=True)
         return r
@@ -349,7 +354,8 @@ def main(argv=None) -> dict:
                                   "spread": round(float(np.max(vals) - np.min(vals)), 4)}
 
     # -------------------------------------------------------------------------------------------- studies
-    fusion = fusion_study(qrels, work / "runs" / f"{best}.trec", work / "runs" / "bm25.trec")
+    calibrated = (rows[best].get("fusion") or {}).get("dense_weight")
+    fusion = fusion_study(qrels, work / "runs" / f"{best}.trec", work / "runs" / "bm25.trec", calibrated)
     chunking = {}
     sizes = [int(s) for s in args.chunk_sizes.split(",") if s.strip()]
     for size in sizes:

@@ -409,6 +409,9 @@ def train(
     grad_accum: int = typer.Option(1, "--grad-accum", min=1),
     cutoff_len: int = typer.Option(128, "--cutoff-len", min=48, help="Tokens per training sequence (spec: 128)"),
     keep_stopwords: bool = typer.Option(False, "--keep-stopwords", help="Keep stopwords in the bag-of-words targets"),
+    ebar_target: str = typer.Option("following", "--ebar-target", help="following (EBAR predicts the text after what "
+                                    "the model reads: the rest of the chunk, then the next one) | next (the next "
+                                    "chunk only, as the released data)"),
     save_every: int = typer.Option(100, "--save-every", min=0, help="Checkpoint every N steps (0: only at the end)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output"),
     merge: bool = typer.Option(False, "--merge", help="Also write a merged model to <output>/merged"),
@@ -424,6 +427,8 @@ def train(
         _fail("give either --index DIR (train on its chunks) or --corpus PATH... (train on files)", 2)
     if loss not in ("llara", "causal"):
         _fail(f"--loss must be llara or causal, not {loss!r}", 2)
+    if ebar_target not in ("following", "next"):
+        _fail(f"--ebar-target must be following or next, not {ebar_target!r}", 2)
     if index is not None:
         engine = _open(index, None)
         model = engine.info.get("model")
@@ -444,7 +449,8 @@ def train(
     cfg = _train_config(output, base, "pretext", lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                         lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                         cutoff_len=cutoff_len, remove_stopwords=not keep_stopwords, save_every=save_every,
-                        resume=resume, merge=merge, seed=seed, data_source=source, full=full, loss=loss)
+                        resume=resume, merge=merge, seed=seed, data_source=source, full=full, loss=loss,
+                        ebar_target=ebar_target)
     from .train.trainer import train as run_training
 
     card = run_training(cfg, pairs, show_progress=not as_json and err.is_terminal)
@@ -579,6 +585,11 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
                   highlight=False)
     if tuning.get("warning"):
         out.print(Text(f"warning: {tuning['warning']}", style="yellow"))
+    fusion = s.get("fusion") or {}
+    if fusion.get("dense_mrr@10") is not None:
+        out.print(f"hybrid: dense weight {fusion['dense_weight']:.2f} ({fusion['method']}); on {fusion['probes']} "
+                  f"span probes of its chunks dense found MRR@10 {fusion['dense_mrr@10']:.2f}, BM25 "
+                  f"{fusion['bm25_mrr@10']:.2f}", highlight=False)
 
 
 @app.command()

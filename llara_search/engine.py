@@ -17,7 +17,7 @@ from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
 from .layout import IndexPaths, WriteLock, default_index_dir
-from .search import MODES, EmptyIndexError, SearchResult, Searcher, rrf
+from .search import MODES, EmptyIndexError, SearchResult, Searcher, fuse
 from .store import Document, Store
 from .store.db import StoreError
 
@@ -240,6 +240,7 @@ class Engine:
         if mode != "bm25" and searcher.vectors is None:
             raise EngineError(f"index {self.paths.root} is text-only (built with --model none); use --mode bm25")
         depth = max(k, 100) if mode == "hybrid" else k
+        fusion = self.fusion_settings() if mode == "hybrid" else {}
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):
             if query_vectors is None and self._encoder is not None and gen.fingerprint \
@@ -255,7 +256,7 @@ class Engine:
             elif mode == "bm25":
                 hits = searcher.bm25(q, k, where, pinned=pinned)
             else:
-                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], k)
+                hits = fuse(dense[qi], searcher.bm25(q, depth, where, pinned=pinned), k, **fusion)
             out.append(searcher.results(hits))
         return out
 
@@ -361,6 +362,7 @@ class Engine:
                                                  options.index_factory)
             report = self._ingestor(chunker, fp, options, progress).run_files(roots)
             report.chunks_encoded += reencoded
+            self._calibrate_fusion()
             return report
 
     def reencode(self, adapter: str | os.PathLike | None,
@@ -370,8 +372,10 @@ class Engine:
         wrote) and `adapter` (None: the model alone) into a new generation. Queries follow: the generation carries
         the new fingerprint and the engine reloads for it."""
         with WriteLock(self.paths.lock):
-            return self._reencode(_adapter_id(adapter) if adapter else None, progress,
-                                  model_identity(str(model)) if model else None)
+            report = self._reencode(_adapter_id(adapter) if adapter else None, progress,
+                                    model_identity(str(model)) if model else None)
+            self._calibrate_fusion()
+            return report
 
     def _reencode(self, adapter_id: str | None, progress, new_model: str | None = None) -> IngestReport:
         info = self.info
@@ -429,6 +433,28 @@ class Engine:
             raise EngineError(f"model {new_model} has another tokenizer than {info['model']}, which cut this index's "
                               f"chunks; build a new index with `ingest --model {new_model} --index NEW`")
 
+    def _calibrate_fusion(self) -> None:
+        """Weigh hybrid search's halves for this index (fusion.py) when its encoder or size changed since the last
+        time; called under the write lock, after the generation is committed (the measurement searches it)."""
+        from .fusion import calibrate, needs_calibration
+
+        info = self.info
+        if info.get("model") in (None, TEXT_ONLY):
+            return
+        gen = self.store.current_generation()
+        if not needs_calibration(info.get("fusion"), gen, self.store.counts(gen.id)["chunks_total"] if gen else 0):
+            return
+        result = calibrate(self)
+        with self.store.session() as s:
+            self.store.set_info(s, fusion=result)
+
+    def fusion_settings(self) -> dict:
+        """How `hybrid` fuses: the index's calibrated dense weight when measured, else equal weights."""
+        from .fusion import DEFAULT_DENSE_WEIGHT, FUSION_METHOD
+
+        f = self.info.get("fusion") or {}
+        return {"method": f.get("method", FUSION_METHOD), "dense_weight": f.get("dense_weight", DEFAULT_DENSE_WEIGHT)}
+
     def ingest_records(self, records, source: str, *, model: str | None = None, chunk_tokens: int | None = None,
                        options: IngestOptions | None = None,
                        progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
@@ -436,7 +462,9 @@ class Engine:
         options = options or IngestOptions()
         with WriteLock(self.paths.lock):
             _, chunker, fp = self._prepare_write(model, None, chunk_tokens, options.index_type, options.index_factory)
-            return self._ingestor(chunker, fp, options, progress).run_records(records, source)
+            report = self._ingestor(chunker, fp, options, progress).run_records(records, source)
+            self._calibrate_fusion()
+            return report
 
     def delete(self, paths: Sequence[str | os.PathLike]) -> IngestReport:
         """Remove documents (files, or everything under folders) from the index explicitly."""
@@ -524,6 +552,7 @@ class Engine:
             "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,
             "trained_on": gen.trained_on if gen else None,
             "ann_tuning": info.get("ann_tuning") if gen and gen.index_type != "flat" else None,
+            "fusion": info.get("fusion"),
         }
         out["bytes_on_disk"] = self._disk_sizes()
         out["reindex_hint"] = needs_retrain(gen, counts["chunks_total"], int(info.get("dim") or 1),

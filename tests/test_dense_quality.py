@@ -201,3 +201,35 @@ def test_fuse_weights_and_normalizations():
     assert [i for i, _ in fuse([], bm25, 2, method="zscore", dense_weight=0.9)] == [3, 4]  # one half empty
     with pytest.raises(ValueError, match="fusion"):
         fuse(dense, bm25, 3, method="max")
+
+
+def test_hybrid_weighs_its_dense_half_by_what_the_index_measured(tmp_path, tiny_model):
+    from llara_search import Engine
+    from llara_search.fusion import dense_weight, span_queries
+    from llara_search.search import fuse
+
+    assert dense_weight(0.9, 0.9) == 0.5 and dense_weight(0.45, 0.9) == 0.25 and dense_weight(0.0, 0.9) == 0.0
+    assert dense_weight(1.0, 0.5) == 0.5 and dense_weight(0.3, 0.0) == 0.5
+    text = " ".join(f"w{i}" for i in range(40))
+    (q, doc, cid), = span_queries([(7, text, "a.md"), (8, "too short", "b.md")], 5)
+    assert (doc, cid) == ("a.md", 7) and len(q.split()) == 12 and q in text
+    rng = np.random.default_rng(1)
+    words = sorted({w.strip(".,;:") for p in PROSE for w in p.lower().split()})
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"n{i}.md").write_text(f"# Note {i}\n\n{' '.join(rng.choice(words, 30))}\n")
+    index = tmp_path / "idx"
+    _run("ingest", docs, "--index", index, "--model", tiny_model)
+    f = _run("status", "--index", index)["fusion"]
+    assert f["probes"] == 30 and f["bm25_mrr@10"] > 0.9 and f["method"] == "rrf"
+    assert f["dense_weight"] == dense_weight(f["dense_mrr@10"], f["bm25_mrr@10"]) < 0.5  # random weights
+    with Engine.open(index) as engine:
+        q = "which server fails health checks"
+        dense, bm25 = engine.search(q, k=100, mode="dense"), engine.search(q, k=100, mode="bm25")
+        want = fuse([(r.chunk_id, r.score) for r in dense], [(r.chunk_id, r.score) for r in bm25], 5,
+                    dense_weight=f["dense_weight"])
+        assert [r.chunk_id for r in engine.search(q, k=5, mode="hybrid")] == [i for i, _ in want]
+    (docs / "extra.md").write_text("# Extra\n\none more short note\n")  # small change: no new measurement
+    _run("ingest", docs, "--index", index)
+    assert _run("status", "--index", index)["fusion"] == f

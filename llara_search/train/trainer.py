@@ -30,6 +30,7 @@ from ..distributed import init as init_distributed
 from ..distributed import local_device
 from ..faults import crash_point
 from .contrastive import contrastive_loss, pool
+from .data import following_text
 from .pretext import build_pretext_batch, pretext_forward
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -48,6 +49,7 @@ class TrainConfig:
     adapter: str | None = None  # continue training this adapter (e.g. fine-tune on top of the pretext one)
     full: bool = False  # train every weight and write a whole model (no LoRA)
     loss: str = "llara"  # pretext: "llara" (EBAE + EBAR + next-token) | "causal" (next-token alone, a baseline)
+    ebar_target: str = "following"  # pretext: "following" (the rest of the chunk, then the next) | "next" (released)
     lora_r: int = 64
     lora_alpha: int = 16
     lora_dropout: float = 0.1
@@ -232,6 +234,9 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
     torch.manual_seed(cfg.seed)
     model, tokenizer, new_ids = load_model(cfg, device, resume_from)
     prompt = PromptIds.for_tokenizer(tokenizer)
+    if cfg.task == "pretext" and cfg.ebar_target == "following":
+        visible = cfg.cutoff_len - len(prompt.prefix) - len(prompt.ebae_suffix) - len(prompt.ebar_suffix)
+        examples = following_text(examples, tokenizer, visible)
     net: nn.Module = _Net(model)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
