@@ -409,9 +409,12 @@ def train(
     grad_accum: int = typer.Option(1, "--grad-accum", min=1),
     cutoff_len: int = typer.Option(128, "--cutoff-len", min=48, help="Tokens per training sequence (spec: 128)"),
     keep_stopwords: bool = typer.Option(False, "--keep-stopwords", help="Keep stopwords in the bag-of-words targets"),
-    ebar_target: str = typer.Option("following", "--ebar-target", help="following (EBAR predicts the text after what "
-                                    "the model reads: the rest of the chunk, then the next one) | next (the next "
-                                    "chunk only, as the released data)"),
+    ebar_target: str = typer.Option("next", "--ebar-target", help="next (EBAR predicts the next chunk, as the "
+                                    "released data) | following (the text after what the model reads: the rest of "
+                                    "the chunk, then the next one; for corpora of one short chunk per document)"),
+    bow_weight: float = typer.Option(0.1, "--bow-weight", min=0.0, help="Weight of each bag-of-words loss (EBAE, "
+                                     "EBAR) against the next-token loss (released: 0.1; a small model trained from "
+                                     "scratch needs more, see benchmarks/adapt_notes.md)"),
     save_every: int = typer.Option(100, "--save-every", min=0, help="Checkpoint every N steps (0: only at the end)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output"),
     merge: bool = typer.Option(False, "--merge", help="Also write a merged model to <output>/merged"),
@@ -450,7 +453,7 @@ def train(
                         lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                         cutoff_len=cutoff_len, remove_stopwords=not keep_stopwords, save_every=save_every,
                         resume=resume, merge=merge, seed=seed, data_source=source, full=full, loss=loss,
-                        ebar_target=ebar_target)
+                        ebar_target=ebar_target, bow_weight=bow_weight)
     from .train.trainer import train as run_training
 
     card = run_training(cfg, pairs, show_progress=not as_json and err.is_terminal)

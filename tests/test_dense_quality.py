@@ -54,7 +54,7 @@ def full_trained(tmp_path_factory, plain_model) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("full")
     docs = _docs(root / "docs")
     card = _run("train", "--corpus", docs, "--base", plain_model, "--full", "--output", root / "m",
-                "--max-steps", 3, "--batch-size", 2, "--save-every", 0)
+                "--max-steps", 3, "--batch-size", 2, "--save-every", 0, "--bow-weight", 1, "--ebar-target", "following")
     return docs, root / "m", card
 
 
@@ -68,6 +68,7 @@ def test_full_training_from_a_model_without_llara_tokens_writes_a_whole_model(fu
     _, out, card = full_trained
     assert card["full"] is True and card["lora"] is None and card["loss"] == "llara" and card["steps"] == 3
     assert card["lr"] == default_lr(str(plain_model), True) > 1e-4  # a small model takes a larger step than 7B
+    assert (card["config"]["bow_weight"], card["config"]["ebar_target"]) == (1.0, "following")
     assert not (out / "adapter_config.json").exists() and (out / "config.json").is_file()
     tok = AutoTokenizer.from_pretrained(out)
     assert all(t in tok.get_vocab() for t in LLARA_TOKENS)

@@ -20,6 +20,7 @@ from ..encoder.prompts import N_POOL, PromptIds, tokenize_texts
 from ..store.stopwords import STOPWORDS
 
 BOW_SCALE = 10.0  # the released code divides each bag-of-words term by 10
+BOW_WEIGHT = 1.0 / BOW_SCALE
 TARGET_MIN_ID = 2  # unk/pad 0, BOS 1, EOS 2 are never targets
 _NON_WORD = re.compile(r"[\W_]+")
 _EXTRA_STOP = frozenset({"!", ",", ".", "?"})
@@ -83,16 +84,18 @@ def build_pretext_batch(tokenizer, prompt: PromptIds, texts: Sequence[str], next
                         bow_targets(tokenizer, next_texts, cutoff_len, remove_stopwords), n_ebae, n_ebar)
 
 
-def bow_loss(logits: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
-    """−mean log-softmax(max over the 8 special positions) at each sample's unique targets, batch mean, ÷10."""
+def bow_loss(logits: torch.Tensor, targets: list[list[int]], weight: float = BOW_WEIGHT) -> torch.Tensor:
+    """−mean log-softmax(max over the 8 special positions) at each sample's unique targets, batch mean, × weight
+    (÷10 as released)."""
     logp = torch.log_softmax(logits.max(dim=1).values, dim=-1)  # (B, V)
     per_sample = [-logp[b, torch.tensor(t, device=logits.device)].mean() for b, t in enumerate(targets) if t]
     if not per_sample:
         return logits.new_zeros(())
-    return torch.stack(per_sample).mean() / BOW_SCALE
+    return torch.stack(per_sample).mean() * weight
 
 
-def pretext_forward(model, batch: PretextBatch, loss: str = "llara") -> dict[str, torch.Tensor]:
+def pretext_forward(model, batch: PretextBatch, loss: str = "llara", bow_weight: float = BOW_WEIGHT
+                    ) -> dict[str, torch.Tensor]:
     """Losses of one batch; `model` is a causal LM (LlamaForCausalLM, possibly wrapped by peft or DDP).
 
     Logits are computed only where a loss reads them (the positions that predict a text token, and the 16 special
@@ -115,8 +118,8 @@ def pretext_forward(model, batch: PretextBatch, loss: str = "llara") -> dict[str
     ar_rows, ebae_rows, ebar_rows = torch.split(logits, [len(predicts_text), N_POOL, N_POOL], dim=1)
     ar = F.cross_entropy(ar_rows.reshape(-1, logits.shape[-1]), labels[:, predicts_text + 1].reshape(-1),
                          ignore_index=-100)
-    ebae = bow_loss(ebae_rows, batch.ebae_targets)
-    ebar = bow_loss(ebar_rows, batch.ebar_targets)
+    ebae = bow_loss(ebae_rows, batch.ebae_targets, bow_weight)
+    ebar = bow_loss(ebar_rows, batch.ebar_targets, bow_weight)
     if loss == "causal":
         return {"total": ar, "ar": ar, "ebae": ebae.detach(), "ebar": ebar.detach()}
     n_bow = int(any(batch.ebae_targets)) + int(any(batch.ebar_targets))
@@ -125,7 +128,8 @@ def pretext_forward(model, batch: PretextBatch, loss: str = "llara") -> dict[str
 
 
 def pretext_loss(model, tokenizer, texts: Sequence[str], next_texts: Sequence[str], cutoff_len: int = 128,
-                 remove_stopwords: bool = True, loss: str = "llara") -> dict[str, torch.Tensor]:
+                 remove_stopwords: bool = True, loss: str = "llara", bow_weight: float = BOW_WEIGHT
+                 ) -> dict[str, torch.Tensor]:
     """The loss the trainer optimizes, public so that it can be checked against the spec (keys: total, ar, ebae,
     ebar). `texts[i]` is a chunk (EBAE target: its own words); `next_texts[i]` the chunk after it (EBAR target),
     or "" when there is none."""
@@ -133,7 +137,7 @@ def pretext_loss(model, tokenizer, texts: Sequence[str], next_texts: Sequence[st
     dtype = next(model.parameters()).dtype
     batch = build_pretext_batch(tokenizer, prompt, texts, next_texts, cutoff_len, remove_stopwords,
                                 dtype if dtype.is_floating_point else torch.float32)
-    return pretext_forward(model, batch, loss)
+    return pretext_forward(model, batch, loss, bow_weight)
 
 
 __all__ = ["LOSSES", "PretextBatch", "bow_loss", "bow_targets", "build_pretext_batch", "pretext_forward", "pretext_loss"]

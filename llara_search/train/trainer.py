@@ -49,7 +49,8 @@ class TrainConfig:
     adapter: str | None = None  # continue training this adapter (e.g. fine-tune on top of the pretext one)
     full: bool = False  # train every weight and write a whole model (no LoRA)
     loss: str = "llara"  # pretext: "llara" (EBAE + EBAR + next-token) | "causal" (next-token alone, a baseline)
-    ebar_target: str = "following"  # pretext: "following" (the rest of the chunk, then the next) | "next" (released)
+    ebar_target: str = "next"  # pretext: "next" (the next chunk, released) | "following" (rest of chunk, then next)
+    bow_weight: float = 0.1  # pretext: each bag-of-words term × this (the released code divides by 10)
     lora_r: int = 64
     lora_alpha: int = 16
     lora_dropout: float = 0.1
@@ -285,7 +286,7 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
                                                 cfg.cutoff_len, cfg.remove_stopwords,
                                                 next(model.parameters()).dtype)
                     with _autocast(cfg, device):
-                        out = pretext_forward(net, batch, cfg.loss)
+                        out = pretext_forward(net, batch, cfg.loss, cfg.bow_weight)
                     tokens += batch.tokens
                 else:
                     with _autocast(cfg, device):
