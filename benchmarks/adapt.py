@@ -50,6 +50,11 @@ from .common import ROOT, SHARED, WORK, machine, record
 TOKENIZER = SHARED / "models" / "llama2-llara-tokenizer"
 SCIFACT = SHARED / "data" / "beir-scifact"
 CHUNK_SIZES = (128, 256, 384)
+# The recipe adapt_notes.md measured on 2 CPU cores (each a choice among the runs tabled there).
+BUDGET = 250  # pretext steps of (b) and (c), batch 16: ~12 min each on 2 contended cores
+PRETEXT_LR = 1e-3  # 5e-3 collapsed (c); the product's --full default for this size is 2.7e-4
+FINETUNE_LR = 1e-4
+BOW_WEIGHT = 0.1  # the released weight: 1.0 did no better on a small model (adapt_notes.md)
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -233,13 +238,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--beir", type=Path, help="BEIR folder [../shared/data/beir-scifact]")
     ap.add_argument("--docs-folder", type=Path, help="a documentation folder: headings become the queries")
     ap.add_argument("--split", default=None, help="judged split to report [test, else dev]")
-    ap.add_argument("--budget", type=int, default=600, help="pretext steps of (b) and (c) each [600]")
+    ap.add_argument("--budget", type=int, default=BUDGET, help=f"pretext steps of (b) and (c) each [{BUDGET}]")
     ap.add_argument("--finetune-steps", type=int, default=None, help="steps of (d) [one epoch of the train split]")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=None, help="peak lr of (b) and (c) [the product's --full default]")
-    ap.add_argument("--finetune-lr", type=float, default=None)
+    ap.add_argument("--lr", type=float, default=PRETEXT_LR, help=f"peak lr of (b) and (c) [{PRETEXT_LR:g}; 0: the "
+                    "product's --full default]")
+    ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help=f"peak lr of (d) [{FINETUNE_LR:g}; 0: the "
+                    "product's --full default]")
+    ap.add_argument("--bow-weight", type=float, default=BOW_WEIGHT,
+                    help=f"(c)'s bag-of-words weight, `train --bow-weight` [{BOW_WEIGHT}: see adapt_notes.md]")
+    ap.add_argument("--ebar-target", default="following", choices=("following", "next"),
+                    help="(c)'s `train --ebar-target` [following: a corpus of abstracts has one chunk per document]")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--tied", action="store_true", help="tie input and output embeddings [separate: tied ones "
+                    "collapsed (b) and (c) in adapt_notes.md]")
     ap.add_argument("--seeds", default="42", help="training seeds, comma separated; the first one is tabled")
     ap.add_argument("--docs", type=int, default=None, help="subsample the corpus to this many documents")
     ap.add_argument("--chunk-sizes", default=",".join(map(str, CHUNK_SIZES)),
@@ -304,7 +317,8 @@ def main(argv=None) -> dict:
     if not (TOKENIZER / "tokenizer.model").is_file() and not (TOKENIZER / "tokenizer.json").is_file():
         raise SystemExit(f"needs the LLaMA-2 tokenizer at {TOKENIZER}")
     model_a = make_tiny_llara(work / "models" / "a-random", tokenizer_dir=TOKENIZER, hidden_size=args.hidden,
-                              num_layers=args.layers, num_heads=max(1, args.hidden // 32), seed=0)
+                              num_layers=args.layers, num_heads=max(1, args.hidden // 32), seed=0,
+                              tie_embeddings=args.tied)
     n_params = model_parameters(str(model_a))
     lr = args.lr or default_lr(str(model_a), True)
     evaluate("bm25", "none", mode="bm25")
@@ -316,7 +330,8 @@ def main(argv=None) -> dict:
     for i, seed in enumerate(seeds):
         tag = "" if i == 0 else f"@{seed}"
         common = ["--full", "--max-steps", args.budget, "--batch-size", args.batch_size, "--lr", lr,
-                  "--seed", seed, "--save-every", 0]
+                  "--seed", seed, "--save-every", 0, "--bow-weight", args.bow_weight,
+                  "--ebar-target", args.ebar_target]
         for key, loss in (("b", "causal"), ("c", "llara")):
             out = work / "models" / f"{key}{tag}"
             card = run("train", "--index", idx_a, "--output", out, "--loss", loss, *common)
@@ -376,8 +391,10 @@ def main(argv=None) -> dict:
     result = {
         "dataset": name, "beir": str(beir), "split": split, "queries": len(qrels), "train_split": has_train,
         "model": {"hidden": args.hidden, "layers": args.layers, "heads": max(1, args.hidden // 32),
+                  "tied_embeddings": args.tied,
                   "parameters": n_params, "tokenizer": "LLaMA-2 + 16 LLaRA tokens (32016)", "init": "random, seed 0"},
         "budget": {"pretext_steps": args.budget, "batch_size": args.batch_size, "lr": lr,
+                   "bow_weight": args.bow_weight, "ebar_target": args.ebar_target,
                    "finetune_steps": ft_steps if has_train else None, "seeds": seeds},
         "rows": {k: v for k, v in rows.items() if not k.startswith("_")}, "training": rows.get("_training", {}),
         "best_dense": best, "noise": noise, "seeds": seed_rows, "fusion_study": fusion, "chunking": chunking,
