@@ -165,6 +165,7 @@ def report() -> str:
                          f"{c['p50_ms_collapse']} ms, {c['results_naming_copies']} copies named in also_in | p50 "
                          f"{c['p50_ms_no_collapse']} ms without collapsing | **{c['ratio']}×** the time | "
                          f"`{pa['command']}` |")
+    lines += adapt_report(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -239,6 +240,44 @@ def _bm25_rows(bm: dict) -> list[str]:
                     f"{lg['bm25s_core_p50_ms']} ms) | **{s['rank_vs_bm25s_retrieve']}× / "
                     f"{lg['rank_vs_bm25s_retrieve']}×** bm25s's time | `{bm['command']}` |")
     return rows
+def adapt_report(data: dict) -> list[str]:
+    """The dense-quality tables of benchmarks/adapt.py: a small Llama trained by the product's own commands."""
+    from .adapt import table
+
+    out = []
+    for key, r in sorted(data.items()):
+        if not key.startswith("adapt_"):
+            continue
+        m, b = r["model"], r["budget"]
+        out += ["", f"## Dense quality: a small Llama trained here ({r['dataset']})", "",
+                f"Random init, {m['parameters'] / 1e6:.1f}M parameters ({m['layers']} layers × {m['hidden']}, "
+                f"LLaMA-2 tokenizer + LLaRA tokens), {b['pretext_steps']} pretext steps of {b['batch_size']} for "
+                f"(b) and (c) each, lr {b['lr']:.2g}" + (f", {b['finetune_steps']} fine-tuning steps for (d)"
+                                                          if b.get("finetune_steps") else "") +
+                f"; {r['seconds'] / 60:.0f} min on {r['machine'].split(',')[0]}. Command: `{r['command']}`", "",
+                table(r), ""]
+        noise = r.get("noise", {})
+        for name, label in (("c_vs_b", "(c) − (b)"), ("d_vs_c", "(d) − (c)"),
+                            ("hybrid_vs_best_dense", "hybrid − best dense"), ("hybrid_vs_bm25", "hybrid − BM25")):
+            if name in noise:
+                n = noise[name]["ndcg@10"]
+                out.append(f"- {label}: nDCG@10 {n['diff']:+.4f}, 95% interval [{n['ci95'][0]:+.4f}, "
+                           f"{n['ci95'][1]:+.4f}] (paired bootstrap over queries)"
+                           + ("" if n["significant"] else " — not distinguishable from noise"))
+        if r.get("seeds"):
+            out.append("- training seeds " + ", ".join(map(str, b["seeds"])) + ": " + "; ".join(
+                f"({k}) nDCG@10 {', '.join(f'{v:.4f}' for v in s['ndcg@10'])} (spread {s['spread']:.4f})"
+                for k, s in r["seeds"].items()))
+        if r.get("chunking"):
+            out.append("- chunk budget (best model, dense): " + "; ".join(
+                f"{size} tokens: nDCG@10 {c['ndcg@10']:.4f}, Recall@100 {c['recall@100']:.4f} ({c['chunks']} chunks)"
+                for size, c in r["chunking"].items()))
+        iv = r.get("ivfpq_bench")
+        if iv:
+            out.append(f"- IVF-PQ forced on the best model's vectors (`reindex --index-type ivfpq`, `bench`): "
+                       f"recall@10 {iv['recall@10']} against exact ({iv['factory']}, nprobe {iv['nprobe']}, re-rank "
+                       f"{iv['rerank']}×k, target {iv.get('target_recall')})")
+    return out
 
 
 def main() -> None:

@@ -9,7 +9,18 @@ import random
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LLARA_SEARCH_SHARED") or ROOT.parent / "shared")  # env: a checkout elsewhere
+
+
+def _shared_dir() -> Path:
+    """../shared beside the checkout ($LLARA_SEARCH_SHARED first; a worktree one level deeper looks one up)."""
+    env = os.environ.get("LLARA_SEARCH_SHARED")
+    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared", ROOT.parent.parent / "shared"]:
+        if cand.is_dir():
+            return cand
+    return ROOT.parent / "shared"
+
+
+SHARED = _shared_dir()
 WORK = ROOT / "benchmarks" / ".work"
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"  # committed: RESULTS.md is rewritten from it
 

@@ -280,6 +280,8 @@ def _ingest_table(r) -> None:
         out.print("documents per format: " + ", ".join(f"{k} {v}" for k, v in r.formats.items()), highlight=False)
     for f in r.files_failed[:50]:
         out.print(Text(f"failed: {f['path']}: {f['error']}", style="yellow"))
+    for w in r.warnings:
+        out.print(Text(f"warning: {w}", style="yellow"))
     if len(r.files_failed) > 50:
         out.print(f"… and {len(r.files_failed) - 50} more failures (see --json)")
     warnings = getattr(r, "warnings", [])
@@ -513,7 +515,8 @@ def eval_(
         _fail(str(exc))
     result.update(split=split, index=str(engine.paths.root), documents=report.documents,
                   chunks=report.chunks_total, documents_ingested=report.files_new + report.files_changed,
-                  chunks_encoded=report.chunks_encoded, memory=report.memory, estimate=report.estimate)
+                  chunks_encoded=report.chunks_encoded, memory=report.memory, estimate=report.estimate,
+                  warnings=report.warnings)
     if as_json:
         _print_json(result)
         return
@@ -535,6 +538,8 @@ def eval_(
               f"{result['chunks']} chunks ({result['chunks_encoded']} encoded now)[/]")
     if rr:
         out.print(f"[dim]re-ranked run file: {rr['run_file']}[/]")
+    for w in result["warnings"]:
+        out.print(Text(f"warning: {w}", style="yellow"))
 
 
 def _count_lines(path: Path) -> int:
@@ -562,11 +567,16 @@ def _model_slug(model: str | None) -> str:
 LoraR = typer.Option(64, "--lora-r", min=1, help="LoRA rank")
 LoraAlpha = typer.Option(16, "--lora-alpha", min=1, help="LoRA alpha")
 LoraDropout = typer.Option(0.1, "--lora-dropout", min=0.0, max=0.9, help="LoRA dropout")
+FullOpt = typer.Option(False, "--full", help="Train every weight and write a whole model (use it with --model); "
+                       "for small or new models, which learn little through LoRA")
+LrOpt = typer.Option(None, "--lr", help="Peak learning rate [LoRA: 1e-4; --full: by model size, 1e-5 at 7B]")
 
 
 def _train_config(output, base, task, **kw):
-    from .train.trainer import TrainConfig
+    from .train.trainer import TrainConfig, default_lr
 
+    if kw.get("lr") is None:
+        kw["lr"] = default_lr(base, kw.get("full", False))
     return TrainConfig(output=Path(output), base=base, task=task, **kw)
 
 
@@ -605,13 +615,22 @@ def train(
     base: Optional[str] = typer.Option(None, "--base", help="Base model [default: the index's model, else "
                                        "$LLARA_SEARCH_MODEL or BAAI/LLARA-passage]"),
     lora_r: int = LoraR, lora_alpha: int = LoraAlpha, lora_dropout: float = LoraDropout,
-    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate"),
+    full: bool = FullOpt,
+    loss: str = typer.Option("llara", "--loss", help="llara (EBAE + EBAR + next-token, the method) | causal "
+                             "(next-token alone: the plain-LLM baseline, for comparisons)"),
+    lr: Optional[float] = LrOpt,
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the pairs (ignored with --max-steps)"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1),
     cutoff_len: int = typer.Option(128, "--cutoff-len", min=48, help="Tokens per training sequence (spec: 128)"),
     keep_stopwords: bool = typer.Option(False, "--keep-stopwords", help="Keep stopwords in the bag-of-words targets"),
+    ebar_target: str = typer.Option("next", "--ebar-target", help="next (EBAR predicts the next chunk, as the "
+                                    "released data) | following (the text after what the model reads: the rest of "
+                                    "the chunk, then the next one; for corpora of one short chunk per document)"),
+    bow_weight: float = typer.Option(0.1, "--bow-weight", min=0.0, help="Weight of each bag-of-words loss (EBAE, "
+                                     "EBAR) against the next-token loss (released: 0.1; a small model trained from "
+                                     "scratch needs more, see benchmarks/adapt_notes.md)"),
     save_every: int = typer.Option(100, "--save-every", min=0, help="Checkpoint every N steps (0: only at the end)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output"),
     merge: bool = typer.Option(False, "--merge", help="Also write a merged model to <output>/merged"),
@@ -627,6 +646,10 @@ def train(
     dtype = _train_dtype(dtype)
     if (index is None) == (not corpus):
         _fail("give either --index DIR (train on its chunks) or --corpus PATH... (train on files)", 2)
+    if loss not in ("llara", "causal"):
+        _fail(f"--loss must be llara or causal, not {loss!r}", 2)
+    if ebar_target not in ("following", "next"):
+        _fail(f"--ebar-target must be following or next, not {ebar_target!r}", 2)
     if index is not None:
         engine = _open(index, None)
         model = engine.info.get("model")
@@ -649,7 +672,8 @@ def train(
     cfg = _train_config(output, base, "pretext", lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                         lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                         cutoff_len=cutoff_len, remove_stopwords=not keep_stopwords, save_every=save_every,
-                        resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype)
+                        resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype, full=full, loss=loss,
+                        ebar_target=ebar_target, bow_weight=bow_weight)
     _check_training(cfg)
     from .train.trainer import train as run_training
 
@@ -669,7 +693,8 @@ def finetune(
                                        "$LLARA_SEARCH_MODEL or BAAI/LLARA-passage]"),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="Continue from this adapter (e.g. `train`'s)"),
     lora_r: int = LoraR, lora_alpha: int = LoraAlpha, lora_dropout: float = LoraDropout,
-    lr: float = typer.Option(1e-4, "--lr"),
+    full: bool = FullOpt,
+    lr: Optional[float] = LrOpt,
     epochs: float = typer.Option(1.0, "--epochs"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Queries per step and process"),
@@ -729,7 +754,8 @@ def finetune(
                         lora_alpha=lora_alpha, lora_dropout=lora_dropout, lr=lr, epochs=epochs, max_steps=max_steps,
                         batch_size=batch_size, grad_accum=grad_accum, group_size=group_size,
                         temperature=temperature, query_max_len=query_max_len, passage_max_len=passage_max_len,
-                        save_every=save_every, resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype)
+                        save_every=save_every, resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype,
+                        full=full)
     from .train.trainer import train as run_training
 
     card = run_training(cfg, examples, show_progress=not as_json and err.is_terminal)
@@ -741,15 +767,18 @@ def finetune(
 def reencode(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
              adapter: Optional[Path] = typer.Option(None, "--adapter", help="peft adapter folder (omit: the base "
                                                     "model alone)"),
+             model: Optional[str] = typer.Option(None, "--model", help="Another whole model of the same tokenizer "
+                                                 "and width, e.g. what `train --full` wrote [the index's own]"),
              dtype: str = DtypeOpt, as_json: bool = JsonOpt) -> None:
-    """Re-encode every chunk with the index's model and a new adapter into a new generation; queries follow."""
+    """Re-encode every chunk with the index's model (or --model) and an adapter into a new generation; queries
+    follow."""
     dtype = _dtype(dtype)
 
     def run(pool, device):
         engine = _open(index, db_url, dtype=dtype)  # rank 0 alone: the other processes only encode
         engine.pool, engine.device = pool, device
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
-            return engine, engine.reencode(str(adapter) if adapter else None, progress)
+            return engine, engine.reencode(str(adapter) if adapter else None, progress, model=model)
 
     engine, r = _with_encode_pool(run)
     if as_json:
@@ -757,6 +786,8 @@ def reencode(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     else:
         out.print(f"re-encoded {r.chunks_encoded} chunks into generation {r.generation} ({r.index_type}) in "
                   f"{r.seconds:.1f}s; fingerprint {engine.info.get('fingerprint')}")
+        for w in r.warnings:
+            out.print(Text(f"warning: {w}", style="yellow"))
 
 
 # ---------------------------------------------------------------------------------------------------- status etc.
@@ -783,6 +814,18 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
     out.print(t)
     if s["reindex_hint"]:
         out.print(f"[yellow]hint:[/] {s['reindex_hint']}; run `llara-search reindex`")
+    tuning = s.get("ann_tuning") or {}
+    if tuning.get("recall@10") is not None:
+        out.print(f"vector index tuned at build time: recall@10 {tuning['recall@10']:.3f} (target "
+                  f"{tuning['target']:.2f}), nprobe {tuning['nprobe']}, exact re-rank of {tuning['rerank']}×k",
+                  highlight=False)
+    if tuning.get("warning"):
+        out.print(Text(f"warning: {tuning['warning']}", style="yellow"))
+    fusion = s.get("fusion") or {}
+    if fusion.get("dense_mrr@10") is not None:
+        out.print(f"hybrid: dense weight {fusion['dense_weight']:.2f} ({fusion['method']}); on {fusion['probes']} "
+                  f"span probes of its chunks dense found MRR@10 {fusion['dense_mrr@10']:.2f}, BM25 "
+                  f"{fusion['bm25_mrr@10']:.2f}", highlight=False)
 
 
 @app.command()
@@ -817,6 +860,8 @@ def reindex(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     else:
         out.print(f"rebuilt as generation {r.generation} ({r.index_type}) over {r.chunks_total} chunks "
                   f"in {r.seconds:.1f}s")
+        for w in r.warnings:
+            out.print(Text(f"warning: {w}", style="yellow"))
 
 
 @app.command()
@@ -852,8 +897,11 @@ def bench(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         return
     t = Table(show_header=False, title="bench")
     for key, v in r.items():
-        t.add_row(key, str(v))
+        if key != "warning":
+            t.add_row(key, str(v))
     out.print(t)
+    if r.get("warning"):
+        out.print(Text(f"warning: {r['warning']}", style="yellow"))
 
 
 @app.command()

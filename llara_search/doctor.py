@@ -283,8 +283,10 @@ class Doctor:
                                       f"{dead[-1].generation}); the committed state is intact, run `llara-search "
                                       "ingest` again to finish the work"))
         if info.get("pending_reencode"):
-            d.warnings.append(Finding("reencode", "a re-encode was interrupted; finish it with `llara-search reencode "
-                                      f"--adapter {info['pending_reencode'].get('adapter') or 'none'}`"))
+            from .engine import reencode_args
+
+            d.warnings.append(Finding("reencode", "a re-encode was interrupted; finish it with `llara-search reencode"
+                                      f"{reencode_args(info['pending_reencode'])}`"))
 
     # ------------------------------------------------------------------------------------------------ repair
     def repair(self, d: Diagnosis, wait: bool = False) -> list[str]:

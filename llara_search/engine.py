@@ -20,7 +20,7 @@ from .ingest.words import WordTokenizer
 from .collapse import collapse_depth, collapse_duplicates
 from .layout import IndexPaths, WriteLock, default_index_dir, write_head
 from .lexical import LexicalIndex
-from .search import MODES, EmptyIndexError, SearchResult, Searcher, rrf
+from .search import MODES, EmptyIndexError, SearchResult, Searcher, fuse
 from .store import Document, Store
 from .store.db import StoreError
 
@@ -115,6 +115,8 @@ def _new_vector_db(paths: IndexPaths, uri: str) -> tuple[str, VectorBackend | No
         backend.close()
         raise
     return want, backend, new_id
+
+
 def check_encoder_memory(model: str | None, *, adapter: str | None = None, dtype: str | None = None,
                          device: str | None = None, max_length: int = 512) -> Estimate | None:
     """The memory check of the encoder an ingest would load (`model`, or $LLARA_SEARCH_MODEL, or the default),
@@ -141,6 +143,12 @@ def _collapsed(searcher: Searcher, hits: list[tuple[int, float]], k: int) -> lis
     if len(kept) < k and len(hits) > k:
         kept = collapse_duplicates(results + searcher.results(hits[k:]), k)
     return kept
+
+
+def reencode_args(pending: dict) -> str:
+    """The options that finish an interrupted re-encode (`pending_reencode` as recorded)."""
+    return (f" --model {pending['model']}" if pending.get("model") else "") + \
+        (f" --adapter {pending['adapter']}" if pending.get("adapter") else "")
 
 
 def model_identity(name_or_path: str) -> str:
@@ -362,6 +370,7 @@ class Engine:
             raise EngineError(f"index {self.paths.root} is text-only (built with --model none); use --mode bm25")
         fetch = min(MAX_K, collapse_depth(k)) if collapse else k
         depth = max(fetch, 100) if mode == "hybrid" else fetch
+        fusion = self.fusion_settings() if mode == "hybrid" else {}
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("dense", "hybrid"):
             if query_vectors is None and self._encoder is not None and gen.fingerprint \
@@ -377,7 +386,7 @@ class Engine:
             elif mode == "bm25":
                 hits = searcher.bm25(q, fetch, where, pinned=pinned)
             else:
-                hits = rrf([dense[qi], searcher.bm25(q, depth, where, pinned=pinned)], fetch)
+                hits = fuse(dense[qi], searcher.bm25(q, depth, where, pinned=pinned), fetch, **fusion)
             out.append(_collapsed(searcher, hits, k) if collapse else searcher.results(hits))
         return out
 
@@ -504,8 +513,8 @@ class Engine:
         else:
             if info.get("pending_reencode") and not allow_pending:
                 raise EngineError(f"a re-encode of {self.paths.root} was interrupted; finish it first with "
-                                  f"`llara-search reencode --index {self.paths.root} --adapter "
-                                  f"{info['pending_reencode'].get('adapter') or 'none'}`")
+                                  f"`llara-search reencode --index {self.paths.root}"
+                                  f"{reencode_args(info['pending_reencode'])}`")
             text_only = info["model"] == TEXT_ONLY
             if text_only and (index_type or index_factory):
                 raise EngineError(f"index {self.paths.root} is text-only (--model none): it has no vector index")
@@ -606,36 +615,55 @@ class Engine:
                                                  options.index_factory)
             report = self._ingestor(chunker, fp, options, progress).run_files(roots)
             report.chunks_encoded += reencoded
+            self._calibrate_fusion()
             return self._with_memory(report, memory)
 
     def reencode(self, adapter: str | os.PathLike | None,
-                 progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
-        """Re-encode every chunk with the index's base model and `adapter` (None: the base alone) into a new
-        generation. Queries follow: the generation carries the new fingerprint and the engine reloads for it."""
+                 progress: Callable[[str, int, int], None] | None = None, *,
+                 model: str | os.PathLike | None = None) -> IngestReport:
+        """Re-encode every chunk with the index's base model (or `model`, e.g. the whole model `train --full`
+        wrote) and `adapter` (None: the model alone) into a new generation. Queries follow: the generation carries
+        the new fingerprint and the engine reloads for it."""
         adapter_id = _adapter_id(adapter) if adapter else None
+        model_id = model_identity(str(model)) if model else None
         memory = None
         if self.info.get("model") not in (None, TEXT_ONLY):  # before the lock file is touched
-            memory = self.check_memory(adapter=adapter_id, for_adapter=True)
+            memory = self._reencode_memory(adapter_id, model_id)
         with WriteLock(self.paths.lock):
             self._check_vectors(rebuild=True)
-            return self._reencode(adapter_id, progress, memory)
+            report = self._reencode(adapter_id, progress, memory, model_id)
+            self._calibrate_fusion()
+            return report
 
-    def _reencode(self, adapter_id: str | None, progress, memory: Estimate | None = None) -> IngestReport:
+    def _reencode_memory(self, adapter_id: str | None, model_id: str | None) -> Estimate | None:
+        """The memory check of a re-encode: the index's model with `adapter_id`, or another whole model."""
+        if model_id is None:
+            return self.check_memory(adapter=adapter_id, for_adapter=True)
+        return check_encoder_memory(model_id, adapter=adapter_id, dtype=self.dtype, device=self.device,
+                                    max_length=int(self.info.get("max_length", 512)))
+
+    def _reencode(self, adapter_id: str | None, progress, memory: Estimate | None = None,
+                  new_model: str | None = None) -> IngestReport:
         info = self.info
         if not info.get("model"):
             raise EngineError(f"index {self.paths.root} is empty; ingest with --adapter instead")
         if info["model"] == TEXT_ONLY:
             raise EngineError(f"index {self.paths.root} is text-only (--model none): there is nothing to re-encode")
         if adapter_id is not None and not (Path(adapter_id) / "adapter_config.json").is_file():
-            raise EngineError(f"{adapter_id} is not a peft adapter folder (no adapter_config.json); point --adapter "
-                              "at the output folder of `llara-search train` or `finetune`")
-        memory = memory or self.check_memory(adapter=adapter_id, for_adapter=True)  # before anything is recorded
-        fp = fingerprint_for(info["model"], adapter_id, int(info.get("max_length", 512)))
+            whole = (Path(adapter_id) / "config.json").is_file()
+            raise EngineError(f"{adapter_id} is not a peft adapter folder (no adapter_config.json)" +
+                              ("; it is a whole model (`train --full`): use --model" if whole else
+                               "; point --adapter at the output folder of `llara-search train` or `finetune`"))
+        model = new_model or info["model"]
+        if new_model is not None and new_model != info["model"]:
+            self._check_same_space(new_model, info)
+        memory = memory or self._reencode_memory(adapter_id, new_model)  # before anything is recorded
+        fp = fingerprint_for(model, adapter_id, int(info.get("max_length", 512)))
         with self.store.session() as s:
-            self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp})
+            self.store.set_info(s, pending_reencode={"adapter": adapter_id, "fingerprint": fp, "model": new_model})
         from .encoder.model import LlaraEncoder
 
-        spec = self._spec(info["model"], adapter_id)
+        spec = self._spec(model, adapter_id)
         enc = LlaraEncoder.from_pretrained(**spec, device=self.device, show_progress=self.show_progress)
         self._prepare_write(None, None, None, None, None, allow_pending=True, need_chunker=False)
         vectors = VectorStore(self.paths.vectors, int(info["dim"]), writer=True)
@@ -646,13 +674,54 @@ class Engine:
         ing.reencode_all()
         ing.commit_generation(rebuild=True, force=True,
                               info_updates={"adapter": adapter_id, "fingerprint": fp, "pending_reencode": None,
-                                            "passage_dtypes": [_dtype_name(enc)]})
+                                            "passage_dtypes": [_dtype_name(enc)], "model": model})
         with self._load_lock:
             self._encoder = enc
         ing.report.seconds = time.perf_counter() - t
         counts = self.store.counts(ing.report.generation or 0)
         ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]
         return self._with_memory(ing.report, memory)
+
+    def _check_same_space(self, new_model: str, info: dict) -> None:
+        """A model replacing the index's own must read the same tokens (chunks were cut by the old tokenizer's
+        counts) and give vectors of the same width (the stored vectors' rows)."""
+        from transformers import AutoConfig
+
+        from .encoder.checkpoint import resolve_model_dir
+
+        try:
+            dim = int(AutoConfig.from_pretrained(resolve_model_dir(new_model), local_files_only=True).hidden_size)
+            same_tokens = load_tokenizer(new_model).get_vocab() == load_tokenizer(info["model"]).get_vocab()
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"cannot load model {new_model}: {str(exc).splitlines()[0]}") from None
+        if dim != int(info["dim"]):
+            raise EngineError(f"model {new_model} gives {dim}-d vectors, index {self.paths.root} holds "
+                              f"{info['dim']}-d ones; build a new index with `ingest --model {new_model} --index NEW`")
+        if not same_tokens:
+            raise EngineError(f"model {new_model} has another tokenizer than {info['model']}, which cut this index's "
+                              f"chunks; build a new index with `ingest --model {new_model} --index NEW`")
+
+    def _calibrate_fusion(self) -> None:
+        """Weigh hybrid search's halves for this index (fusion.py) when its encoder or size changed since the last
+        time; called under the write lock, after the generation is committed (the measurement searches it)."""
+        from .fusion import calibrate, needs_calibration
+
+        info = self.info
+        if info.get("model") in (None, TEXT_ONLY):
+            return
+        gen = self.store.current_generation()
+        if not needs_calibration(info.get("fusion"), gen, self.store.counts(gen.id)["chunks_total"] if gen else 0):
+            return
+        result = calibrate(self)
+        with self.store.session() as s:
+            self.store.set_info(s, fusion=result)
+
+    def fusion_settings(self) -> dict:
+        """How `hybrid` fuses: the index's calibrated dense weight when measured, else equal weights."""
+        from .fusion import DEFAULT_DENSE_WEIGHT, FUSION_METHOD
+
+        f = self.info.get("fusion") or {}
+        return {"method": f.get("method", FUSION_METHOD), "dense_weight": f.get("dense_weight", DEFAULT_DENSE_WEIGHT)}
 
     def ingest_records(self, records, source: str, *, model: str | None = None, chunk_tokens: int | None = None,
                        options: IngestOptions | None = None,
@@ -666,6 +735,7 @@ class Engine:
             self._check_vectors()
             _, chunker, fp = self._prepare_write(model, None, chunk_tokens, options.index_type, options.index_factory)
             report = self._ingestor(chunker, fp, options, progress).run_records(records, source, expected)
+            self._calibrate_fusion()
             return self._with_memory(report, memory)
 
     def delete(self, paths: Sequence[str | os.PathLike]) -> IngestReport:
@@ -821,6 +891,8 @@ class Engine:
             "factory": gen.factory if gen else None, "ntotal": gen.ntotal if gen else 0,
             "nprobe": gen.nprobe if gen else None, "rerank": gen.rerank if gen else None,
             "trained_on": gen.trained_on if gen else None,
+            "ann_tuning": info.get("ann_tuning") if gen and gen.index_type != "flat" else None,
+            "fusion": info.get("fusion"),
         }
         out["bytes_on_disk"] = self._disk_sizes()
         out["lexical"] = LexicalIndex(self.paths.lexical).describe(gen.id) if gen else None
@@ -872,8 +944,20 @@ class Engine:
             lat.append((time.perf_counter() - t) * 1000)
             hits += len({i for i, _ in got} & set(truth[qi].tolist()))
         denom = sum(len(t) for t in truth) or 1
-        return {"index_type": gen.index_type, "factory": gen.factory, "ntotal": ann.ntotal, "queries": len(q),
-                "nprobe": gen.nprobe, "rerank": gen.rerank,
-                f"recall@{k}": round(hits / denom, 4), "p50_ms": round(float(np.percentile(lat, 50)), 3),
-                "p99_ms": round(float(np.percentile(lat, 99)), 3),
-                "bytes_per_vector": round(ann.memory_bytes() / max(1, ann.ntotal), 1)}
+        from .index.ann import recall_target
+
+        recall = round(hits / denom, 4)
+        tuned = self.info.get("ann_tuning") or {}
+        target = None if ann.exact else tuned.get("target", recall_target())
+        out = {"index_type": gen.index_type, "factory": gen.factory, "ntotal": ann.ntotal, "queries": len(q),
+               "nprobe": gen.nprobe, "rerank": gen.rerank,
+               f"recall@{k}": recall, "p50_ms": round(float(np.percentile(lat, 50)), 3),
+               "p99_ms": round(float(np.percentile(lat, 99)), 3),
+               "bytes_per_vector": round(ann.memory_bytes() / max(1, ann.ntotal), 1),
+               "target_recall": target, "tuned_recall": tuned.get(f"recall@{k}"), "warning": None}
+        if target is not None and tuned.get("met") is False:
+            out["warning"] = tuned["warning"]
+        elif target is not None and recall < target - 0.02:  # beyond the sampling noise of 200 queries
+            out["warning"] = (f"recall@{k} {recall:.3f} is below the {target:.2f} the index was tuned for; run "
+                              "`llara-search reindex` to re-tune it, or use --index-type flat (exact)")
+        return out

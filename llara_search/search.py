@@ -184,8 +184,39 @@ def rrf(rankings: list[list[tuple[int, float]]], k: int, k0: int = RRF_K) -> lis
     return sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:k]
 
 
+FUSIONS = ("rrf", "minmax", "zscore")
+
+
+def fuse(dense: list[tuple[int, float]], bm25: list[tuple[int, float]], k: int, *, method: str = "rrf",
+         dense_weight: float = 0.5, k0: int = RRF_K) -> list[tuple[int, float]]:
+    """One ranking from a dense and a BM25 ranking (each best first): `dense_weight` of the dense half's evidence
+    plus the rest of BM25's. `rrf` adds weighted reciprocal ranks; `minmax` and `zscore` add the scores after
+    normalizing each list (to [0, 1], or to mean 0 and deviation 1). A hit that one list lacks gets that list's
+    lowest value (0 for RRF)."""
+    if method not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {method!r}")
+    parts = []
+    for ranking, weight in ((dense, float(dense_weight)), (bm25, 1.0 - float(dense_weight))):
+        if method == "rrf" or not ranking:
+            values = [1.0 / (k0 + r) for r in range(1, len(ranking) + 1)]
+            floor = 0.0
+        else:
+            raw = np.array([s for _, s in ranking], dtype=np.float64)
+            if method == "minmax":
+                span = raw.max() - raw.min()
+                norm = (raw - raw.min()) / span if span > 0 else np.ones_like(raw)
+            else:
+                sd = raw.std()
+                norm = (raw - raw.mean()) / sd if sd > 0 else np.zeros_like(raw)
+            values, floor = norm.tolist(), float(norm.min())
+        parts.append(({i: v for (i, _), v in zip(ranking, values)}, floor, weight))
+    ids = {i for table, _, _ in parts for i in table}
+    fused = {i: sum(w * table.get(i, floor) for table, floor, w in parts) for i in ids}
+    return sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:k]
+
+
 def _pairs(ids: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
     return [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
 
 
-__all__ = ["EmptyIndexError", "MODES", "SearchResult", "Searcher", "rrf"]
+__all__ = ["EmptyIndexError", "FUSIONS", "MODES", "SearchResult", "Searcher", "fuse", "rrf"]

@@ -29,8 +29,9 @@ def shared_tokenizer_dir() -> Path | None:
     return None
 
 
-def train_fallback_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 600):
-    """A small SentencePiece-like BPE tokenizer with the 16 LLaRA tokens, for clones without ../shared."""
+def train_fallback_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 600, llara_tokens: bool = True):
+    """A small SentencePiece-like BPE tokenizer with the 16 LLaRA tokens (`llara_tokens=False`: without them, like
+    a base model's), for clones without ../shared."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -50,7 +51,8 @@ def train_fallback_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 600):
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
                                    padding_side="left")
     assert not set(LLARA_TOKENS) & set(fast.get_vocab())
-    add_llara_tokens(fast)
+    if llara_tokens:
+        add_llara_tokens(fast)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out_dir)
     return fast

@@ -69,6 +69,11 @@ def test_pretext_loss_equals_two_separate_passes(real_tokenizer_dir, tmp_path):
         ref = two_pass_reference(model, tok, TEXTS, NEXT)
     for key in ("total", "ar", "ebae", "ebar"):
         assert abs(float(got[key]) - ref[key]) <= 1e-4 * abs(ref[key]), (key, float(got[key]), ref[key])
+    with torch.no_grad():  # --bow-weight 1 (a small model from scratch): each BoW term ×1 instead of ÷10
+        heavy = pretext_loss(model, tok, TEXTS, NEXT, cutoff_len=128, remove_stopwords=False, bow_weight=1.0)
+    for key in ("ebae", "ebar"):
+        assert float(heavy[key]) == pytest.approx(10 * ref[key], rel=1e-4)
+    assert float(heavy["total"]) == pytest.approx(ref["ar"] + 10 * (ref["ebae"] + ref["ebar"]) / 2, rel=1e-4)
 
 
 def test_one_masked_pass_equals_two_causal_passes_hidden_states(tokenizer_dir, tmp_path):

@@ -293,6 +293,7 @@ class TrainingShape:
     lora_r: int = 64
     gradient_checkpointing: bool = False
     vocab_logits: bool = True  # pretext computes next-token logits over the whole vocabulary; contrastive does not
+    full: bool = False  # every weight trains (fp32 gradients and AdamW moments for all of them), not LoRA's
 
 
 @dataclass
@@ -338,7 +339,7 @@ class Estimate:
     def message(self) -> str:
         parts = [f"weights {_gib(self.weights_bytes)}", f"working memory {_gib(self.working_bytes)}"]
         if self.training_state_bytes:
-            parts.append(f"LoRA and optimizer state {_gib(self.training_state_bytes)}")
+            parts.append(f"trained weights' gradients and optimizer state {_gib(self.training_state_bytes)}")
         if self.runtime_bytes:
             parts.append(f"runtime {_gib(self.runtime_bytes)}")
         size = f"{self.parameters / 1e9:.1f}B" if self.parameters >= 1e8 else f"{self.parameters / 1e6:.1f}M"
@@ -460,6 +461,9 @@ def _training_bytes(c: dict, act: int, t: TrainingShape) -> tuple[int, int]:
         saved += t.tokens * vocab * (2 * act + 24)
     kv_dim = int(c.get("num_key_value_heads") or heads) * int(c.get("head_dim") or h // heads)
     q_dim = heads * int(c.get("head_dim") or h // heads)
+    if t.full:  # fp32 gradient + two AdamW moments + the fused update's temporaries, for every weight
+        weights = layers * (2 * h * q_dim + 2 * h * kv_dim + 3 * h * inter) + 2 * vocab * h
+        return saved, weights * 16
     lora = t.lora_r * layers * (7 * h + 2 * q_dim + 2 * kv_dim + 3 * inter)
     return saved, lora * 20
 
@@ -481,13 +485,13 @@ def _alternatives(est: Estimate, config: dict, model: object, kind: str, max_len
             out.append(f"use --dtype bfloat16 (needs ~{_gib(half.needed_bytes)}; it halves the weights)")
     if training is not None and training.tokens > training.seq_len:
         one = TrainingShape(training.seq_len, training.seq_len, training.lora_r, training.gradient_checkpointing,
-                            training.vocab_logits)
+                            training.vocab_logits, training.full)
         if other(est.dtype, est.device, est.available_bytes, one).fits:
             out.append("a smaller --batch-size (activations take "
                        f"{_gib(est.working_bytes)} at this one)")
     if kind == "cpu":
         gpu = other("bfloat16", "cuda", None, None if training is None else TrainingShape(
-            training.tokens, training.seq_len, training.lora_r, True, training.vocab_logits))
+            training.tokens, training.seq_len, training.lora_r, True, training.vocab_logits, training.full))
         out.append(f"a GPU with ~{_gib(gpu.needed_bytes)} free (bfloat16)")
     elif kind == "cuda":
         out.append("a GPU with more free memory (another process may hold this one)")

@@ -28,6 +28,21 @@ AUTO_IVF_MIN = 50_000  # below this many vectors exact search is fast enough and
 AUTO_FLAT_MAX_BYTES = 512 * 2**20  # ... and above this much float32, flat costs too much RAM
 BYTES_PER_VECTOR_BUDGET = 96  # IVF-PQ RAM per vector, fixed parts (PCA, centroids, codebooks) spread over n
 TARGET_RECALL = 0.96  # recall@10 after the exact re-rank that the default nprobe is tuned for
+TARGET_ENV = "LLARA_SEARCH_RECALL_TARGET"  # another target for every later build (e.g. 0.99), read at build time
+
+
+def recall_target() -> float:
+    """The recall@10 the build-time tuner aims for: $LLARA_SEARCH_RECALL_TARGET, else 0.96."""
+    raw = os.environ.get(TARGET_ENV)
+    if not raw:
+        return TARGET_RECALL
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{TARGET_ENV}={raw!r} is not a number; use a recall between 0 and 1, e.g. 0.99") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{TARGET_ENV}={raw!r} is outside (0, 1]; use a recall such as 0.99")
+    return value
 
 
 def gpu_available() -> bool:
@@ -35,6 +50,7 @@ def gpu_available() -> bool:
 
 
 RERANK_FACTORS = (10, 20, 40)  # exact re-rank depths (× k) the tuner may choose, shallowest first
+FALLBACK_RERANK_FACTORS = (80, 160, 320)  # ... and, when none of those reaches the target, deeper ones
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class AnnIndex:
         self.index = index
         self.plan = plan
         self.trained_on = trained_on
+        self.tuning: dict | None = None  # what the build-time tuner measured (`tune_nprobe`); None when not tuned
 
     # --------------------------------------------------------------------------------------------- build
     @classmethod
@@ -134,24 +151,31 @@ class AnnIndex:
             ann.add(part, vectors_of(part))
         if _ivf(index) is not None and len(ids) >= 1000:
             ann.tune_nprobe(ids, vectors_of, seed=seed)
+        elif _ivf(index) is not None:  # too few vectors to measure: the planned nprobe, and nothing claimed
+            ann.tuning = {"recall@10": None, "target": None, "met": None, "nprobe": ann.plan.nprobe,
+                          "rerank": ann.plan.rerank, "queries": 0, "fallback": None, "warning": None}
         return ann
 
-    def tune_nprobe(self, ids: np.ndarray, vectors_of, *, k: int = 10, target: float = TARGET_RECALL,
+    def tune_nprobe(self, ids: np.ndarray, vectors_of, *, k: int = 10, target: float | None = None,
                     n_queries: int = 128, seed: int = 0) -> dict[tuple[int, int], float]:
         """Set the default nprobe and re-rank depth: the shallowest depth (× k) at which some nprobe reaches `target`
-        recall@k after the exact re-rank, then the smallest such nprobe.
+        recall@k after the exact re-rank, then the smallest such nprobe. When no usual depth reaches it, deeper
+        re-ranks are tried (up to a quarter of the corpus: beyond that exact search is cheaper); when none does,
+        the best plan is kept and `self.tuning` says so (`met` False and a `warning` for the user), never silently.
 
         Queries are stored vectors left out of their own answers (leave-one-out): points from the corpus's own
         distribution, where real queries land, and no model is needed. Ground truth is exact search over every
         stored vector. A candidate set that holds the true top-k gives it back after the exact re-rank, so recall is
         measured on the candidates. Returns recall by (re-rank factor, nprobe).
         """
+        target = recall_target() if target is None else float(target)
         q, truth = leave_one_out_queries(ids, vectors_of, k, n_queries, seed)
         nlist = _ivf(self.index).nlist  # the index's own (a custom factory may name another than planned)
+        deeper = tuple(f for f in FALLBACK_RERANK_FACTORS if f * k <= len(ids) // 4)
         ladder = sorted({min(nlist, max(4, nlist // d)) for d in (64, 32, 16, 8, 6, 4, 3, 2, 1)})
         curve: dict[tuple[int, int], float] = {}
         chosen = None
-        for factor in RERANK_FACTORS:
+        for factor in RERANK_FACTORS + deeper:
             for nprobe in ladder:
                 _, cand = self.search(q, factor * k + 1, nprobe=nprobe)
                 curve[factor, nprobe] = float(np.mean([len(set(t) & set(c)) / max(1, len(t))
@@ -161,12 +185,19 @@ class AnnIndex:
                     break
             if chosen:
                 break
-        if chosen is None:  # even the deepest re-rank with every list probed misses it
-            chosen = (RERANK_FACTORS[-1], ladder[-1])
-            log.warning("IVF-PQ reaches recall@%d %.3f < %.2f even probing every list and re-ranking %d×k: these "
-                        "vectors compress badly; consider --index-type flat or a longer code (--index-factory)", k,
-                        max(curve.values()), target, RERANK_FACTORS[-1])
+        met = chosen is not None
+        if not met:  # even the deepest re-rank with every list probed misses it: keep the best, and say so
+            chosen = max(curve, key=lambda fp: (curve[fp], -fp[0], -fp[1]))
         self.plan = replace(self.plan, rerank=int(chosen[0]), nprobe=int(chosen[1]))
+        self.tuning = {f"recall@{k}": round(curve[chosen], 4), "target": target, "met": met,
+                       "nprobe": int(chosen[1]), "rerank": int(chosen[0]), "queries": len(q),
+                       "fallback": None if chosen[0] in RERANK_FACTORS else "deeper re-rank", "warning": None}
+        if not met:
+            self.tuning["warning"] = (
+                f"{self.plan.factory} reaches recall@{k} {curve[chosen]:.3f}, below the {target:.2f} target, even "
+                f"probing every list and re-ranking {chosen[0]}×k exactly: these vectors compress badly, so "
+                "searches miss true neighbours; use --index-type flat (exact) or a longer code (--index-factory)")
+            log.warning("%s", self.tuning["warning"])
         return curve
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..ingest.chunking import Chunker, passage_text
+from ..ingest.chunking import SEP, Chunker, passage_text
 from ..ingest.parsers import ParseError, SkipFile, parse_file
 from ..ingest.walk import walk
 
@@ -28,6 +28,24 @@ def pairs_from_passages(docs: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
     for passages in docs:
         for i, p in enumerate(passages):
             out.append((p, passages[i + 1] if i + 1 < len(passages) else ""))
+    return out
+
+
+def following_text(pairs: Sequence[tuple[str, str]], tokenizer, visible_tokens: int) -> list[tuple[str, str]]:
+    """EBAR's target is the text that follows what the model reads: a chunk longer than the `visible_tokens` the
+    pretext task feeds it is read only up to there, so its own remainder comes first, then the next chunk.
+
+    The released data paired ~500-word chunks with the next one; a corpus of abstracts or short pages has one
+    chunk per document, whose "next chunk" is nothing, which left the query prompt untrained on most of it.
+    """
+    texts = [a for a, _ in pairs]
+    ids = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"] if texts else []
+    out = []
+    for (text, nxt), toks in zip(pairs, ids):
+        if len(toks) > visible_tokens:
+            rest = tokenizer.decode(toks[visible_tokens:], skip_special_tokens=True).strip()
+            nxt = f"{rest}{SEP}{nxt}" if nxt else rest
+        out.append((text, nxt))
     return out
 
 
@@ -118,5 +136,5 @@ def examples_from_beir(root: Path, split: str, search=None, n_mine: int = 30, sk
     return out
 
 
-__all__ = ["Example", "TrainDataError", "examples_from_beir", "examples_from_jsonl", "pairs_from_corpus",
-           "pairs_from_index", "pairs_from_passages"]
+__all__ = ["Example", "TrainDataError", "examples_from_beir", "examples_from_jsonl", "following_text",
+           "pairs_from_corpus", "pairs_from_index", "pairs_from_passages"]

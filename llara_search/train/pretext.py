@@ -20,9 +20,11 @@ from ..encoder.prompts import N_POOL, PromptIds, tokenize_texts
 from ..store.stopwords import STOPWORDS
 
 BOW_SCALE = 10.0  # the released code divides each bag-of-words term by 10
+BOW_WEIGHT = 1.0 / BOW_SCALE
 TARGET_MIN_ID = 2  # unk/pad 0, BOS 1, EOS 2 are never targets
 _NON_WORD = re.compile(r"[\W_]+")
 _EXTRA_STOP = frozenset({"!", ",", ".", "?"})
+LOSSES = ("llara", "causal")  # EBAE + EBAR + next-token (the method) | next-token alone (the baseline)
 
 
 @dataclass
@@ -82,35 +84,52 @@ def build_pretext_batch(tokenizer, prompt: PromptIds, texts: Sequence[str], next
                         bow_targets(tokenizer, next_texts, cutoff_len, remove_stopwords), n_ebae, n_ebar)
 
 
-def bow_loss(logits: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
-    """−mean log-softmax(max over the 8 special positions) at each sample's unique targets, batch mean, ÷10."""
+def bow_loss(logits: torch.Tensor, targets: list[list[int]], weight: float = BOW_WEIGHT) -> torch.Tensor:
+    """−mean log-softmax(max over the 8 special positions) at each sample's unique targets, batch mean, × weight
+    (÷10 as released)."""
     logp = torch.log_softmax(logits.max(dim=1).values, dim=-1)  # (B, V)
     per_sample = [-logp[b, torch.tensor(t, device=logits.device)].mean() for b, t in enumerate(targets) if t]
     if not per_sample:
         return logits.new_zeros(())
-    return torch.stack(per_sample).mean() / BOW_SCALE
+    return torch.stack(per_sample).mean() * weight
 
 
-def pretext_forward(model, batch: PretextBatch) -> dict[str, torch.Tensor]:
-    """Losses of one batch; `model` is a causal LM (LlamaForCausalLM, possibly wrapped by peft or DDP)."""
+def pretext_forward(model, batch: PretextBatch, loss: str = "llara", bow_weight: float = BOW_WEIGHT
+                    ) -> dict[str, torch.Tensor]:
+    """Losses of one batch; `model` is a causal LM (LlamaForCausalLM, possibly wrapped by peft or DDP).
+
+    Logits are computed only where a loss reads them (the positions that predict a text token, and the 16 special
+    positions): the LM head over the whole vocabulary at every position was most of a small model's step, and
+    the prompt positions' logits were thrown away. `loss="causal"` keeps the next-token term alone (the "plain
+    LLM" baseline of the paper): same batches, same forward, no bag-of-words terms.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
     dev = next(model.parameters()).device
-    out = model(input_ids=batch.input_ids.to(dev), attention_mask=batch.attention_mask.to(dev),
-                position_ids=batch.position_ids.to(dev), use_cache=False)
-    logits = out.logits.float()
-    L = logits.shape[1]
     labels = batch.labels.to(dev)
-    ar = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
-    ebae_rows = logits[:, L - batch.n_ebar - N_POOL:L - batch.n_ebar]  # <s1>…<s8>
-    ebar_rows = logits[:, L - N_POOL:]  # <s9>…<s16>
-    ebae = bow_loss(ebae_rows, batch.ebae_targets)
-    ebar = bow_loss(ebar_rows, batch.ebar_targets)
+    L = labels.shape[1]
+    predicts_text = (labels[:, 1:] != -100).any(dim=0).nonzero().flatten()  # position j predicts token j + 1
+    ebae_pos = torch.arange(L - batch.n_ebar - N_POOL, L - batch.n_ebar, device=dev)  # <s1>…<s8>
+    ebar_pos = torch.arange(L - N_POOL, L, device=dev)  # <s9>…<s16>
+    keep = torch.cat([predicts_text, ebae_pos, ebar_pos])
+    out = model(input_ids=batch.input_ids.to(dev), attention_mask=batch.attention_mask.to(dev),
+                position_ids=batch.position_ids.to(dev), use_cache=False, logits_to_keep=keep)
+    logits = out.logits.float()
+    ar_rows, ebae_rows, ebar_rows = torch.split(logits, [len(predicts_text), N_POOL, N_POOL], dim=1)
+    ar = F.cross_entropy(ar_rows.reshape(-1, logits.shape[-1]), labels[:, predicts_text + 1].reshape(-1),
+                         ignore_index=-100)
+    ebae = bow_loss(ebae_rows, batch.ebae_targets, bow_weight)
+    ebar = bow_loss(ebar_rows, batch.ebar_targets, bow_weight)
+    if loss == "causal":
+        return {"total": ar, "ar": ar, "ebae": ebae.detach(), "ebar": ebar.detach()}
     n_bow = int(any(batch.ebae_targets)) + int(any(batch.ebar_targets))
     total = ar + (ebae + ebar) / max(1, n_bow)
     return {"total": total, "ar": ar, "ebae": ebae, "ebar": ebar}
 
 
 def pretext_loss(model, tokenizer, texts: Sequence[str], next_texts: Sequence[str], cutoff_len: int = 128,
-                 remove_stopwords: bool = True) -> dict[str, torch.Tensor]:
+                 remove_stopwords: bool = True, loss: str = "llara", bow_weight: float = BOW_WEIGHT
+                 ) -> dict[str, torch.Tensor]:
     """The loss the trainer optimizes, public so that it can be checked against the spec (keys: total, ar, ebae,
     ebar). `texts[i]` is a chunk (EBAE target: its own words); `next_texts[i]` the chunk after it (EBAR target),
     or "" when there is none."""
@@ -118,7 +137,7 @@ def pretext_loss(model, tokenizer, texts: Sequence[str], next_texts: Sequence[st
     dtype = next(model.parameters()).dtype
     batch = build_pretext_batch(tokenizer, prompt, texts, next_texts, cutoff_len, remove_stopwords,
                                 dtype if dtype.is_floating_point else torch.float32)
-    return pretext_forward(model, batch)
+    return pretext_forward(model, batch, loss, bow_weight)
 
 
-__all__ = ["PretextBatch", "bow_loss", "bow_targets", "build_pretext_batch", "pretext_forward", "pretext_loss"]
+__all__ = ["LOSSES", "PretextBatch", "bow_loss", "bow_targets", "build_pretext_batch", "pretext_forward", "pretext_loss"]

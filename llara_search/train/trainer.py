@@ -1,8 +1,11 @@
-"""The training loop, in one file: LoRA on all seven projections, AdamW with warmup and linear decay, gradient
-accumulation, checkpoints with exact resume, Ctrl-C saves, and torchrun (DDP) when launched under it.
+"""The training loop, in one file: LoRA on all seven projections (or every weight with `full`), AdamW with warmup
+and linear decay, gradient accumulation, checkpoints with exact resume, Ctrl-C saves, and torchrun (DDP) when
+launched under it.
 
-Both tasks share it: `pretext` (LLaRA's unsupervised EBAE + EBAR adaptation, spec §2) and `contrastive`
-(InfoNCE fine-tuning, spec §3). The output is a peft adapter folder that `ingest --adapter` and `reencode` load.
+Both tasks share it: `pretext` (LLaRA's unsupervised EBAE + EBAR adaptation, spec §2; or the next-token loss
+alone, the paper's "plain LLM" baseline) and `contrastive` (InfoNCE fine-tuning, spec §3). The output is a peft
+adapter folder that `ingest --adapter` and `reencode --adapter` load, or with `full` a whole model folder for
+`--model`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..distributed import init as init_distributed
 from ..distributed import launched, local_device
 from ..faults import crash_point
 from .contrastive import contrastive_loss, pool
+from .data import following_text
 from .pretext import build_pretext_batch, pretext_forward
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -43,6 +47,10 @@ class TrainConfig:
     base: str
     task: str = "pretext"  # "pretext" | "contrastive"
     adapter: str | None = None  # continue training this adapter (e.g. fine-tune on top of the pretext one)
+    full: bool = False  # train every weight and write a whole model (no LoRA)
+    loss: str = "llara"  # pretext: "llara" (EBAE + EBAR + next-token) | "causal" (next-token alone, a baseline)
+    ebar_target: str = "next"  # pretext: "next" (the next chunk, released) | "following" (rest of chunk, then next)
+    bow_weight: float = 0.1  # pretext: each bag-of-words term × this (the released code divides by 10)
     lora_r: int = 64
     lora_alpha: int = 16
     lora_dropout: float = 0.1
@@ -75,14 +83,14 @@ class TrainConfig:
 class _Net(nn.Module):
     """One forward for either task, so that DistributedDataParallel sees exactly one forward per backward."""
 
-    def __init__(self, peft_model):
+    def __init__(self, model):
         super().__init__()
-        self.peft = peft_model
+        self.lm = model
 
     def forward(self, pair=None, **kw):
         if pair is None:
-            return self.peft(**kw)
-        decoder = self.peft.get_base_model().get_decoder()  # LoRA layers live inside it
+            return self.lm(**kw)
+        decoder = _decoder(self.lm)  # LoRA layers, when there are any, live inside it
         q_ids, q_mask, p_ids, p_mask = pair
         q = decoder(input_ids=q_ids, attention_mask=q_mask, use_cache=False).last_hidden_state
         p = decoder(input_ids=p_ids, attention_mask=p_mask, use_cache=False).last_hidden_state
@@ -106,11 +114,45 @@ def check_training_memory(cfg: TrainConfig, device: torch.device | None = None):
     dev = device or _device(cfg, launched()[2])
     checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else dev.type == "cuda"
     if cfg.task == "pretext":
-        shape = TrainingShape(cfg.batch_size * cfg.cutoff_len, cfg.cutoff_len, cfg.lora_r, checkpointing, True)
+        shape = TrainingShape(cfg.batch_size * cfg.cutoff_len, cfg.cutoff_len, cfg.lora_r, checkpointing, True, cfg.full)
     else:
         q, p = cfg.query_max_len + PROMPT_TOKENS, cfg.passage_max_len + PROMPT_TOKENS
-        shape = TrainingShape(cfg.batch_size * (q + cfg.group_size * p), p, cfg.lora_r, checkpointing, False)
-    return check_fits(cfg.base, dtype_name(resolve_dtype(cfg.dtype, dev)), str(dev), "train", training=shape)
+        shape = TrainingShape(cfg.batch_size * (q + cfg.group_size * p), p, cfg.lora_r, checkpointing, False, cfg.full)
+    dtype = "float32" if cfg.full else dtype_name(resolve_dtype(cfg.dtype, dev))  # full: fp32 master weights
+    return check_fits(cfg.base, dtype, str(dev), "train", training=shape)
+
+
+LORA_LR = 1e-4  # the released fine-tuning recipe's order of magnitude (spec §3: 1e-4 .. 3e-4)
+FULL_LR_7B = 1e-5  # LLaRA's full-parameter pretraining of LLaMA-2-7B (spec §2.4)
+FULL_LR_MAX = 1e-3
+
+
+def default_lr(base: str, full: bool) -> float:
+    """Peak learning rate when none is given: LoRA 1e-4; full training 1e-5 at 7B parameters, growing as the model
+    shrinks (∝ 1/√params, capped at 1e-3), because a small model trained from scratch needs far larger steps than
+    a 7B model being adapted (benchmarks/adapt.py measured the small end)."""
+    if not full:
+        return LORA_LR
+    n = model_parameters(base)
+    if not n:
+        return FULL_LR_7B
+    return float(min(FULL_LR_MAX, FULL_LR_7B * math.sqrt(6.7e9 / n)))
+
+
+def model_parameters(base: str) -> int | None:
+    """Parameter count of a Llama-like model from its config alone (no weights loaded); None when unknown."""
+    try:
+        from transformers import AutoConfig
+
+        from ..encoder.checkpoint import resolve_model_dir
+
+        c = AutoConfig.from_pretrained(resolve_model_dir(base), local_files_only=True)
+        d, layers, ff, vocab = c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size
+        kv = d * getattr(c, "num_key_value_heads", c.num_attention_heads) // c.num_attention_heads
+    except (OSError, ValueError, AttributeError):
+        return None
+    per_layer = 2 * d * d + 2 * d * kv + 3 * d * ff
+    return int(layers * per_layer + vocab * d * (1 if getattr(c, "tie_word_embeddings", False) else 2))
 
 
 def checkpoints(output: Path) -> list[Path]:
@@ -118,8 +160,9 @@ def checkpoints(output: Path) -> list[Path]:
 
 
 def load_model(cfg: TrainConfig, device: torch.device, resume_from: Path | None):
-    """Base causal LM + tokenizer (LLaRA tokens added when missing) + a trainable LoRA adapter."""
-    from peft import LoraConfig, PeftModel, get_peft_model
+    """Base causal LM + tokenizer (LLaRA tokens added when missing) + what is trained: a LoRA adapter, or with
+    `cfg.full` every weight (as LLaRA's own pretraining does; a small or new model learns little through LoRA,
+    whose frozen random embeddings and LM head it cannot change)."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -129,32 +172,71 @@ def load_model(cfg: TrainConfig, device: torch.device, resume_from: Path | None)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     model_dir = resolve_model_dir(cfg.base)
+    if cfg.full and resume_from is not None:
+        model_dir = resume_from  # a full checkpoint is a whole model
     start = resume_from or (Path(cfg.adapter) if cfg.adapter else None)
     tokenizer = tokenizer_from(model_dir, start)
     dtype = resolve_dtype(cfg.dtype, device)
     if dtype == torch.float16:
         raise ValueError("float16 cannot train: its gradients underflow without loss scaling; use bfloat16 or float32")
+    if cfg.full:  # every weight trains: fp32 master weights (bf16 updates of 1e-5 round away); bf16 matmuls
+        dtype = torch.float32  # under autocast on CUDA (see `_autocast`)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
     model.config.use_cache = False
     new_ids: list[int] = []
+    if cfg.full and cfg.adapter and resume_from is None:  # continue fully from a LoRA-adapted model
+        from peft import PeftModel
+
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))
+        model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
     if missing_llara_tokens(tokenizer):
         add_llara_tokens(tokenizer)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         first_new = model.get_input_embeddings().weight.shape[0]
         model.resize_token_embeddings(len(tokenizer))
         new_ids = list(range(first_new, len(tokenizer)))
-    if start is not None:
-        peft_model = PeftModel.from_pretrained(model, str(start), is_trainable=True)
+    if cfg.full:
+        trained = model
+    elif start is not None:
+        from peft import PeftModel
+
+        trained = PeftModel.from_pretrained(model, str(start), is_trainable=True)
     else:
+        from peft import LoraConfig, get_peft_model
+
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=LORA_TARGETS, task_type="CAUSAL_LM",
                           trainable_token_indices={"embed_tokens": new_ids} if new_ids else None)
-        peft_model = get_peft_model(model, lora)
+        trained = get_peft_model(model, lora)
     if cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else device.type == "cuda":
-        peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        peft_model.enable_input_require_grads()
-    peft_model.to(device)
-    return peft_model, tokenizer, new_ids
+        trained.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        trained.enable_input_require_grads()
+    trained.to(device)
+    return trained, tokenizer, new_ids
+
+
+def _decoder(model):
+    """The transformer stack under the LM head (inside the peft wrapper when there is one)."""
+    return (model.get_base_model() if hasattr(model, "get_base_model") else model).get_decoder()
+
+
+def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, fused where torch has it: on a CPU the unfused update of a small model's 32k-row embeddings and LM
+    head took as long as its forward pass."""
+    try:
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    """bf16 matmuls over fp32 weights for full training on CUDA; LoRA's base is already bf16 there."""
+    from contextlib import nullcontext
+
+    if cfg.full and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
 
 
 # ---------------------------------------------------------------------------------------------------- the loop
@@ -174,17 +256,20 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
         resume_from = found[-1]
     torch.manual_seed(cfg.seed)
     memory = check_training_memory(cfg, device)
-    peft_model, tokenizer, new_ids = load_model(cfg, device, resume_from)
+    model, tokenizer, new_ids = load_model(cfg, device, resume_from)
     prompt = PromptIds.for_tokenizer(tokenizer)
-    net: nn.Module = _Net(peft_model)
+    if cfg.task == "pretext" and cfg.ebar_target == "following":
+        visible = cfg.cutoff_len - len(prompt.prefix) - len(prompt.ebae_suffix) - len(prompt.ebar_suffix)
+        examples = following_text(examples, tokenizer, visible)
+    net: nn.Module = _Net(model)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     per_step = cfg.batch_size * world * cfg.grad_accum
     steps_per_epoch = max(1, math.ceil(len(examples) / per_step))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = _optimizer(params, cfg)
     warmup = int(cfg.warmup_ratio * total)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
@@ -222,12 +307,14 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
                 if cfg.task == "pretext":
                     batch = build_pretext_batch(tokenizer, prompt, [a for a, _ in chunk], [b for _, b in chunk],
                                                 cfg.cutoff_len, cfg.remove_stopwords,
-                                                next(peft_model.parameters()).dtype)
-                    out = pretext_forward(net, batch)
+                                                next(model.parameters()).dtype)
+                    with _autocast(cfg, device):
+                        out = pretext_forward(net, batch, cfg.loss, cfg.bow_weight)
                     tokens += batch.tokens
                 else:
-                    out = contrastive_loss(net, prompt, tokenizer, chunk, cfg.group_size, rng, cfg.query_max_len,
-                                           cfg.passage_max_len, cfg.temperature)
+                    with _autocast(cfg, device):
+                        out = contrastive_loss(net, prompt, tokenizer, chunk, cfg.group_size, rng,
+                                               cfg.query_max_len, cfg.passage_max_len, cfg.temperature)
                     tokens += out.pop("tokens")
                 (out["total"] / cfg.grad_accum).backward()
                 for k, v in out.items():
@@ -246,11 +333,11 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
             if on_step is not None:
                 on_step(step, logs)
             if cfg.save_every and step % cfg.save_every == 0 and step < total:
-                _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history,
+                _save_checkpoint(cfg, model, tokenizer, opt, sched, step, history,
                                  seconds_before + elapsed, rank, world)
             crash_point("train-step")
     except KeyboardInterrupt:
-        path = _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history,
+        path = _save_checkpoint(cfg, model, tokenizer, opt, sched, step, history,
                                 seconds_before + time.perf_counter() - t0, rank, world)
         raise TrainingInterrupted(f"interrupted at step {step}/{total}; checkpoint saved to {path}; continue with "
                                   "the same command and --resume") from None
@@ -263,9 +350,11 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
         if resume_from else None, "data": {"source": cfg.data_source, "examples": len(examples)},
         "steps": step, "epochs": round(step * per_step / len(examples), 3), "world_size": world,
         "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr, "warmup_steps": warmup,
-        "dtype": str(next(p.dtype for p in peft_model.parameters() if not p.requires_grad)).removeprefix("torch."),
+        "dtype": str(next(p.dtype for p in model.parameters())).removeprefix("torch."),
         "device": str(device), "memory": memory.to_dict(),
-        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout, "targets": LORA_TARGETS},
+        "full": cfg.full, "loss": cfg.loss if cfg.task == "pretext" else "infonce",
+        "lora": None if cfg.full else {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout,
+                                       "targets": LORA_TARGETS},
         "new_token_ids": new_ids, "loss_first": history[0]["total"] if history else None,
         "loss_last": history[-1]["total"] if history else None, "seconds": round(seconds, 2),
         "tokens_per_second": round(tokens * world / max(time.perf_counter() - t0, 1e-9), 1),
@@ -273,21 +362,21 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
         "history": history,
     }
     if rank == 0:
-        _save_final(cfg, peft_model, tokenizer, card)
+        _save_final(cfg, model, tokenizer, card)
     if world > 1:
         dist.barrier()
     return card
 
 
 # ---------------------------------------------------------------------------------------------------- files
-def _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history, seconds, rank, world) -> Path:
+def _save_checkpoint(cfg, model, tokenizer, opt, sched, step, history, seconds, rank, world) -> Path:
     """Written to a temporary folder then renamed: a crash mid-save leaves the previous checkpoint intact."""
     path = Path(cfg.output) / "checkpoints" / f"step-{step:07d}"
     if rank == 0:
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        peft_model.save_pretrained(tmp)
+        model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "history": history, "seconds": seconds, "python_rng": random.getstate(),
@@ -301,28 +390,33 @@ def _save_checkpoint(cfg, peft_model, tokenizer, opt, sched, step, history, seco
     return path
 
 
-def _save_final(cfg: TrainConfig, peft_model, tokenizer, card: dict) -> None:
+def _save_final(cfg: TrainConfig, model, tokenizer, card: dict) -> None:
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    peft_model.save_pretrained(out)
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "training_card.json").write_text(json.dumps(card, indent=2) + "\n")
     lines = [f"# Training card ({card['task']})", "", f"- base model: `{card['base']}`",
              f"- data: {card['data']['source']} ({card['data']['examples']} examples)",
              f"- steps: {card['steps']} ({card['epochs']} epochs), batch {card['batch_size']} × accumulation "
              f"{card['grad_accum']} × {card['world_size']} process(es), lr {card['lr']}",
+             "- every weight trained (full)" if cfg.full else
              f"- LoRA r={cfg.lora_r} α={cfg.lora_alpha} dropout={cfg.lora_dropout} on {', '.join(LORA_TARGETS)}",
-             f"- base weights in {card['dtype']} on {card['device']} (LoRA weights in float32)",
-             f"- loss: {card['loss_first']} → {card['loss_last']}",
-             f"- time: {card['seconds']} s, {card['tokens_per_second']} tokens/s", "",
-             f"Use it: `llara-search ingest DOCS --model {card['base']} --adapter {out}` (new index) or "
-             f"`llara-search reencode --adapter {out}` (existing index)."]
+             f"- weights in {card['dtype']} on {card['device']}" + ("" if cfg.full else " (LoRA weights in float32)"),
+             f"- loss ({card['loss']}): {card['loss_first']} → {card['loss_last']}",
+             f"- time: {card['seconds']} s, {card['tokens_per_second']} tokens/s", ""]
+    if cfg.full:
+        lines.append(f"Use it: this folder is a whole model: `llara-search ingest DOCS --model {out} --index NEW` or "
+                     f"`llara-search reencode --model {out}` (existing index of the same tokenizer and width).")
+    else:
+        lines.append(f"Use it: `llara-search ingest DOCS --model {card['base']} --adapter {out}` (new index) or "
+                     f"`llara-search reencode --adapter {out}` (existing index).")
     (out / "TRAINING.md").write_text("\n".join(lines) + "\n")
-    if cfg.merge:
-        merged = peft_model.merge_and_unload()
+    if cfg.merge and not cfg.full:
+        merged = model.merge_and_unload()
         merged.save_pretrained(out / "merged")
         tokenizer.save_pretrained(out / "merged")
 
 
-__all__ = ["LORA_TARGETS", "TrainConfig", "TrainingInterrupted", "check_training_memory", "checkpoints", "load_model",
-           "train"]
+__all__ = ["LORA_TARGETS", "TrainConfig", "TrainingInterrupted", "check_training_memory", "checkpoints", "default_lr",
+           "load_model", "model_parameters", "train"]
