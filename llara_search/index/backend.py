@@ -39,6 +39,7 @@ class SearchIndex(Protocol):
     """A committed generation opened for searching (FAISS's AnnIndex is one)."""
 
     plan: object  # .index_type, .factory, .nprobe, .rerank
+    tuning: dict | None  # what the build-time tuner measured (recall, target, met, warning); None when not tuned
 
     @property
     def ntotal(self) -> int: ...

@@ -42,7 +42,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..faults import crash_point
-from .ann import AUTO_IVF_MIN, RERANK_FACTORS, TARGET_RECALL, IndexPlan, leave_one_out_queries
+from .ann import AUTO_IVF_MIN, RERANK_FACTORS, IndexPlan, leave_one_out_queries, recall_target
 from .backend import BuiltGeneration, VectorBackend, VectorDBError, dir_bytes
 
 log = logging.getLogger(__name__)
@@ -505,7 +505,10 @@ class MilvusBackend(VectorBackend):
         self._write(name, np.asarray(all_ids, np.int64), vectors, attributes, G, LIVE)
         if plan.index_type != "flat" and len(all_ids) >= 1000:
             self._ready_for_search(name)
-            plan = self._tune(name, G, plan, vectors, np.asarray(all_ids, np.int64))
+            plan, tuning = self._tune(name, G, plan, vectors, np.asarray(all_ids, np.int64))
+            built = self._built(name, G, plan, len(all_ids), len(all_ids))
+            built.index.tuning = tuning
+            return built
         return self._built(name, G, plan, len(all_ids), len(all_ids))
 
     def _ready_for_search(self, name: str, timeout_s: float = 6 * 3600) -> None:
@@ -523,9 +526,12 @@ class MilvusBackend(VectorBackend):
                 time.sleep(2)
         self._loaded(name)
 
-    def _tune(self, name: str, G: int, plan: MilvusPlan, vectors, ids: np.ndarray, k: int = 10) -> MilvusPlan:
-        """The shallowest re-rank depth, then the smallest search parameter, reaching TARGET_RECALL recall@k on
-        stored vectors left out of their own answers (as the FAISS path is tuned)."""
+    def _tune(self, name: str, G: int, plan: MilvusPlan, vectors, ids: np.ndarray,
+              k: int = 10) -> tuple[MilvusPlan, dict]:
+        """The shallowest re-rank depth, then the smallest search parameter, reaching the recall target (recall@k on
+        stored vectors left out of their own answers, as the FAISS path is tuned); with what was measured, and a
+        warning when even the deepest setting misses the target (never silently)."""
+        target = recall_target()
         q, truth = leave_one_out_queries(ids, vectors.get, k, 64, 0)
         compressed = plan.index_type in ("ivfpq", "diskann")
         factors = RERANK_FACTORS if compressed else (1,)
@@ -535,23 +541,28 @@ class MilvusBackend(VectorBackend):
         else:
             ladder = [16, 32, 64, 128, 256, 512, 1024, 2048]
         index = MilvusIndex(self, name, G, plan, len(ids))
-        chosen, best = None, 0.0
+        chosen, curve = None, {}
         for factor in factors:
             for value in ladder:
                 _, cand = index.search(q, factor * k + 1, nprobe=value)
-                recall = float(np.mean([len(set(t.tolist()) & set(c.tolist())) / max(1, len(t))
-                                        for t, c in zip(truth, cand)]))
-                best = max(best, recall)
-                if recall >= TARGET_RECALL:
+                curve[factor, value] = float(np.mean([len(set(t.tolist()) & set(c.tolist())) / max(1, len(t))
+                                                      for t, c in zip(truth, cand)]))
+                if curve[factor, value] >= target:
                     chosen = (factor, value)
                     break
             if chosen:
                 break
-        if chosen is None:
-            chosen = (factors[-1], ladder[-1])
-            log.warning("Milvus %s reaches recall@%d %.3f < %.2f at its deepest setting", plan.index_type, k, best,
-                        TARGET_RECALL)
-        return MilvusPlan(plan.index_type, plan.float16, plan.build, int(chosen[1]), int(chosen[0]))
+        met = chosen is not None
+        if not met:
+            chosen = max(curve, key=lambda fv: (curve[fv], -fv[0], -fv[1]))
+        tuning = {f"recall@{k}": round(curve[chosen], 4), "target": target, "met": met, "nprobe": int(chosen[1]),
+                  "rerank": int(chosen[0]), "queries": len(q), "fallback": None, "warning": None}
+        if not met:
+            tuning["warning"] = (f"Milvus {plan.index_type} reaches recall@{k} {curve[chosen]:.3f}, below the "
+                                 f"{target:.2f} target, at its deepest setting: searches miss true neighbours; use "
+                                 "--index-type flat (exact) or another index type")
+            log.warning("%s", tuning["warning"])
+        return MilvusPlan(plan.index_type, plan.float16, plan.build, int(chosen[1]), int(chosen[0])), tuning
 
     def _built(self, name: str, G: int, plan: MilvusPlan, n: int, trained_on: int) -> BuiltGeneration:
         index = MilvusIndex(self, name, G, plan, n)
@@ -673,6 +684,7 @@ class MilvusIndex:
         self.backend, self.name, self.G, self.mplan, self._ntotal = backend, name, int(G), plan, int(ntotal)
         self.plan = IndexPlan(plan.index_type, plan.factory, int(plan.build.get("nlist", 0)), plan.value, 0,
                               plan.rerank)
+        self.tuning: dict | None = None  # what the build-time tuner measured; None when this build did not tune
 
     @property
     def ntotal(self) -> int:
