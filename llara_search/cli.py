@@ -569,14 +569,17 @@ LoraAlpha = typer.Option(16, "--lora-alpha", min=1, help="LoRA alpha")
 LoraDropout = typer.Option(0.1, "--lora-dropout", min=0.0, max=0.9, help="LoRA dropout")
 FullOpt = typer.Option(False, "--full", help="Train every weight and write a whole model (use it with --model); "
                        "for small or new models, which learn little through LoRA")
-LrOpt = typer.Option(None, "--lr", help="Peak learning rate [LoRA: 1e-4; --full: by model size, 1e-5 at 7B]")
+LrOpt = typer.Option(None, "--lr", help="Peak learning rate [LoRA: 1e-4; --full: by model size, 1e-5 at 7B, up "
+                     "to 2e-3 for a few million parameters]")
 
 
 def _train_config(output, base, task, **kw):
-    from .train.trainer import TrainConfig, default_lr
+    from .train.trainer import TrainConfig, default_bow_weight, default_lr
 
     if kw.get("lr") is None:
         kw["lr"] = default_lr(base, kw.get("full", False))
+    if "bow_weight" in kw and kw["bow_weight"] is None:
+        kw["bow_weight"] = default_bow_weight(base, kw.get("full", False))
     return TrainConfig(output=Path(output), base=base, task=task, **kw)
 
 
@@ -628,9 +631,10 @@ def train(
     ebar_target: str = typer.Option("next", "--ebar-target", help="next (EBAR predicts the next chunk, as the "
                                     "released data) | following (the text after what the model reads: the rest of "
                                     "the chunk, then the next one; for corpora of one short chunk per document)"),
-    bow_weight: float = typer.Option(0.1, "--bow-weight", min=0.0, help="Weight of each bag-of-words loss (EBAE, "
-                                     "EBAR) against the next-token loss (released: 0.1; a small model trained from "
-                                     "scratch needs more, see benchmarks/adapt_notes.md)"),
+    bow_weight: Optional[float] = typer.Option(None, "--bow-weight", min=0.0, help="Weight of each bag-of-words "
+                                               "loss (EBAE, EBAR) against the next-token loss [the released 0.1; "
+                                               "3 with --full on a model under 1B parameters, as measured by "
+                                               "benchmarks/adapt.py]"),
     save_every: int = typer.Option(100, "--save-every", min=0, help="Checkpoint every N steps (0: only at the end)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output"),
     merge: bool = typer.Option(False, "--merge", help="Also write a merged model to <output>/merged"),

@@ -80,6 +80,19 @@ def test_full_training_from_a_model_without_llara_tokens_writes_a_whole_model(fu
     assert "every weight trained" in (out / "TRAINING.md").read_text()
 
 
+def test_small_model_defaults_of_full_training(tmp_path, plain_model, tiny_model):
+    """Without --lr/--bow-weight, `train --full` on a small model takes the measured small-model recipe (larger
+    steps, bag-of-words weight 3); LoRA keeps the released one (lr 1e-4, weight 0.1)."""
+    from llara_search.train.trainer import default_bow_weight, default_lr
+
+    docs = _docs(tmp_path / "docs")
+    card = _run("train", "--corpus", docs, "--base", plain_model, "--full", "--output", tmp_path / "m",
+                "--max-steps", 1, "--batch-size", 2, "--save-every", 0)
+    assert card["config"]["bow_weight"] == default_bow_weight(str(plain_model), True) == 3.0
+    assert card["lr"] == default_lr(str(plain_model), True) == 2e-3  # a few hundred thousand parameters: the cap
+    assert (default_bow_weight(str(tiny_model), False), default_lr(str(tiny_model), False)) == (0.1, 1e-4)
+
+
 def test_whole_model_is_ingested_and_reencoded_with_model(full_trained, tmp_path):
     from llara_search import Engine
     from llara_search.encoder import LlaraEncoder

@@ -124,19 +124,31 @@ def check_training_memory(cfg: TrainConfig, device: torch.device | None = None):
 
 LORA_LR = 1e-4  # the released fine-tuning recipe's order of magnitude (spec §3: 1e-4 .. 3e-4)
 FULL_LR_7B = 1e-5  # LLaRA's full-parameter pretraining of LLaMA-2-7B (spec §2.4)
-FULL_LR_MAX = 1e-3
+FULL_LR_MAX = 2e-3
+BOW_WEIGHT_RELEASED = 0.1  # the released code's /10 on each bag-of-words loss (spec §2.3)
+BOW_WEIGHT_SMALL = 3.0  # a small model trained from scratch (benchmarks/adapt_notes.md: 3 beat 1, 1 beat 0.1)
+SMALL_MODEL = 1e9  # parameters under which `--full` training counts as training a small or new model
 
 
 def default_lr(base: str, full: bool) -> float:
     """Peak learning rate when none is given: LoRA 1e-4; full training 1e-5 at 7B parameters, growing as the model
-    shrinks (∝ 1/√params, capped at 1e-3), because a small model trained from scratch needs far larger steps than
-    a 7B model being adapted (benchmarks/adapt.py measured the small end)."""
+    shrinks (∝ params^-0.75, capped at 2e-3), because a small model trained from scratch needs far larger steps
+    than a 7B model being adapted. benchmarks/adapt.py measured the small end: 2e-3 trained a 4M-parameter model
+    well, 1e-3 a 9M one, and 5e-3 collapsed the 9M one."""
     if not full:
         return LORA_LR
     n = model_parameters(base)
     if not n:
         return FULL_LR_7B
-    return float(min(FULL_LR_MAX, FULL_LR_7B * math.sqrt(6.7e9 / n)))
+    return float(min(FULL_LR_MAX, FULL_LR_7B * (6.7e9 / n) ** 0.75))
+
+
+def default_bow_weight(base: str, full: bool) -> float:
+    """Weight of each bag-of-words loss when none is given: the released 0.1, which adapts a pretrained LLM whose
+    next-token loss is already low; for full training of a small model (under 1B parameters, most likely new) the
+    next-token loss would drown the retrieval signal, and benchmarks/adapt.py measured 3.0 well above 0.1 and 1.0."""
+    n = model_parameters(base) if full else None
+    return BOW_WEIGHT_SMALL if n and n < SMALL_MODEL else BOW_WEIGHT_RELEASED
 
 
 def model_parameters(base: str) -> int | None:
@@ -418,5 +430,6 @@ def _save_final(cfg: TrainConfig, model, tokenizer, card: dict) -> None:
         tokenizer.save_pretrained(out / "merged")
 
 
-__all__ = ["LORA_TARGETS", "TrainConfig", "TrainingInterrupted", "check_training_memory", "checkpoints", "default_lr",
+__all__ = ["LORA_TARGETS", "TrainConfig", "TrainingInterrupted", "check_training_memory", "checkpoints",
+           "default_bow_weight", "default_lr",
            "load_model", "model_parameters", "train"]
