@@ -222,7 +222,8 @@ def test_hybrid_weighs_its_dense_half_by_what_the_index_measured(tmp_path, tiny_
     from llara_search.fusion import dense_weight, span_queries
     from llara_search.search import fuse
 
-    assert dense_weight(0.9, 0.9) == 0.5 and dense_weight(0.45, 0.9) == 0.25 and dense_weight(0.0, 0.9) == 0.0
+    assert dense_weight(0.9, 0.9) == 0.5 and dense_weight(0.45, 0.9) == 0.125 and dense_weight(0.0, 0.9) == 0.0
+    assert dense_weight(0.08, 0.98) < 0.005  # a far weaker half fades out (RRF at 0.041 cost 0.03 nDCG@10)
     assert dense_weight(1.0, 0.5) == 0.5 and dense_weight(0.3, 0.0) == 0.5
     text = " ".join(f"w{i}" for i in range(40))
     (q, doc, cid), = span_queries([(7, text, "a.md"), (8, "too short", "b.md")], 5)
