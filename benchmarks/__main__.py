@@ -260,10 +260,11 @@ def adapt_report(data: dict) -> list[str]:
         for name, label in (("c_vs_b", "(c) − (b)"), ("d_vs_c", "(d) − (c)"),
                             ("hybrid_vs_best_dense", "hybrid − best dense"), ("hybrid_vs_bm25", "hybrid − BM25")):
             if name in noise:
-                n = noise[name]["ndcg@10"]
-                out.append(f"- {label}: nDCG@10 {n['diff']:+.4f}, 95% interval [{n['ci95'][0]:+.4f}, "
-                           f"{n['ci95'][1]:+.4f}] (paired bootstrap over queries)"
-                           + ("" if n["significant"] else " — not distinguishable from noise"))
+                out.append(f"- {label}: " + "; ".join(
+                    f"{metric} {n['diff']:+.4f} [{n['ci95'][0]:+.4f}, {n['ci95'][1]:+.4f}]"
+                    + ("" if n["significant"] else " (noise)") for metric, n in
+                    ((m, noise[name][m]) for m in ("ndcg@10", "recall@100") if m in noise[name]))
+                    + " — 95% intervals, paired bootstrap over queries")
         if r.get("seeds"):
             out.append("- training seeds " + ", ".join(map(str, b["seeds"])) + ": " + "; ".join(
                 f"({k}) nDCG@10 {', '.join(f'{v:.4f}' for v in s['ndcg@10'])} (spread {s['spread']:.4f})"
