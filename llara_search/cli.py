@@ -280,7 +280,7 @@ def _ingest_table(r) -> None:
         out.print("documents per format: " + ", ".join(f"{k} {v}" for k, v in r.formats.items()), highlight=False)
     for f in r.files_failed[:50]:
         out.print(Text(f"failed: {f['path']}: {f['error']}", style="yellow"))
-    for w in r.warnings:
+    for w in r.index_warnings:
         out.print(Text(f"warning: {w}", style="yellow"))
     if len(r.files_failed) > 50:
         out.print(f"… and {len(r.files_failed) - 50} more failures (see --json)")
@@ -516,7 +516,7 @@ def eval_(
     result.update(split=split, index=str(engine.paths.root), documents=report.documents,
                   chunks=report.chunks_total, documents_ingested=report.files_new + report.files_changed,
                   chunks_encoded=report.chunks_encoded, memory=report.memory, estimate=report.estimate,
-                  warnings=report.warnings)
+                  index_warnings=report.index_warnings)
     if as_json:
         _print_json(result)
         return
@@ -538,7 +538,7 @@ def eval_(
               f"{result['chunks']} chunks ({result['chunks_encoded']} encoded now)[/]")
     if rr:
         out.print(f"[dim]re-ranked run file: {rr['run_file']}[/]")
-    for w in result["warnings"]:
+    for w in result["index_warnings"]:
         out.print(Text(f"warning: {w}", style="yellow"))
 
 
@@ -790,7 +790,7 @@ def reencode(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     else:
         out.print(f"re-encoded {r.chunks_encoded} chunks into generation {r.generation} ({r.index_type}) in "
                   f"{r.seconds:.1f}s; fingerprint {engine.info.get('fingerprint')}")
-        for w in r.warnings:
+        for w in r.index_warnings:
             out.print(Text(f"warning: {w}", style="yellow"))
 
 
@@ -864,7 +864,7 @@ def reindex(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     else:
         out.print(f"rebuilt as generation {r.generation} ({r.index_type}) over {r.chunks_total} chunks "
                   f"in {r.seconds:.1f}s")
-        for w in r.warnings:
+        for w in r.index_warnings:
             out.print(Text(f"warning: {w}", style="yellow"))
 
 

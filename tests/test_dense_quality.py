@@ -186,19 +186,25 @@ def test_a_plan_below_target_is_reported_by_ingest_status_and_bench(tmp_path, ti
     monkeypatch.setenv("LLARA_SEARCH_RECALL_TARGET", "1.0")
     index = tmp_path / "idx"
     r = _run("ingest", docs, "--index", index, "--model", tiny_model, "--index-factory", "IVF{nlist},PQ1x4")
-    assert r["chunks_total"] == 1000 and len(r["warnings"]) == 1 and "below the 1.00 target" in r["warnings"][0]
+    assert r["chunks_total"] == 1000 and len(r["index_warnings"]) == 1 and "below the 1.00 target" in r["index_warnings"][0]
+    assert r["warnings"] == []  # the files' own warnings stay apart (dicts with a path)
     status = _run("status", "--index", index)
-    assert status["ann_tuning"]["met"] is False and status["ann_tuning"]["warning"] == r["warnings"][0]
+    assert status["ann_tuning"]["met"] is False and status["ann_tuning"]["warning"] == r["index_warnings"][0]
     bench = _run("bench", "--index", index, "--queries", 50)
-    assert bench["target_recall"] == 1.0 and bench["warning"] == r["warnings"][0]
+    assert bench["target_recall"] == 1.0 and bench["warning"] == r["index_warnings"][0]
     human = runner.invoke(app, ["status", "--index", str(index)])
     assert human.exit_code == 0 and "warning:" in human.output and "recall@10" in human.output
     (docs / "d0.md").write_text("\n\n".join(f"# Changed {j}\n\nnew words {j}" for j in range(50)))
     # an incremental ingest (the index is updated, not rebuilt) says it again
-    assert _run("ingest", docs, "--index", index)["warnings"] == r["warnings"]
+    assert _run("ingest", docs, "--index", index)["index_warnings"] == r["index_warnings"]
+    (docs / "d1.md").write_text("\n\n".join(f"# Again {j}\n\nother words {j}" for j in range(50)))
+    (docs / "empty.pdf").write_bytes(b"%PDF-1.4 not really")  # a file warning beside the index warning
+    human = runner.invoke(app, ["ingest", str(docs), "--index", str(index)])
+    assert human.exit_code == 0, human.output
+    assert human.output.count("below the 1.00 target") == 1 and "empty.pdf" in human.output
     monkeypatch.delenv("LLARA_SEARCH_RECALL_TARGET")
     fine = _run("reindex", "--index", index, "--index-factory", "IVF{nlist},Flat")
-    assert fine["warnings"] == [] and _run("status", "--index", index)["ann_tuning"]["met"] is True
+    assert fine["index_warnings"] == [] and _run("status", "--index", index)["ann_tuning"]["met"] is True
 
 
 # ---------------------------------------------------------------------------------------------------- fusion

@@ -76,7 +76,7 @@ class IngestReport:
     formats: dict[str, int] = field(default_factory=dict)  # live documents per format after this ingest
     warnings: list[dict] = field(default_factory=list)  # {"path", "warning"}: files parsed in this run
     seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)  # e.g. a vector index that misses its recall target
+    index_warnings: list[str] = field(default_factory=list)  # e.g. a vector index below its recall target
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     estimate: dict | None = None  # the encode forecast made after the first batch (forecast.EncodeEstimate)
     memory: dict | None = None  # the memory check made before the model was loaded (encoder.memory.Estimate)
@@ -535,7 +535,7 @@ class Ingestor:
         self._committed(G)
         tuning = ann.tuning if ann.tuning is not None or ann.exact else info.get("ann_tuning")
         if tuning and tuning.get("met") is False:  # said at every ingest while the plan misses its target
-            self.report.warnings.append(tuning["warning"])
+            self.report.index_warnings.append(tuning["warning"])
         self.report.generation = G
         self.report.index_type = ann.plan.index_type
         self.report.stages["index"] += time.perf_counter() - t
