@@ -13,6 +13,7 @@ import os
 import platform
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -172,26 +173,15 @@ class AnnIndex:
         q, truth = leave_one_out_queries(ids, vectors_of, k, n_queries, seed)
         nlist = _ivf(self.index).nlist  # the index's own (a custom factory may name another than planned)
         deeper = tuple(f for f in FALLBACK_RERANK_FACTORS if f * k <= len(ids) // 4)
-        ladder = sorted({min(nlist, max(4, nlist // d)) for d in (64, 32, 16, 8, 6, 4, 3, 2, 1)})
-        curve: dict[tuple[int, int], float] = {}
-        chosen = None
-        for factor in RERANK_FACTORS + deeper:
-            for nprobe in ladder:
-                _, cand = self.search(q, factor * k + 1, nprobe=nprobe)
-                curve[factor, nprobe] = float(np.mean([len(set(t) & set(c)) / max(1, len(t))
-                                                       for t, c in zip(truth, cand)]))
-                if curve[factor, nprobe] >= target:
-                    chosen = (factor, nprobe)
-                    break
-            if chosen:
-                break
-        met = chosen is not None
-        if not met:  # even the deepest re-rank with every list probed misses it: keep the best, and say so
-            chosen = max(curve, key=lambda fp: (curve[fp], -fp[0], -fp[1]))
+        ladder = nprobe_ladder(nlist)
+
+        def recall_at(factor: int, nprobe: int) -> float:
+            return candidate_recall(truth, self.search(q, factor * k + 1, nprobe=nprobe)[1])
+
+        chosen, curve, met = walk_plans(recall_at, RERANK_FACTORS + deeper, ladder, target)
         self.plan = replace(self.plan, rerank=int(chosen[0]), nprobe=int(chosen[1]))
-        self.tuning = {f"recall@{k}": round(curve[chosen], 4), "target": target, "met": met,
-                       "nprobe": int(chosen[1]), "rerank": int(chosen[0]), "queries": len(q),
-                       "fallback": None if chosen[0] in RERANK_FACTORS else "deeper re-rank", "warning": None}
+        self.tuning = tuning_report(k, chosen, curve, target, met, len(q))
+        self.tuning["fallback"] = None if chosen[0] in RERANK_FACTORS else "deeper re-rank"
         if not met:
             self.tuning["warning"] = (
                 f"{self.plan.factory} reaches recall@{k} {curve[chosen]:.3f}, below the {target:.2f} target, even "
@@ -290,6 +280,38 @@ def leave_one_out_queries(ids: np.ndarray, vectors_of, k: int, n_queries: int, s
     q = np.ascontiguousarray(vectors_of(qids), np.float32)
     tops = exact_top_k(q, ids, vectors_of, k + 1)
     return q, [t[t != qi][:k] for t, qi in zip(tops, qids)]
+
+
+def nprobe_ladder(nlist: int) -> list[int]:
+    """The numbers of lists a tuner tries, fewest first (a 64th of them up to all)."""
+    return sorted({min(nlist, max(4, nlist // d)) for d in (64, 32, 16, 8, 6, 4, 3, 2, 1)})
+
+
+def candidate_recall(truth: Sequence[np.ndarray], candidates: np.ndarray) -> float:
+    """Mean share of each query's true neighbours among its candidates (what an exact re-rank can give back)."""
+    return float(np.mean([len(set(np.asarray(t).tolist()) & set(np.asarray(c).tolist())) / max(1, len(t))
+                          for t, c in zip(truth, candidates)]))
+
+
+def walk_plans(recall_at: Callable[[int, int], float], factors: Sequence[int], values: Sequence[int],
+               target: float) -> tuple[tuple[int, int], dict[tuple[int, int], float], bool]:
+    """The shallowest re-rank factor, then the smallest search parameter, whose recall reaches `target`; when none
+    does, the best measured (ties: the cheaper). Returns (chosen, recall by plan, met)."""
+    curve: dict[tuple[int, int], float] = {}
+    for factor in factors:
+        for value in values:
+            curve[factor, value] = recall_at(factor, value)
+            if curve[factor, value] >= target:
+                return (factor, value), curve, True
+    return max(curve, key=lambda fv: (curve[fv], -fv[0], -fv[1])), curve, False
+
+
+def tuning_report(k: int, chosen: tuple[int, int], curve: dict[tuple[int, int], float], target: float, met: bool,
+                  queries: int) -> dict:
+    """What a build's tuner measured, recorded with the generation and shown by status, bench and ingest (the
+    caller adds its `warning` when `met` is False)."""
+    return {f"recall@{k}": round(curve[chosen], 4), "target": target, "met": met, "nprobe": int(chosen[1]),
+            "rerank": int(chosen[0]), "queries": queries, "fallback": None, "warning": None}
 
 
 def exact_top_k(queries: np.ndarray, ids: np.ndarray, vectors_of, k: int, block: int = 65536) -> list[np.ndarray]:

@@ -42,7 +42,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..faults import crash_point
-from .ann import AUTO_IVF_MIN, RERANK_FACTORS, IndexPlan, leave_one_out_queries, recall_target
+from .ann import (AUTO_IVF_MIN, RERANK_FACTORS, IndexPlan, candidate_recall, leave_one_out_queries,
+                  nprobe_ladder, recall_target, tuning_report, walk_plans)
 from .backend import BuiltGeneration, VectorBackend, VectorDBError, dir_bytes
 
 log = logging.getLogger(__name__)
@@ -536,27 +537,16 @@ class MilvusBackend(VectorBackend):
         compressed = plan.index_type in ("ivfpq", "diskann")
         factors = RERANK_FACTORS if compressed else (1,)
         if plan.index_type in ("ivf_flat", "ivfpq"):
-            nlist = plan.build["nlist"]
-            ladder = sorted({min(nlist, max(4, nlist // d)) for d in (64, 32, 16, 8, 6, 4, 3, 2, 1)})
+            ladder = nprobe_ladder(plan.build["nlist"])
         else:
             ladder = [16, 32, 64, 128, 256, 512, 1024, 2048]
         index = MilvusIndex(self, name, G, plan, len(ids))
-        chosen, curve = None, {}
-        for factor in factors:
-            for value in ladder:
-                _, cand = index.search(q, factor * k + 1, nprobe=value)
-                curve[factor, value] = float(np.mean([len(set(t.tolist()) & set(c.tolist())) / max(1, len(t))
-                                                      for t, c in zip(truth, cand)]))
-                if curve[factor, value] >= target:
-                    chosen = (factor, value)
-                    break
-            if chosen:
-                break
-        met = chosen is not None
-        if not met:
-            chosen = max(curve, key=lambda fv: (curve[fv], -fv[0], -fv[1]))
-        tuning = {f"recall@{k}": round(curve[chosen], 4), "target": target, "met": met, "nprobe": int(chosen[1]),
-                  "rerank": int(chosen[0]), "queries": len(q), "fallback": None, "warning": None}
+
+        def recall_at(factor: int, value: int) -> float:
+            return candidate_recall(truth, index.search(q, factor * k + 1, nprobe=value)[1])
+
+        chosen, curve, met = walk_plans(recall_at, factors, ladder, target)
+        tuning = tuning_report(k, chosen, curve, target, met, len(q))
         if not met:
             tuning["warning"] = (f"Milvus {plan.index_type} reaches recall@{k} {curve[chosen]:.3f}, below the "
                                  f"{target:.2f} target, at its deepest setting: searches miss true neighbours; use "

@@ -152,19 +152,15 @@ def default_bow_weight(base: str, full: bool) -> float:
 
 
 def model_parameters(base: str) -> int | None:
-    """Parameter count of a Llama-like model from its config alone (no weights loaded); None when unknown."""
+    """Parameter count of a model from its config alone (no weights loaded; the memory check's count, LM head
+    included); None when unknown."""
+    from ..encoder.memory import count_parameters, load_config
+
+    config = load_config(base)
     try:
-        from transformers import AutoConfig
-
-        from ..encoder.checkpoint import resolve_model_dir
-
-        c = AutoConfig.from_pretrained(resolve_model_dir(base), local_files_only=True)
-        d, layers, ff, vocab = c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size
-        kv = d * getattr(c, "num_key_value_heads", c.num_attention_heads) // c.num_attention_heads
-    except (OSError, ValueError, AttributeError):
+        return count_parameters(config, with_lm_head=True) if config else None
+    except (KeyError, TypeError, ValueError):
         return None
-    per_layer = 2 * d * d + 2 * d * kv + 3 * d * ff
-    return int(layers * per_layer + vocab * d * (1 if getattr(c, "tie_word_embeddings", False) else 2))
 
 
 def checkpoints(output: Path) -> list[Path]:
