@@ -186,7 +186,8 @@ def test_a_plan_below_target_is_reported_by_ingest_status_and_bench(tmp_path, ti
     monkeypatch.setenv("LLARA_SEARCH_RECALL_TARGET", "1.0")
     index = tmp_path / "idx"
     r = _run("ingest", docs, "--index", index, "--model", tiny_model, "--index-factory", "IVF{nlist},PQ1x4")
-    assert r["chunks_total"] == 1000 and len(r["index_warnings"]) == 1 and "below the 1.00 target" in r["index_warnings"][0]
+    assert r["chunks_total"] == 1000 and len(r["index_warnings"]) == 1
+    assert "below the 1.00 target" in r["index_warnings"][0]
     assert r["warnings"] == []  # the files' own warnings stay apart (dicts with a path)
     status = _run("status", "--index", index)
     assert status["ann_tuning"]["met"] is False and status["ann_tuning"]["warning"] == r["index_warnings"][0]
