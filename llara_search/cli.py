@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from contextlib import nullcontext
@@ -138,6 +139,33 @@ def _check_new_index(index, db_url, model, adapter, dtype):
     return check_encoder_memory(model, adapter=str(adapter) if adapter else None, dtype=dtype)
 
 
+def _new_index_folder(index, db_url) -> Path | None:
+    """The folder a first ingest is about to create (its database inside it), None when it exists already."""
+    from .layout import default_index_dir
+
+    root = Path(index) if index else default_index_dir()
+    return None if db_url is not None or root.exists() else root
+
+
+def _remove_if_unused(root: Path) -> None:
+    """A first ingest that failed before it committed a chunk (the model would not load, say) leaves no folder
+    behind: the next `ingest` starts as fresh as this one did. Once chunks are committed the folder holds work
+    that a re-run continues, and stays."""
+    from .store import Store
+
+    try:
+        store = Store(f"sqlite:///{(root / 'meta.sqlite').resolve()}", create=False)
+    except Exception:  # noqa: BLE001 - no readable database: nothing was committed either
+        committed = False
+    else:
+        try:
+            committed = len(store.chunk_ids()) > 0
+        finally:
+            store.close()
+    if not committed:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
@@ -188,6 +216,7 @@ def ingest(
                          max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
                          batch_size=batch_size)
     memory = _check_new_index(index, db_url, model, adapter, dtype)
+    new_folder = _new_index_folder(index, db_url)
 
     def run(pool, device):
         engine = _open(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
@@ -196,7 +225,12 @@ def ingest(
             return engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
                                  chunk_tokens=chunk_tokens, options=opts, wait=wait, progress=progress)
 
-    report = _with_encode_pool(run)
+    try:
+        report = _with_encode_pool(run)
+    except BaseException:
+        if new_folder is not None:
+            _remove_if_unused(new_folder)
+        raise
     if report.memory is None and memory is not None:
         report.memory = memory.to_dict()
     ok_files = report.files_new + report.files_changed + report.files_unchanged

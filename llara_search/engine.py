@@ -268,6 +268,8 @@ class Engine:
                     enc = LlaraEncoder.from_pretrained(**self._spec(info["model"], info.get("adapter")),
                                                        device=self.device, show_progress=self.show_progress)
                 except OSError as exc:
+                    if self.store.current_generation() is None:  # a first ingest: nothing was built with it yet
+                        raise EngineError(str(exc).splitlines()[0]) from None
                     raise EngineError(f"index {self.paths.root} was built with model {info['model']}, which cannot "
                                       f"be loaded now: {str(exc).splitlines()[0]}") from None
                 if info.get("fingerprint") and enc.fingerprint != info["fingerprint"]:

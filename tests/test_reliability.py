@@ -473,6 +473,13 @@ def test_wrong_use_is_one_line_nonzero_and_changes_nothing(small_index, other_ti
     (tmp_path / "nothing").mkdir()
     assert runner.invoke(app, ["ingest", str(tmp_path / "nothing"), "--index", str(empty), "--model",
                                str(other_tiny_model)]).exit_code == 0
+    no_weights = tmp_path / "no-weights"  # a model folder whose weights were never copied
+    shutil.copytree(other_tiny_model, no_weights)
+    for weights in [*no_weights.glob("*.safetensors"), *no_weights.glob("*.bin")]:
+        weights.unlink()
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    (no_tokenizer / "config.json").write_text("{}")
     no_index_file = tmp_path / "no-index-file"
     shutil.copytree(index, no_index_file)
     for f in (no_index_file / "generations").iterdir():
@@ -495,6 +502,12 @@ def test_wrong_use_is_one_line_nonzero_and_changes_nothing(small_index, other_ti
         (["query", "llama", "--index", str(index), "-k", "0"], "k must be between 1 and 1000"),
         (["reindex", "--index", str(index), "--index-type", "hnsw"], "--index-type must be one of"),
         (["train", "--output", str(tmp_path / "out")], "give either --index DIR"),
+        (["ingest", str(corpus), "--index", str(tmp_path / "new-1"), "--model", str(no_weights)],
+         f"cannot load model '{no_weights}': Error no file named model.safetensors"),
+        (["ingest", str(corpus), "--index", str(tmp_path / "new-2"), "--model", str(no_tokenizer)],
+         "it has no tokenizer files"),
+        (["ingest", str(corpus), "--index", str(tmp_path / "new-3"), "--model", str(tmp_path / "no-model")],
+         "not a local directory and not available from the Hugging Face hub"),
     ]
     folders = [index, newer, corrupt, not_an_index, empty, no_index_file]
     before = {f: _snapshot(f) for f in folders}
@@ -507,3 +520,5 @@ def test_wrong_use_is_one_line_nonzero_and_changes_nothing(small_index, other_ti
     for f in folders:
         assert _snapshot(f) == before[f], f"{f} was modified"
     assert not (tmp_path / "missing").exists() and not (tmp_path / "no").exists()
+    # a first ingest whose model would not load leaves no index folder behind
+    assert not any((tmp_path / f"new-{n}").exists() for n in (1, 2, 3))

@@ -182,10 +182,34 @@ def _tokenizer_dir(model_dir: Path, adapter_dir: Path | None) -> Path:
     return model_dir
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _missing_model_files(folder: Path) -> str | None:
+    """What a Hugging Face model folder lacks, said plainly (transformers' own errors name internals)."""
+    if not (folder / "config.json").is_file():
+        return "no config.json, so it is not a Hugging Face model folder (pass the folder save_pretrained wrote)"
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
+        return ("it has no tokenizer files (tokenizer.json or tokenizer.model); copy the tokenizer next to the "
+                "weights (tokenizer.save_pretrained(folder))")
+    return None
+
+
+def model_load_error(name_or_path: str, folder: Path, exc: BaseException) -> OSError:
+    """One line for a model folder that transformers would not load."""
+    return OSError(f"cannot load model {name_or_path!r}: {_missing_model_files(folder) or _first_line(exc)}")
+
+
 def tokenizer_from(model_dir: Path, adapter_dir: Path | None):
     """A fresh tokenizer of the model (or of the adapter, when it has one), padding on the left."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(_tokenizer_dir(model_dir, adapter_dir), local_files_only=True)
+    src = _tokenizer_dir(model_dir, adapter_dir)
+    try:
+        tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # transformers' many ways of saying "not a tokenizer"
+        raise OSError(f"cannot load a tokenizer from {src}: {_missing_model_files(src) or _first_line(exc)}") from None
     tok.padding_side = "left"
     return tok

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .batching import forward_in_batches
-from .checkpoint import DEFAULT_MODEL, files_fingerprint, load_tokenizer, make_fingerprint, resolve_model_dir
+from .checkpoint import (DEFAULT_MODEL, files_fingerprint, load_tokenizer, make_fingerprint, model_load_error,
+                         resolve_model_dir)
 from .memory import CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS, Estimate, check_fits, resolve_dtype_name
 from .prompts import N_POOL, PromptIds, build_inputs, pad_left, tokenize_texts
 
@@ -95,12 +96,17 @@ class LlaraEncoder:
                                 batch_tokens=max_batch_tokens, with_lm_head=adapter_dir is not None)
         model_dir = resolve_model_dir(str(name_or_path))
         tokenizer = load_tokenizer(str(model_dir), adapter_dir)
+        try:
+            weights = (AutoModel if adapter_dir is None else AutoModelForCausalLM).from_pretrained(
+                model_dir, dtype=dt, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise model_load_error(str(name_or_path), model_dir, exc) from None
         if adapter_dir is None:
-            model = AutoModel.from_pretrained(model_dir, dtype=dt, local_files_only=True)
+            model = weights
         else:
             from peft import PeftModel
 
-            causal = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dt, local_files_only=True)
+            causal = weights
             if len(tokenizer) > causal.get_input_embeddings().weight.shape[0]:
                 causal.resize_token_embeddings(len(tokenizer))
             causal = PeftModel.from_pretrained(causal, str(adapter_dir)).merge_and_unload()
