@@ -7,7 +7,10 @@ checkpoint of the same shape.
 from __future__ import annotations
 
 import os
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 SHARED_TOKENIZER = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "llama2-llara-tokenizer"
 
@@ -158,3 +161,22 @@ def make_tiny_rankllama(out_dir: str | os.PathLike, base_dir: str | os.PathLike,
     else:
         peft_model.save_pretrained(out)
     return out
+
+
+@contextmanager
+def scratch_pg_database(server: str, prefix: str = "llara_scratch") -> Iterator[str]:
+    """A fresh PostgreSQL database on `server` (a URL whose user may CREATE DATABASE), dropped afterwards even
+    when connections are still open: tests and benchmarks get an empty schema without touching the server's own."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from helpers import make_corpus, serve_in_thread
 from llara_search.cli import app
 from llara_search.engine import Engine, EngineError
 from llara_search.store import Chunk, Document, Store
+from llara_search.testing import scratch_pg_database
 
 runner = CliRunner()
 PG_ENV = "LLARA_SEARCH_TEST_PG"
@@ -29,16 +28,8 @@ def _fresh_pg_database():
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"set {PG_ENV}=postgresql+psycopg://USER@HOST:PORT/DB to run against PostgreSQL")
-    name = f"llara_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_pg_database(base, "llara_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
