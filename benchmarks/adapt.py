@@ -57,7 +57,7 @@ CHUNK_SIZES = (128, 256, 384)
 HIDDEN, LAYERS = 64, 2
 # Pretext steps of (b) and (c): PASSES over the corpus' chunks, at most MAX_BUDGET steps. 3000 steps of 4 (1.2 passes
 # over SciFact's 10,414 chunks) moved relevant abstracts into the top 100 but not the top 10; the sf1000 recipe that
-# reached the top 10 made ~4 passes. 12,000 steps take ~65 min with (b) and (c) side by side on 2 cores.
+# reached the top 10 made ~4 passes. 12,000 steps took 71 min with (b) and (c) side by side on 2 cores.
 PASSES, MAX_BUDGET = 5, 12_000
 BATCH = 4
 PRETEXT_LR = 2e-3  # 5e-3 collapsed (c) on 128 × 4; the product's --full default for this size is close to it

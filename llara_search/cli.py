@@ -150,20 +150,27 @@ def _new_index_folder(index, db_url) -> Path | None:
 def _remove_if_unused(root: Path) -> None:
     """A first ingest that failed before it committed a chunk (the model would not load, say) leaves no folder
     behind: the next `ingest` starts as fresh as this one did. Once chunks are committed the folder holds work
-    that a re-run continues, and stays."""
+    that a re-run continues, and stays; so does a folder another ingest started meanwhile (it holds the lock)."""
+    from .layout import IndexLockedError, WriteLock
     from .store import Store
 
+    if not root.is_dir():
+        return
     try:
-        store = Store(f"sqlite:///{(root / 'meta.sqlite').resolve()}", create=False)
-    except Exception:  # noqa: BLE001 - no readable database: nothing was committed either
-        committed = False
-    else:
-        try:
-            committed = len(store.chunk_ids()) > 0
-        finally:
-            store.close()
-    if not committed:
-        shutil.rmtree(root, ignore_errors=True)
+        with WriteLock(root / ".lock"):
+            try:
+                store = Store(f"sqlite:///{(root / 'meta.sqlite').resolve()}", create=False)
+            except Exception:  # noqa: BLE001 - no readable database: nothing was committed either
+                committed = False
+            else:
+                try:
+                    committed = len(store.chunk_ids()) > 0
+                finally:
+                    store.close()
+            if not committed:
+                shutil.rmtree(root, ignore_errors=True)
+    except IndexLockedError:
+        return
 
 
 def _print_json(obj) -> None:
