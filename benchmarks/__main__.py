@@ -253,7 +253,7 @@ def adapt_report(data: dict) -> list[str]:
                 f"Random init, {m['parameters'] / 1e6:.1f}M parameters ({m['layers']} layers × {m['hidden']}, "
                 f"LLaMA-2 tokenizer + LLaRA tokens), {b['pretext_steps']} pretext steps of {b['batch_size']} for "
                 f"(b) and (c) each" + (" (trained side by side, the cores split)" if b.get("side_by_side", 1) > 1 else "")
-                + f", lr {b['lr']:.2g}, bag-of-words weight {b.get('bow_weight', 0.1):g}"
+                + f", lr {b['lr']:.2g}, bag-of-words weight {b['bow_weight']:g}"
                 + (f", {b['finetune_steps']} fine-tuning steps for (d)"
                                                           if b.get("finetune_steps") else "") +
                 f"; {r['seconds'] / 60:.0f} min on {r['machine'].split(',')[0]}. Command: `{r['command']}`", "",

@@ -342,13 +342,13 @@ def main(argv=None) -> dict:
     n_train = len(load_beir(beir, "train").qrels) if has_train else 0
     ft_steps = args.finetune_steps or max(1, -(-n_train // 8))
     models: dict[str, Path] = {"a": model_a}
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None  # each of the side-by-side arms
     for i, seed in enumerate(seeds):
         tag = "" if i == 0 else f"@{seed}"
         common = ["--full", "--max-steps", budget, "--batch-size", args.batch_size, "--lr", lr,
                   "--seed", seed, "--save-every", 0, "--bow-weight", args.bow_weight,
                   "--ebar-target", args.ebar_target]
         arms = {key: (loss, work / "models" / f"{key}{tag}") for key, loss in (("b", "causal"), ("c", "llara"))}
-        threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             cards = dict(zip(arms, pool.map(
                 lambda arm: run("train", "--index", idx_a, "--output", arm[1], "--loss", arm[0], *common,

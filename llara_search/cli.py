@@ -151,26 +151,30 @@ def _remove_if_unused(root: Path) -> None:
     """A first ingest that failed before it committed a chunk (the model would not load, say) leaves no folder
     behind: the next `ingest` starts as fresh as this one did. Once chunks are committed the folder holds work
     that a re-run continues, and stays; so does a folder another ingest started meanwhile (it holds the lock)."""
-    from .layout import IndexLockedError, WriteLock
-    from .store import Store
+    from .layout import IndexLockedError, IndexPaths, WriteLock
 
+    paths = IndexPaths(root)
     if not root.is_dir():
         return
     try:
-        with WriteLock(root / ".lock"):
-            try:
-                store = Store(f"sqlite:///{(root / 'meta.sqlite').resolve()}", create=False)
-            except Exception:  # noqa: BLE001 - no readable database: nothing was committed either
-                committed = False
-            else:
-                try:
-                    committed = len(store.chunk_ids()) > 0
-                finally:
-                    store.close()
-            if not committed:
+        with WriteLock(paths.lock):
+            if not _has_chunks(paths):
                 shutil.rmtree(root, ignore_errors=True)
     except IndexLockedError:
         return
+
+
+def _has_chunks(paths) -> bool:
+    from .store import Store
+
+    try:
+        store = Store(paths.db_url, create=False)
+    except Exception:  # noqa: BLE001 - no readable database: nothing was committed either
+        return False
+    try:
+        return len(store.chunk_ids()) > 0
+    finally:
+        store.close()
 
 
 def _print_json(obj) -> None:

@@ -187,10 +187,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _missing_model_files(folder: Path) -> str | None:
-    """What a Hugging Face model folder lacks, said plainly (transformers' own errors name internals)."""
+def _no_config(folder: Path) -> str | None:
     if not (folder / "config.json").is_file():
         return "no config.json, so it is not a Hugging Face model folder (pass the folder save_pretrained wrote)"
+    return None
+
+
+def _no_tokenizer_files(folder: Path) -> str | None:
     if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
         return ("it has no tokenizer files (tokenizer.json or tokenizer.model); copy the tokenizer next to the "
                 "weights (tokenizer.save_pretrained(folder))")
@@ -198,8 +201,9 @@ def _missing_model_files(folder: Path) -> str | None:
 
 
 def model_load_error(name_or_path: str, folder: Path, exc: BaseException) -> OSError:
-    """One line for a model folder that transformers would not load."""
-    return OSError(f"cannot load model {name_or_path!r}: {_missing_model_files(folder) or _first_line(exc)}")
+    """One line for a model folder whose weights transformers would not load: what the folder lacks, said plainly
+    (transformers' own errors name internals), else transformers' first line."""
+    return OSError(f"cannot load model {name_or_path!r}: {_no_config(folder) or _first_line(exc)}")
 
 
 def tokenizer_from(model_dir: Path, adapter_dir: Path | None):
@@ -210,6 +214,6 @@ def tokenizer_from(model_dir: Path, adapter_dir: Path | None):
     try:
         tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # transformers' many ways of saying "not a tokenizer"
-        raise OSError(f"cannot load a tokenizer from {src}: {_missing_model_files(src) or _first_line(exc)}") from None
+        raise OSError(f"cannot load a tokenizer from {src}: {_no_tokenizer_files(src) or _first_line(exc)}") from None
     tok.padding_side = "left"
     return tok

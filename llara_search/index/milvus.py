@@ -504,13 +504,13 @@ class MilvusBackend(VectorBackend):
         self._check_prefix()
         self._create(name, plan)
         self._write(name, np.asarray(all_ids, np.int64), vectors, attributes, G, LIVE)
+        tuning = None
         if plan.index_type != "flat" and len(all_ids) >= 1000:
             self._ready_for_search(name)
             plan, tuning = self._tune(name, G, plan, vectors, np.asarray(all_ids, np.int64))
-            built = self._built(name, G, plan, len(all_ids), len(all_ids))
-            built.index.tuning = tuning
-            return built
-        return self._built(name, G, plan, len(all_ids), len(all_ids))
+        built = self._built(name, G, plan, len(all_ids), len(all_ids))
+        built.index.tuning = tuning
+        return built
 
     def _ready_for_search(self, name: str, timeout_s: float = 6 * 3600) -> None:
         """Flush, wait until the server has indexed every row (Lite indexes when loading), load."""
