@@ -444,8 +444,8 @@ class Ingestor:
         with self.store.sessions() as s:
             all_ids = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen.is_(None)).order_by(Chunk.id)),
                                   np.int64)
-            added = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.added_gen == G, Chunk.removed_gen.is_(None))),
-                                np.int64)
+            added = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.added_gen == G, Chunk.removed_gen.is_(None))
+                                          .order_by(Chunk.id)), np.int64)
             removed = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen == G, Chunk.added_gen < G)),
                                   np.int64)
             docs_changed = s.scalar(select(Document.id).where((Document.added_gen == G) | (Document.removed_gen == G))

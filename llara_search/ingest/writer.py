@@ -1,10 +1,10 @@
 """The ingest's bulk write path: what a batch of documents needs from the database, in a few statements per batch.
 
 An ingest of a million passages must not pay a round trip per document or per chunk: existence checks are one
-query per batch of paths, rows go in with one Core `INSERT … RETURNING` (executemany, SQLAlchemy's
-"insertmanyvalues") per table per batch, and changes to existing rows are executemany `UPDATE`s. On PostgreSQL new
-chunk rows are streamed with `COPY` after their ids were drawn from the sequence in one query. Nothing here commits:
-the caller's transaction (pipeline.Ingestor) decides when rows become durable, after their vectors were fsynced.
+query per batch of paths, new rows get their ids in one query per batch (`new_ids`) and go in with one Core
+executemany `INSERT` per table per batch (`COPY` for chunks on PostgreSQL), and changes to existing rows are
+executemany `UPDATE`s. Nothing here commits: the caller's transaction (pipeline.Ingestor) decides when rows become
+durable, after their vectors were fsynced.
 """
 
 from __future__ import annotations
@@ -119,9 +119,10 @@ def write(s: Session, plans: Sequence[Plan], G: int, parser_version: str) -> Wri
     fresh = [p for p in plans if p.doc is None]
     doc_ids: dict[str, int] = {p.doc.path: p.doc.id for p in plans if p.doc is not None}
     if fresh:
-        rows = [{"path": p.work.path, "added_gen": G, "removed_gen": None, **doc_values(p.work)} for p in fresh]
-        got = conn.execute(insert(_DOC).returning(_DOC.c.id, _DOC.c.path, sort_by_parameter_order=True), rows)
-        doc_ids.update({path: i for i, path in got})
+        ids = new_ids(conn, "documents", len(fresh))
+        conn.execute(insert(_DOC), [{"id": i, "path": p.work.path, "added_gen": G, "removed_gen": None,
+                                     **doc_values(p.work)} for i, p in zip(ids, fresh)])
+        doc_ids.update({p.work.path: i for i, p in zip(ids, fresh)})
     known = [p for p in plans if p.doc is not None]
     if known:
         conn.execute(update(_DOC).where(_DOC.c.id == bindparam("_id")).values(
@@ -141,8 +142,7 @@ def write(s: Session, plans: Sequence[Plan], G: int, parser_version: str) -> Wri
         conn.execute(update(_CHUNK).where(_CHUNK.c.id == bindparam("_id")).values(
             **{k: bindparam(k) for k in moved[0] if k != "_id"}), moved)
     new_rows = [(doc_ids[p.work.path], c) for p in plans for c in p.new]
-    new_ids = insert_chunks(s, new_rows, G)
-    return Written(new_ids, files_new, len(plans) - files_new, len(stale))
+    return Written(insert_chunks(s, new_rows, G), files_new, len(plans) - files_new, len(stale))
 
 
 def insert_chunks(s: Session, rows: Sequence[tuple[int, ChunkData]], G: int) -> list[int]:
@@ -154,20 +154,35 @@ def insert_chunks(s: Session, rows: Sequence[tuple[int, ChunkData]], G: int) -> 
                "start_line": c.start_line, "end_line": c.end_line, "page": c.page, "char_start": c.char_start,
                "char_end": c.char_end, "content_hash": c.content_hash, "n_tokens": c.n_tokens,
                "chunker_version": CHUNKER_VERSION, "added_gen": G, "removed_gen": None} for d, c in rows]
+    return _insert_chunk_rows(conn, values)
+
+
+def new_ids(conn, table: str, n: int) -> list[int]:
+    """`n` fresh ids of `table` in one query, never reused ones: PostgreSQL draws them from the table's sequence;
+    on SQLite (an AUTOINCREMENT table, one writer under the index's write lock) they follow the highest id ever
+    handed out, which the explicit inserts then advance as SQLite's own would."""
+    if n <= 0:
+        return []
     if conn.dialect.name == "postgresql":
-        return _copy_rows(conn, values)
-    got = conn.execute(insert(_CHUNK).returning(_CHUNK.c.id, sort_by_parameter_order=True), values)
-    return [i for (i,) in got]
+        return [i for (i,) in conn.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+                                                "FROM generate_series(1, :n)"), {"n": n})]
+    top = conn.execute(text(f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), "
+                            f"coalesce((SELECT max(id) FROM {table}), 0))")).scalar() or 0
+    return list(range(int(top) + 1, int(top) + 1 + n))
 
 
-def _copy_rows(conn, values: list[dict]) -> list[int]:
-    """PostgreSQL: draw the ids from the table's sequence in one query, then stream the rows with COPY."""
-    ids = [i for (i,) in conn.execute(text("SELECT nextval(pg_get_serial_sequence('chunks', 'id')) "
-                                           "FROM generate_series(1, :n)"), {"n": len(values)})]
-    cur = conn.connection.driver_connection.cursor()
-    with cur.copy(f"COPY chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN") as copy:
+def _insert_chunk_rows(conn, values: list[dict]) -> list[int]:
+    """Insert chunk rows with fresh ids: one executemany on SQLite, COPY on PostgreSQL."""
+    ids = new_ids(conn, "chunks", len(values))
+    if conn.dialect.name == "postgresql":
+        cur = conn.connection.driver_connection.cursor()
+        with cur.copy(f"COPY chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN") as copy:
+            for i, v in zip(ids, values):
+                copy.write_row((i, *(v[c] for c in _CHUNK_COLUMNS[1:])))
+    else:
         for i, v in zip(ids, values):
-            copy.write_row((i, *(v[c] for c in _CHUNK_COLUMNS[1:])))
+            v["id"] = i
+        conn.execute(insert(_CHUNK), values)
     return ids
 
 
@@ -180,14 +195,10 @@ def copy_chunks(s: Session, old_ids: Sequence[int], G: int) -> list[int]:
     for part in _parts(sorted(int(i) for i in old_ids)):
         rows += conn.execute(select(_CHUNK.c.id, *cols).where(_CHUNK.c.id.in_(part)).order_by(_CHUNK.c.id)).all()
     values = [{**{c.name: r[k + 1] for k, c in enumerate(cols)}, "added_gen": G, "removed_gen": None} for r in rows]
-    if conn.dialect.name == "postgresql":
-        new_ids = _copy_rows(conn, values)
-    else:
-        new_ids = [i for (i,) in conn.execute(insert(_CHUNK).returning(_CHUNK.c.id, sort_by_parameter_order=True),
-                                              values)] if values else []
+    made = _insert_chunk_rows(conn, values) if values else []
     for part in _parts([r[0] for r in rows]):
         conn.execute(update(_CHUNK).where(_CHUNK.c.id.in_(part)).values(removed_gen=G))
-    return new_ids
+    return made
 
 
 def remove(s: Session, paths: Iterable[str], G: int) -> tuple[int, int]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from .analyzer import ANALYZER, document_analysis, term_hashes
 from .container import read_container, write_container
 
 BUILD_BATCH = 20_000  # chunks analyzed into one in-memory part before parts are merged (bounds memory)
+MAX_SEGMENT_DOCS = 131_072  # no segment is built or merged beyond this: memory follows it, not the corpus
 MAX_TF = np.iinfo(np.uint16).max
 
 
@@ -142,6 +144,23 @@ def build_segment(rows: Iterable[tuple[int, str, str | None, str]]) -> Segment:
     if batch or not parts:
         parts.append(_build_part(batch))
     return parts[0] if len(parts) == 1 else merge_segments([(p, None) for p in parts])
+
+
+def build_segments(rows: Iterable[tuple[int, str, str | None, str]]) -> Iterator[Segment]:
+    """Segments of at most MAX_SEGMENT_DOCS chunks each, yielded as they are complete: a corpus of any size is
+    built in the memory of one such segment (the caller writes each to disk before asking for the next)."""
+    it = iter(rows)
+    parts, n = [], 0
+    while True:
+        batch = list(islice(it, min(BUILD_BATCH, MAX_SEGMENT_DOCS - n)))
+        if batch:
+            parts.append(_build_part(batch))
+            n += len(batch)
+        if parts and (not batch or n >= MAX_SEGMENT_DOCS):
+            yield parts[0] if len(parts) == 1 else merge_segments([(p, None) for p in parts])
+            parts, n = [], 0
+        if not batch:
+            return
 
 
 def _build_part(rows: Sequence[tuple[int, str, str | None, str]]) -> Segment:
