@@ -21,7 +21,7 @@ from .collapse import collapse_depth, collapse_duplicates
 from .layout import IndexPaths, WriteLock, default_index_dir, write_head
 from .lexical import LexicalIndex
 from .search import MODES, EmptyIndexError, SearchResult, Searcher, fuse
-from .store import Document, Store
+from .store import Store
 from .store.db import StoreError
 
 if TYPE_CHECKING:
@@ -742,19 +742,13 @@ class Engine:
 
     def delete(self, paths: Sequence[str | os.PathLike]) -> IngestReport:
         """Remove documents (files, or everything under folders) from the index explicitly."""
-        from sqlalchemy import select
+        from .ingest.writer import paths_under
 
         with WriteLock(self.paths.lock):
             self._check_vectors()
             _, chunker, fp = self._prepare_write(None, None, None, None, None, need_chunker=False)
             ing = self._ingestor(chunker, fp, IngestOptions(), None)
-            with self.store.sessions() as s:
-                live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
-            targets = []
-            for p in paths:
-                a = os.path.abspath(p)
-                targets += [d for d in live if d == a or d.startswith(a.rstrip("/") + "/") or d == str(p)]
-            ing.remove_documents(sorted(set(targets)))
+            ing.remove_documents(paths_under(self.store, paths))
             ing.commit_generation()
             counts = self.store.counts(ing.report.generation or 0)
             ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]

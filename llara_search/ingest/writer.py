@@ -273,3 +273,23 @@ class PathSet:
         h = np.uint64(self._hash(path))
         i = int(np.searchsorted(self._sorted, h))
         return i < len(self._sorted) and self._sorted[i] == h
+
+
+def paths_under(store, targets: Iterable) -> Iterator[str]:
+    """Live document paths that `delete` means by `targets`: each target's absolute path, the documents under it
+    as a folder, or a stored path spelled as given (`beir:...`); read page by page, found by the path index."""
+    import os
+
+    seen: set[str] = set()
+    for t in targets:
+        a = os.path.abspath(t)
+        for exact in {a, str(t)} - seen:
+            seen.add(exact)
+            with store.sessions() as s:
+                doc = lookup(s, [exact]).get(exact)
+            if doc is not None and doc.removed_gen is None:
+                yield exact
+        folder = a.rstrip("/") + "/"
+        if folder not in seen:
+            seen.add(folder)
+            yield from live_paths(store, folder)

@@ -1,0 +1,313 @@
+"""Corpus scale (issue #29): everything but the encoder, at 100k and 1M passages, against bm25s in the same run.
+
+    pip install -e '.[bench]'      # bm25s, PyStemmer
+    nice -n 10 python -m benchmarks.scale --passages 100000,1000000 [--queries 300] [--pg URL]
+
+The corpus: SciFact's 45k sentences (../shared/data/beir-scifact) recombined, 3-9 per passage under a random
+SciFact title, passage i drawn from its own seed so any passage can be rebuilt without the others. Known-item
+queries: a 4-word window of each of two sentences of a random passage (one sentence recurs in ~N/7,000 passages; the
+pair marks the one). Without ../shared the benchmark says so and exits 0.
+
+Each arm runs in a subprocess of its own so that its peak RSS is its own: bm25s (the texts as a list, as its API
+takes them; tokenize + index with its English stopwords and PyStemmer, as benchmarks/bm25.py) and ours
+(`Engine.ingest_records` streaming the passages into a text-only index, `--model none`: the path `eval --mode bm25`
+takes, no encoder). Times are wall-clock and CPU seconds (on a shared 2-core box the CPU seconds are the steadier
+ratio). Then, on our index: BM25 `Engine.search(k=10)` p50/p99 against bm25s's tokenize + retrieve on the same
+queries (each in its own arm's process), and each maintenance command: status, doctor, re-ingest of the unchanged
+corpus, delete of a tenth of the corpus (its "folder" prefix), compact. Disk per chunk by part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import SHARED, WORK, machine, record
+
+SRC = SHARED / "data" / "beir-scifact" / "corpus.jsonl"
+SHARDS = 10  # the corpus's "folders": a tenth each, in order
+_SENTS: tuple[list[str], list[str]] | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- corpus
+def _sentences() -> tuple[list[str], list[str]]:
+    global _SENTS
+    if _SENTS is None:
+        sents, titles = [], []
+        for line in SRC.open():
+            d = json.loads(line)
+            titles.append(d["title"])
+            sents += [s for s in re.split(r"(?<=[.!?])\s+", d["text"]) if len(s.split()) >= 4]
+        _SENTS = sents, titles
+    return _SENTS
+
+
+def _parts(i: int, seed: int) -> tuple[str, list[int]]:
+    sents, titles = _sentences()
+    rng = random.Random(seed * 1_000_003 + i)
+    title = titles[rng.randrange(len(titles))]
+    return title, [rng.randrange(len(sents)) for _ in range(rng.randint(3, 9))]
+
+
+def key(i: int, n: int) -> str:
+    return f"s{i * SHARDS // n}/p{i}"
+
+
+def passages(n: int, seed: int = 0):
+    """`(doc key, title, text)` of passage 0..n-1, generated lazily."""
+    sents = _sentences()[0]
+    for i in range(n):
+        title, idx = _parts(i, seed)
+        yield key(i, n), title, " ".join(sents[j] for j in idx)
+
+
+def known_items(n: int, count: int, seed: int = 0) -> list[tuple[str, int]]:
+    """(query, passage number): 4 consecutive words from each of two different sentences of the passage."""
+    sents = _sentences()[0]
+    rng = random.Random(seed + 17)
+    out = []
+    while len(out) < count:
+        i = rng.randrange(n)
+        _, idx = _parts(i, seed)
+        a, b = rng.sample(sorted(set(idx)), 2) if len(set(idx)) > 1 else (idx[0], idx[0])
+        words = []
+        for j in (a, b):
+            w = sents[j].split()
+            s = rng.randrange(max(1, len(w) - 3))
+            words += w[s:s + 4]
+        out.append((" ".join(words), i))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM: unlike ru_maxrss it is not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class Timer:
+    def __enter__(self):
+        self.w, self.c = time.perf_counter(), cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = round(time.perf_counter() - self.w, 3), round(cpu() - self.c, 3)
+
+
+def latencies(fn, queries: list[str]) -> dict:
+    """Wall and thread-CPU milliseconds per query, one query at a time, after 20 untimed ones."""
+    for q in queries[:20]:
+        fn(q)
+    wall, cpus = [], []
+    for q in queries:
+        w, c = time.perf_counter(), time.thread_time()
+        fn(q)
+        cpus.append(time.thread_time() - c)
+        wall.append(time.perf_counter() - w)
+    ms = lambda xs, p: round(1000 * float(np.percentile(xs, p)), 3)  # noqa: E731
+    return {"p50_ms": ms(wall, 50), "p99_ms": ms(wall, 99), "cpu_p50_ms": ms(cpus, 50), "cpu_p99_ms": ms(cpus, 99)}
+
+
+def dir_bytes(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.exists() else 0
+
+
+# ---------------------------------------------------------------------------------------------------- arms
+def arm_bm25s(n: int, nq: int) -> dict:
+    from .bm25 import Bm25s
+
+    items = known_items(n, nq)
+    with Timer() as t:
+        docs = list(passages(n))
+    corpus_s = t.wall
+    with Timer() as t:
+        base = Bm25s(docs)
+    out = {"corpus_list_s": corpus_s, "build_s": t.wall, "build_cpu_s": t.cpu, "peak_rss_mb": rss_mb()}
+    del docs
+    found = 0
+
+    def one(q: str):
+        return base.retrieve(base.tokens(q))
+
+    for q, i in items:
+        ids, _ = one(q)
+        found += i in set(int(x) for x in ids[0])
+    out["known_item_success@10"] = round(found / len(items), 4)
+    out["query"] = latencies(one, [q for q, _ in items])
+    out["disk_bytes"] = base.disk_bytes()
+    return out
+
+
+def arm_ours(n: int, nq: int, work: Path, db_url: str | None) -> dict:
+    from llara_search.engine import Engine
+
+    index = work / f"ours-{n}"
+    shutil.rmtree(index, ignore_errors=True)
+    source = str(work / "corpus")  # paths `<work>/corpus:s3/p123`: a tenth of the corpus under each "folder"
+    items = known_items(n, nq)
+    out: dict = {}
+    with Timer() as t:
+        eng = Engine.open(index, db_url=db_url, create=True)
+        rep = eng.ingest_records(passages(n), source, model="none")
+    out.update(build_s=t.wall, build_cpu_s=t.cpu, peak_rss_mb=rss_mb(), chunks=rep.chunks_total,
+               stages={k: round(v, 2) for k, v in rep.stages.items()})
+    eng.close()
+    eng = Engine.open(index, db_url=db_url)
+    found = 0
+    for q, i in items:
+        found += any(h.doc_key == key(i, n) for h in eng.search(q, k=10, mode="bm25"))
+    out["known_item_success@10"] = round(found / len(items), 4)
+    # texts and provenance, near-copies not collapsed (bm25s collapses nothing); then the default with collapsing
+    out["query"] = latencies(lambda q: eng.search(q, k=10, mode="bm25", collapse=False), [q for q, _ in items])
+    out["query_collapse"] = latencies(lambda q: eng.search(q, k=10, mode="bm25"), [q for q, _ in items])
+    sizes = eng._disk_sizes()
+    out["bytes_per_chunk"] = {k: round(v / rep.chunks_total, 1) for k, v in sizes.items() if v}
+    if db_url:
+        from sqlalchemy import text
+
+        with eng.store.engine.connect() as c:
+            out["bytes_per_chunk"]["database"] = round(c.execute(text(
+                "SELECT pg_database_size(current_database())")).scalar() / rep.chunks_total, 1)
+    m: dict = {}
+    eng.close()
+    with Timer() as t:
+        eng = Engine.open(index, db_url=db_url)
+        st = eng.status()
+    m["status"] = {"s": t.wall, "documents": st["documents"]}
+    with Timer() as t:
+        again = eng.ingest_records(passages(n), source, model="none")
+    m["reingest_unchanged"] = {"s": t.wall, "cpu_s": t.cpu, "files_unchanged": again.files_unchanged,
+                               "chunks_added": again.chunks_added, "chunks_encoded": again.chunks_encoded}
+    with Timer() as t:
+        d = eng.doctor()
+    m["doctor"] = {"s": t.wall, "ok": d["ok"]}
+    with Timer() as t:
+        gone = eng.delete([f"{source}:s3"])
+    m["delete_folder"] = {"s": t.wall, "documents_removed": gone.files_removed, "chunks_removed": gone.chunks_removed}
+    with Timer() as t:
+        c = eng.compact(grace_s=0)
+    m["compact"] = {"s": t.wall, "chunk_rows_purged": c["chunk_rows_purged"]}
+    with Timer() as t:
+        back = eng.ingest_records(passages(n), source, model="none")
+    m["reingest_folder_back"] = {"s": t.wall, "files_new": back.files_new}
+    out["maintenance"] = m
+    out["peak_rss_with_maintenance_mb"] = rss_mb()
+    eng.close()
+    shutil.rmtree(index, ignore_errors=True)
+    return out
+
+
+def run_arm(arm: str, n: int, nq: int, work: Path, db_url: str | None) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.scale", "--arm", arm, "--passages", str(n), "--queries", str(nq),
+           "--work", str(work)] + (["--pg", db_url] if db_url else [])
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(f"{arm} at {n} failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def main(argv=None) -> dict | None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--passages", default="100000,1000000")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--pg", default=None, help="a PostgreSQL URL (a scratch database is made there per size)")
+    ap.add_argument("--arm", choices=["ours", "bm25s"], help=argparse.SUPPRESS)
+    ap.add_argument("--work", default=str(WORK / "scale"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if not SRC.is_file():
+        print(f"benchmarks.scale needs {SRC} (../shared); skipped")
+        return None
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    sizes = [int(x) for x in args.passages.split(",")]
+    if args.arm:
+        n = sizes[0]
+        res = arm_bm25s(n, args.queries) if args.arm == "bm25s" else arm_ours(n, args.queries, work, args.pg)
+        print(json.dumps(res))
+        return res
+    out = {"command": "python -m benchmarks.scale --passages " + args.passages, "machine": machine(),
+           "data": f"SciFact sentences recombined ({len(_sentences()[0])} sentences, 3-9 per passage), "
+                   f"{args.queries} known-item queries", "sizes": {}}
+    if args.pg:
+        out["command"] += " --pg URL"
+    for n in sizes:
+        from contextlib import nullcontext
+
+        from llara_search.testing import scratch_pg_database
+
+        r = {"bm25s": run_arm("bm25s", n, args.queries, work, None)}
+        with (scratch_pg_database(args.pg, "llara_scale") if args.pg else nullcontext(None)) as url:
+            r["ours"] = run_arm("ours", n, args.queries, work, url)
+        o, b = r["ours"], r["bm25s"]
+        r["ratios"] = {"build_wall": round(o["build_s"] / b["build_s"], 2),
+                       "build_cpu": round(o["build_cpu_s"] / b["build_cpu_s"], 2),
+                       "peak_rss": round(o["peak_rss_mb"] / b["peak_rss_mb"], 2),
+                       "query_p50": round(o["query"]["p50_ms"] / b["query"]["p50_ms"], 2),
+                       "query_cpu_p50": round(o["query"]["cpu_p50_ms"] / b["query"]["cpu_p50_ms"], 2)}
+        out["sizes"][str(n)] = r
+        print(json.dumps({n: r}), flush=True)
+        record(f"scale{'_pg' if args.pg else ''}", out)
+    if len(sizes) > 1:
+        a, z = out["sizes"][str(sizes[0])]["ours"], out["sizes"][str(sizes[-1])]["ours"]
+        out["ours_peak_rss_growth"] = round(z["peak_rss_mb"] / a["peak_rss_mb"], 2)
+        record(f"scale{'_pg' if args.pg else ''}", out)
+    return out
+
+
+def report_rows(data: dict) -> list[str]:
+    """Rows for benchmarks/RESULTS.md's headline table."""
+    rows = []
+    for name in ("scale", "scale_pg"):
+        r = data.get(name)
+        if not r:
+            continue
+        db = "PostgreSQL" if name == "scale_pg" else "SQLite"
+        for n, s in r["sizes"].items():
+            o, b, x = s["ours"], s["bm25s"], s["ratios"]
+            m = o["maintenance"]
+            rows.append(f"| BM25-only ingest of {int(n):,} passages ({o['chunks']:,} chunks, {db}) | {o['build_s']} s "
+                        f"({o['build_cpu_s']} CPU s), peak RSS {o['peak_rss_mb']} MB | bm25s tokenize + index "
+                        f"{b['build_s']} s ({b['build_cpu_s']} CPU s), peak RSS {b['peak_rss_mb']} MB | "
+                        f"**{x['build_wall']}×** wall, {x['build_cpu']}× CPU, {x['peak_rss']}× RSS | "
+                        f"`{r['command']}` |")
+            rows.append(f"| BM25 `Engine.search` k=10 at {int(n):,} passages ({db}), known-item success@10 "
+                        f"{o['known_item_success@10']} | p50 {o['query']['p50_ms']} ms, p99 {o['query']['p99_ms']} ms "
+                        f"(`collapse=False`; default collapsing near-copies: p50 {o['query_collapse']['p50_ms']} ms) "
+                        f"| bm25s tokenize + retrieve p50 {b['query']['p50_ms']} ms, p99 {b['query']['p99_ms']} ms "
+                        f"(success@10 {b['known_item_success@10']}) | **{x['query_p50']}×** ({x['query_cpu_p50']}× "
+                        f"in CPU time) | `{r['command']}` |")
+            rows.append(f"| maintenance at {int(n):,} passages ({db}) | status {m['status']['s']} s, doctor "
+                        f"{m['doctor']['s']} s, re-ingest unchanged {m['reingest_unchanged']['s']} s (encoded "
+                        f"{m['reingest_unchanged']['chunks_encoded']}, added {m['reingest_unchanged']['chunks_added']}),"
+                        f" delete a tenth {m['delete_folder']['s']} s, compact {m['compact']['s']} s | first ingest "
+                        f"{o['build_s']} s | | `{r['command']}` |")
+            rows.append(f"| disk per chunk at {int(n):,} passages ({db}) | " + ", ".join(
+                f"{k} {v} B" for k, v in o["bytes_per_chunk"].items()) + f" | bm25s on disk "
+                f"{round(b['disk_bytes'] / o['chunks'], 1)} B per chunk | | `{r['command']}` |")
+        if r.get("ours_peak_rss_growth"):
+            rows.append(f"| peak RSS of our ingest, largest over smallest size ({db}) | **{r['ours_peak_rss_growth']}×** "
+                        f"| | | `{r['command']}` |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
