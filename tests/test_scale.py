@@ -137,3 +137,22 @@ def test_lexical_segments_stay_within_their_cap_and_rank_exactly_as_one(tmp_path
             eng = Engine.open(tmp_path / "ix")
     assert eng.doctor()["ok"]
     eng.close()
+
+
+def test_touched_files_have_their_new_mtime_recorded_in_one_statement_per_batch(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"f{i}.md").write_text(f"# Page {i}\n\nwords about topic{i}\n")
+    eng = Engine.open(tmp_path / "ix", create=True)
+    eng.ingest([str(docs)], model="none")
+    for i in range(30):
+        os.utime(docs / f"f{i}.md", ns=(10**18 + i, 10**18 + i))
+    with counted(eng) as stmts:
+        rep = eng.ingest([str(docs)])
+    assert rep.files_unchanged == 30 and rep.chunks_added == 0
+    assert sum(s.lstrip().startswith("UPDATE documents") for s in stmts) == 1
+    with eng.store.sessions() as s:
+        got = dict(s.execute(text("SELECT path, mtime_ns FROM documents")).all())
+    assert got == {str(docs / f"f{i}.md"): 10**18 + i for i in range(30)}
+    eng.close()

@@ -126,6 +126,7 @@ class Ingestor:
         self._pending: list[_Work] = []
         self._pending_paths: set[str] = set()
         self._known: dict[str, DocState | None] = {}  # rows of the batch of paths being read (`_prefetch`)
+        self._touched: list[dict] = []  # same bytes, new size or mtime: written with the next batch's lookup
         self._pending_chunks = 0
         self.load_encoder: Callable[[], object] | None = None  # loads the model outside the first batch's timer
         self.info_on_commit: dict = {}  # index info committed with the generation (e.g. the passages' dtype)
@@ -153,6 +154,7 @@ class Ingestor:
             seen.add(str(f))
             self._sync_file(f)
         self._flush()
+        self._prefetch([])
         if self.opt.delete_missing:
             self._remove_missing([Path(os.path.abspath(r)) for r in roots], seen)
         self._finish(run_id, t0)
@@ -222,9 +224,7 @@ class Ingestor:
             digest = hashlib.sha256(data).hexdigest()
             if self._same_bytes(doc, digest):
                 if doc.parser_version == PARSER_VERSION:
-                    with self.store.session() as s:
-                        s.execute(update(Document).where(Document.id == doc.id).values(size=st.st_size,
-                                                                                       mtime_ns=st.st_mtime_ns))
+                    self._touched.append({"_id": doc.id, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
                     self.report.files_unchanged += 1
                     return
                 self.report.files_reparsed += 1
@@ -259,7 +259,12 @@ class Ingestor:
         self._queue(_Work(path, st, digest, parsed, chunks))
 
     def _prefetch(self, paths: list[str]) -> None:
-        """Look up the stored rows of the next batch of paths in one query (for `_doc`)."""
+        """Look up the stored rows of the next batch of paths in one query (for `_doc`); first record the new
+        size and mtime of the files of the last batch that were touched but hold the same bytes (one statement)."""
+        if self._touched:
+            with self.store.session() as s:
+                writer.touch(s, self._touched)
+            self._touched = []
         with self.store.sessions() as s:
             found = writer.lookup(s, paths)
         self._known = {p: found.get(p) for p in paths}

@@ -72,6 +72,12 @@ class Plan:
     stale: list[int] = field(default_factory=list)
 
 
+def touch(s: Session, rows: list[dict]) -> None:
+    """Record new size and mtime (`{"_id", "size", "mtime_ns"}`) of documents whose bytes did not change."""
+    s.connection().execute(update(_DOC).where(_DOC.c.id == bindparam("_id")).values(
+        size=bindparam("size"), mtime_ns=bindparam("mtime_ns")), rows)
+
+
 def plan(s: Session, works: Sequence) -> list[Plan]:
     """Which chunks of each queued document are already stored (same content hash: kept with their vectors) and
     which are new or gone: two queries per LOOKUP_BATCH documents, whatever the number of chunks."""

@@ -9,7 +9,8 @@ committed generation names, which the next writer deletes. Each commit costs wha
 one small segment, removed chunks one bit each in the manifest. Segments are merged as an ingest goes (a log-
 structured policy: a few small segments at the tail, each older segment at least RATIO times its newer
 neighbour, none more than MAX_DEAD gone), so a search looks at a handful of segments, and each chunk is copied
-O(log N) times over its life. A merge too large to do inside one small commit runs in a thread beside the next
+O(log N) times over its life. No segment grows beyond MAX_SEGMENT_DOCS chunks (segment.py): building or merging one
+then costs the memory of one such segment whatever the corpus, and a million chunks are a dozen segments. A merge too large to do inside one small commit runs in a thread beside the next
 writer's own work and is taken in by the commit that finds it done (or, once that writer committed, by an
 equivalent manifest for the same generation: the same chunks, so the same scores).
 
