@@ -126,12 +126,17 @@ def latencies(fn, queries: list[str]) -> dict:
     return {"p50_ms": ms(wall, 50), "p99_ms": ms(wall, 99), "cpu_p50_ms": ms(cpus, 50), "cpu_p99_ms": ms(cpus, 99)}
 
 
+def progress(work: Path, arm: str, n: int, out: dict) -> None:
+    """What an arm has measured so far, for a long run that is stopped before its end."""
+    (work / f"progress-{arm}-{n}.json").write_text(json.dumps(out))
+
+
 def dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.exists() else 0
 
 
 # ---------------------------------------------------------------------------------------------------- arms
-def arm_bm25s(n: int, nq: int) -> dict:
+def arm_bm25s(n: int, nq: int, work: Path) -> dict:
     from .bm25 import Bm25s
 
     items = known_items(n, nq)
@@ -141,6 +146,7 @@ def arm_bm25s(n: int, nq: int) -> dict:
     with Timer() as t:
         base = Bm25s(docs)
     out = {"corpus_list_s": corpus_s, "build_s": t.wall, "build_cpu_s": t.cpu, "peak_rss_mb": rss_mb()}
+    progress(work, "bm25s", n, out)
     del docs
     found = 0
 
@@ -153,6 +159,7 @@ def arm_bm25s(n: int, nq: int) -> dict:
     out["known_item_success@10"] = round(found / len(items), 4)
     out["query"] = latencies(one, [q for q, _ in items])
     out["disk_bytes"] = base.disk_bytes()
+    progress(work, "bm25s", n, out)
     return out
 
 
@@ -169,6 +176,7 @@ def arm_ours(n: int, nq: int, work: Path, db_url: str | None) -> dict:
         rep = eng.ingest_records(passages(n), source, model="none")
     out.update(build_s=t.wall, build_cpu_s=t.cpu, peak_rss_mb=rss_mb(), chunks=rep.chunks_total,
                stages={k: round(v, 2) for k, v in rep.stages.items()})
+    progress(work, "ours", n, out)
     eng.close()
     eng = Engine.open(index, db_url=db_url)
     found = 0
@@ -192,19 +200,29 @@ def arm_ours(n: int, nq: int, work: Path, db_url: str | None) -> dict:
         eng = Engine.open(index, db_url=db_url)
         st = eng.status()
     m["status"] = {"s": t.wall, "documents": st["documents"]}
+    out["maintenance"] = m
+    progress(work, "ours", n, out)
     with Timer() as t:
         again = eng.ingest_records(passages(n), source, model="none")
     m["reingest_unchanged"] = {"s": t.wall, "cpu_s": t.cpu, "files_unchanged": again.files_unchanged,
                                "chunks_added": again.chunks_added, "chunks_encoded": again.chunks_encoded}
+    out["maintenance"] = m
+    progress(work, "ours", n, out)
     with Timer() as t:
         d = eng.doctor()
     m["doctor"] = {"s": t.wall, "ok": d["ok"]}
+    out["maintenance"] = m
+    progress(work, "ours", n, out)
     with Timer() as t:
         gone = eng.delete([f"{source}:s3"])
     m["delete_folder"] = {"s": t.wall, "documents_removed": gone.files_removed, "chunks_removed": gone.chunks_removed}
+    out["maintenance"] = m
+    progress(work, "ours", n, out)
     with Timer() as t:
         c = eng.compact(grace_s=0)
     m["compact"] = {"s": t.wall, "chunk_rows_purged": c["chunk_rows_purged"]}
+    out["maintenance"] = m
+    progress(work, "ours", n, out)
     with Timer() as t:
         back = eng.ingest_records(passages(n), source, model="none")
     m["reingest_folder_back"] = {"s": t.wall, "files_new": back.files_new}
@@ -241,7 +259,7 @@ def main(argv=None) -> dict | None:
     sizes = [int(x) for x in args.passages.split(",")]
     if args.arm:
         n = sizes[0]
-        res = arm_bm25s(n, args.queries) if args.arm == "bm25s" else arm_ours(n, args.queries, work, args.pg)
+        res = arm_bm25s(n, args.queries, work) if args.arm == "bm25s" else arm_ours(n, args.queries, work, args.pg)
         print(json.dumps(res))
         return res
     out = {"command": "python -m benchmarks.scale --passages " + args.passages, "machine": machine(),
@@ -259,9 +277,10 @@ def main(argv=None) -> dict | None:
 
         from llara_search.testing import scratch_pg_database
 
-        r = {"bm25s": run_arm("bm25s", n, args.queries, work, None)}
+        r = {}
         with (scratch_pg_database(args.pg, "llara_scale") if args.pg else nullcontext(None)) as url:
             r["ours"] = run_arm("ours", n, args.queries, work, url)
+        r["bm25s"] = run_arm("bm25s", n, args.queries, work, None)
         o, b = r["ours"], r["bm25s"]
         r["ratios"] = {"build_wall": round(o["build_s"] / b["build_s"], 2),
                        "build_cpu": round(o["build_cpu_s"] / b["build_cpu_s"], 2),
