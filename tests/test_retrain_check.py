@@ -170,3 +170,18 @@ def test_user_queries_join_the_check_and_their_answers_leave_training(tmp_path):
 
     with pytest.raises(TrainDataError, match="bad.jsonl:1"):
         build_check(docs, queries_file=bad)
+
+
+def test_finetune_holds_out_labelled_queries_and_judges_them(tmp_path, tiny_model):
+    rng = random.Random(3)
+    passages = [f"passage {i}: " + " ".join(rng.choice(WORDS) for _ in range(30)) for i in range(120)]
+    rows = [{"query": f"question {i} about {passages[i].split()[2]}", "pos": [passages[i]],
+             "neg": [passages[(i + 1) % 120], passages[(i + 7) % 120]]} for i in range(120)]
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    r = _run("finetune", "--train", data, "--output", tmp_path / "ft", "--base", tiny_model, "--max-steps", "2",
+             "--batch-size", "4", "--group-size", "3", "--lora-r", "4", "--save-every", "0")
+    card = json.loads(r.stdout)
+    assert card["heldout"]["heldout_documents"] == 12 and card["data"]["examples"] == 108
+    assert card["verdict"]["queries"] == 12 and card["verdict"]["verdict"] in (
+        verdicts.BETTER, verdicts.SAME, verdicts.WORSE)
