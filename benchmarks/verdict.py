@@ -87,7 +87,8 @@ def main(argv=None) -> dict:
     if not (TOKENIZER / "tokenizer.model").is_file() and not (TOKENIZER / "tokenizer.json").is_file():
         raise SystemExit(f"needs the LLaMA-2 tokenizer at {TOKENIZER}")
     t0 = time.perf_counter()
-    rows = {}
+    rows: dict = {}
+    result: dict = {"rows": rows}
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         if name != "scifact" and not FOLDERS[name].is_dir() or name == "scifact" and not SCIFACT.is_dir():
             print(f"  {name}: data not present; skipped", flush=True)
@@ -96,10 +97,10 @@ def main(argv=None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         rows[name] = run_dataset(name, args, work, Runner(work, quiet=True))
-    result = {"rows": rows, "steps": args.steps, "share": args.share, "model": f"{args.hidden} × {args.layers}",
-              "seconds": round(time.perf_counter() - t0, 1), "command": command, "machine": machine()}
-    if not args.no_record:
-        record("verdict_agreement", result)
+        result = {"rows": rows, "steps": args.steps, "share": args.share, "model": f"{args.hidden} × {args.layers}",
+                  "seconds": round(time.perf_counter() - t0, 1), "command": command, "machine": machine()}
+        if not args.no_record:  # after each dataset: a long run stopped midway keeps what it measured
+            record("verdict_agreement", result)
     print(table(result))
     return result
 
