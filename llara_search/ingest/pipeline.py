@@ -288,7 +288,8 @@ class Ingestor:
         self._pending.append(work)
         self._pending_paths.add(work.path)
         self._pending_chunks += len(work.chunks)
-        if self._pending_chunks >= self.opt.commit_chunks:
+        # without an encoder a batch is only rows: larger ones save commits (each an fsync), memory stays per batch
+        if self._pending_chunks >= (self.opt.commit_chunks if self.encode else max(self.opt.commit_chunks, 2048)):
             self._flush()
 
     def _flush(self) -> None:
