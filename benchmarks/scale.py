@@ -356,8 +356,9 @@ def report_rows(data: dict) -> list[str]:
                         f"{q['success@10']['bm25s']} | **{x['query_cpu_p50']}×** in CPU time ({x['query_p50']}× wall) | "
                         f"`{r['command']}` |")
             if m:
-                rows.append(f"| maintenance at {int(n):,} passages ({db}) | status {m['status']['s']} s (first in a "
-                            f"fresh process, with Engine.open and imports: {m['status'].get('first_in_process_s')} s), doctor "
+                cold = m["status"].get("first_in_process_s")
+                cold = f" (the first in a fresh process, with Engine.open and imports: {cold} s)" if cold else ""
+                rows.append(f"| maintenance at {int(n):,} passages ({db}) | status {m['status']['s']} s{cold}, doctor "
                             f"{m['doctor']['s']} s, re-ingest unchanged {m['reingest_unchanged']['s']} s (encoded "
                             f"{m['reingest_unchanged']['chunks_encoded']}, added "
                             f"{m['reingest_unchanged']['chunks_added']}), delete a tenth {m['delete_folder']['s']} s, "
