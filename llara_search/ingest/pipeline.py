@@ -31,9 +31,9 @@ from ..lexical import LexicalIndex
 from ..notices import emit
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
+from . import writer
 from .chunking import ChunkData, Chunker, passage_text
 from .forecast import ChunkForecast, EncodeEstimate, min_seconds
-from . import writer
 from .parsers import PARSER_VERSION, ParsedDocument, ParseError, SkipFile, parse_file, parse_underlined
 from .walk import walk
 from .writer import DocState, PathSet
