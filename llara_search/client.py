@@ -23,7 +23,7 @@ import httpx
 from .results import SearchResult
 
 MODES = ("dense", "bm25", "hybrid")  # == llara_search.search.MODES (a test keeps them equal)
-MAX_K = 1000  # == llara_search.engine.MAX_K
+MAX_K = 1000  # == llara_search.retrieval.MAX_K (a test keeps them equal)
 DEFAULT_TIMEOUT_S = 120.0  # a first query on a 7B model waits for its encode; connecting gets 5 s
 TOKEN_ENV = "LLARA_SEARCH_TOKEN"
 

@@ -570,3 +570,6 @@ class MilvusIndex:
 
     def memory_bytes(self) -> int:
         return int(self.mplan.bytes_per_vector(self.backend.dim) * self._ntotal)
+
+
+__all__ = ["MilvusBackend", "MilvusIndex", "normalize_uri", "plan_milvus", "visible_at"]  # the last three re-exported
