@@ -44,6 +44,8 @@ class Engine:
         self.device = device
         self.dtype = dtype
         self.show_progress = show_progress
+        # what is loaded once and kept; retrieval.py, writing.py and maintenance.py, which own the operations, use
+        # and replace these parts directly (a re-encode swaps the encoder, a move to Milvus the backend)
         self._encoder: LlaraEncoder | None = None
         self._searcher: Searcher | None = None
         self._backend: VectorBackend | None = None
