@@ -22,7 +22,7 @@ from .identity import (TEXT_ONLY, check_encoder_memory, merge_dtypes, model_iden
                        reencode_args)
 from .index.backend import FAISS, VectorBackend, is_faiss, open_backend
 from .layout import IndexPaths, default_index_dir
-from .maintenance import COMPACT_GRACE_S  # noqa: F401 - re-exported
+from .maintenance import COMPACT_GRACE_S, verdict_of  # noqa: F401 - re-exported
 from .results import SearchResult  # noqa: F401 - re-exported
 from .retrieval import MAX_K  # noqa: F401 - re-exported
 from .search import Searcher
@@ -221,4 +221,4 @@ class Engine:
 
 
 __all__ = ["COMPACT_GRACE_S", "MAX_K", "TEXT_ONLY", "EmptyIndexError", "Engine", "EngineError", "SearchResult",
-           "check_encoder_memory", "merge_dtypes", "model_identity", "reencode_args"]
+           "check_encoder_memory", "merge_dtypes", "model_identity", "reencode_args", "verdict_of"]

@@ -22,6 +22,12 @@ from .lexical import LexicalIndex
 COMPACT_GRACE_S = 60.0  # far longer than any one search holds its generation
 
 
+def verdict_of(folder: str | None) -> dict | None:
+    from .train.verdict import brief, load
+
+    return brief(load(folder))
+
+
 def reindex(engine, index_type: str | None = None, index_factory: str | None = None,
             vector_db: str | None = None) -> IngestReport:
     """Retrain and rebuild the vector index from the stored vectors (no re-encoding) as a new generation.
@@ -162,6 +168,7 @@ def status(engine) -> dict:
         "trained_on": gen.trained_on if gen else None,
         "ann_tuning": info.get("ann_tuning") if gen and gen.index_type != "flat" else None,
         "fusion": info.get("fusion"),
+        "verdict": verdict_of(info.get("adapter") or info.get("model")),  # the retrain's check, if it had one
     }
     out["bytes_on_disk"] = disk_sizes(engine)
     out["lexical"] = LexicalIndex(engine.paths.lexical).describe(gen.id) if gen else None

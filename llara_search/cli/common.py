@@ -33,6 +33,8 @@ RerankDepthOpt = typer.Option(None, "--rerank-depth", help="First-stage candidat
                               "least k]")
 RerankBaseOpt = typer.Option(None, "--rerank-base", help="Base model of a reranker LoRA adapter, when not the one "
                              "its adapter_config.json names (e.g. a local Llama-2-7b folder)")
+ForceOpt = typer.Option(False, "--force", help="Switch to an adapter or model even when its retrain verdict was "
+                        "'worse'")
 RerankNormalizeOpt = typer.Option(False, "--rerank-normalize", help="Report the reranker's sigmoid (0-1) instead "
                                   "of its logit, as FlagReranker's normalize=True (same order)")
 
@@ -189,3 +191,13 @@ def check_rerank_options(rerank: str | None, **given) -> None:
     extra = [name for name, value in given.items() if value not in (None, False)]
     if extra and not rerank:
         fail(f"--{extra[0].replace('_', '-')} needs --rerank MODEL", 2)
+
+
+def check_switch(folder, force: bool) -> None:
+    """A model whose recorded retrain verdict is worse does not replace the current one without --force."""
+    from ..train.verdict import SwitchRefused, check_switch as check
+
+    try:
+        check(folder, force)
+    except SwitchRefused as exc:
+        fail(str(exc), 1)

@@ -10,8 +10,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import (DbUrlOpt, DtypeOpt, IndexOpt, IngestProgress, JsonOpt, VectorDbOpt, check_index_type,
-                     check_new_index, err, fail, guard, open_engine, out, parse_dtype, print_json, with_encode_pool)
+from .common import (DbUrlOpt, DtypeOpt, ForceOpt, IndexOpt, IngestProgress, JsonOpt, VectorDbOpt, check_index_type,
+                     check_new_index, check_switch, err, fail, guard, open_engine, out, parse_dtype, print_json,
+                     with_encode_pool)
 
 
 @guard
@@ -35,6 +36,7 @@ def ingest(
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
     max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
     wait: bool = typer.Option(False, "--wait", help="Wait for another ingest holding the index instead of failing"),
+    force: bool = ForceOpt,
     dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -54,6 +56,8 @@ def ingest(
     def run(pool, device):
         engine = open_engine(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
         engine.pool, engine.device = pool, device
+        if adapter is not None and engine.info.get("adapter") != str(adapter.resolve()):
+            check_switch(adapter, force)
         with (nullcontext() if as_json or not err.is_terminal else IngestProgress()) as progress:
             return engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
                                  chunk_tokens=chunk_tokens, options=opts, wait=wait, progress=progress)
