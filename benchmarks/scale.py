@@ -152,7 +152,9 @@ def arm_ours(n: int, nq: int, work: Path, db_url: str | None) -> dict:
         rep = eng.ingest_records(passages(n), _source(work), model="none")
     out.update(build_s=t.wall, build_cpu_s=t.cpu, peak_rss_mb=rss_mb(), chunks=rep.chunks_total,
                stages={k: round(v, 2) for k, v in rep.stages.items()})
-    sizes = eng._disk_sizes()
+    from llara_search.maintenance import disk_sizes
+
+    sizes = disk_sizes(eng)
     out["bytes_per_chunk"] = {k: round(v / rep.chunks_total, 1) for k, v in sizes.items() if v}
     if db_url:
         from sqlalchemy import text
