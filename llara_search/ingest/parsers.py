@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .clean import clean_document
+from .formats.asciidoc import INCLUDE_ROOTS, looks_like_asciidoc, parse_asciidoc
 from .formats.base import (Block, ParsedDocument, ParseError, Section, SkipFile, decode_text,  # noqa: F401
                            looks_binary)
 from .formats.docx import parse_docx
@@ -59,6 +60,7 @@ PARSERS: dict[str, Parser] = {
     ".html": parse_html, ".htm": parse_html, ".xhtml": parse_html,
     ".pdf": parse_pdf, ".ipynb": parse_ipynb, ".docx": parse_docx,
     ".texi": parse_texinfo, ".texinfo": parse_texinfo, ".txi": parse_texinfo,
+    ".adoc": parse_asciidoc, ".asciidoc": parse_asciidoc, ".asc": parse_asciidoc, ".ad": parse_asciidoc,
 }
 _CONTENT_SNIFFED = {parse_text, parse_man, parse_formatted_man, parse_rst, parse_info, parse_texinfo}
 
@@ -108,6 +110,8 @@ def _sniff(parser: Parser, head: str, ext: str) -> Parser:
         return parse_text  # named like one of these, but plain text inside
     if parser is parse_text and ext in (".txt", ".text", "") and looks_like_rst(head):
         return parse_rst
+    if parser is parse_text and ext in (".txt", ".text", "") and looks_like_asciidoc(head):
+        return parse_asciidoc
     return parser
 
 
@@ -137,7 +141,17 @@ def _decompress(path: Path, data: bytes) -> tuple[Path, bytes]:
     return path.with_name(path.name[: -len(ext)]), out
 
 
-def parse_file(path: Path, data: bytes) -> ParsedDocument:
+def parse_file(path: Path, data: bytes, roots: list[Path] | None = None) -> ParsedDocument:
+    """`roots`: the folders being ingested; a document may pull in other files (AsciiDoc `include::`) only from
+    inside them (by default: the file's own folder)."""
+    token = INCLUDE_ROOTS.set(tuple(roots) if roots else None)
+    try:
+        return _parse_file(path, data)
+    finally:
+        INCLUDE_ROOTS.reset(token)
+
+
+def _parse_file(path: Path, data: bytes) -> ParsedDocument:
     parser = parser_for(path)
     if parser is None:
         raise SkipFile(f"not a document type we read ({path.suffix or 'no extension'})")
