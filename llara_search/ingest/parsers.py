@@ -22,6 +22,7 @@ from .formats.man import looks_like_formatted_man, looks_like_roff, parse_format
 from .formats.markdown import parse_markdown
 from .formats.notebook import parse_ipynb
 from .formats.pdf import parse_pdf
+from .formats.roff import looks_like_roff_document, parse_roff
 from .formats.rst import looks_like_rst, parse_rst
 from .formats.texinfo import looks_like_info, looks_like_texinfo, parse_info, parse_texinfo
 from .formats.text import parse_underlined  # BEIR records and plain text
@@ -32,7 +33,7 @@ from .formats.text import parse_underlined  # BEIR records and plain text
 PARSER_VERSION = "2"
 
 TEXT_EXT = {".txt", ".text", ".log", ".cfg", ".conf", ".ini", ".toml", ".yaml", ".yml", ".csv", ".tsv", ".json",
-            ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java", ".tex", ".me", ".ms", ".mm"}
+            ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java", ".tex"}
 BINARY_EXT = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".bmp", ".webp", ".tif", ".tiff", ".mp3", ".mp4",
               ".wav", ".avi", ".mov", ".zip", ".tgz", ".7z", ".tar", ".whl", ".so", ".o", ".a",
               ".dll", ".exe", ".bin", ".pyc", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".db", ".sqlite", ".pkl",
@@ -60,6 +61,8 @@ PARSERS: dict[str, Parser] = {
     ".html": parse_html, ".htm": parse_html, ".xhtml": parse_html,
     ".pdf": parse_pdf, ".ipynb": parse_ipynb, ".docx": parse_docx,
     ".texi": parse_texinfo, ".texinfo": parse_texinfo, ".txi": parse_texinfo,
+    ".ms": parse_roff, ".me": parse_roff, ".mm": parse_roff, ".mom": parse_roff, ".tr": parse_roff,
+    ".roff": parse_roff,
     ".adoc": parse_asciidoc, ".asciidoc": parse_asciidoc, ".asc": parse_asciidoc, ".ad": parse_asciidoc,
 }
 _CONTENT_SNIFFED = {parse_text, parse_man, parse_formatted_man, parse_rst, parse_info, parse_texinfo}
@@ -107,7 +110,9 @@ def _sniff(parser: Parser, head: str, ext: str) -> Parser:
     if looks_like_formatted_man(head):
         return parse_formatted_man
     if parser in (parse_man, parse_formatted_man, parse_info, parse_texinfo):
-        return parse_text  # named like one of these, but plain text inside
+        return parse_text
+    if parser is parse_text and ext in (".txt", ".text", "") and looks_like_roff_document(head):
+        return parse_roff  # named like one of these, but plain text inside
     if parser is parse_text and ext in (".txt", ".text", "") and looks_like_rst(head):
         return parse_rst
     if parser is parse_text and ext in (".txt", ".text", "") and looks_like_asciidoc(head):

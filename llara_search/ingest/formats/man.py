@@ -306,6 +306,8 @@ class _Roff:
             while line.endswith("\\") and not line.endswith("\\\\") and queue:  # escaped newline joins lines
                 nxt, _ = queue.pop()
                 line = line[:-1] + nxt
+            if line.strip() in (".", "'"):  # an empty request
+                continue
             if line[:1] in ".'" and len(line) > 1:
                 self.request(line[1:].lstrip(" \t"), no, queue)
             elif not line.strip():
