@@ -22,6 +22,9 @@ from .formats.man import looks_like_formatted_man, looks_like_roff, parse_format
 from .formats.markdown import parse_markdown
 from .formats.notebook import parse_ipynb
 from .formats.pdf import parse_pdf
+from .formats.latex import parse_latex
+from .formats.org import parse_org
+from .formats.pod import parse_pod
 from .formats.roff import looks_like_roff_document, parse_roff
 from .formats.rst import looks_like_rst, parse_rst
 from .formats.texinfo import looks_like_info, looks_like_texinfo, parse_info, parse_texinfo
@@ -33,7 +36,7 @@ from .formats.text import parse_underlined  # BEIR records and plain text
 PARSER_VERSION = "2"
 
 TEXT_EXT = {".txt", ".text", ".log", ".cfg", ".conf", ".ini", ".toml", ".yaml", ".yml", ".csv", ".tsv", ".json",
-            ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java", ".tex"}
+            ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java"}
 BINARY_EXT = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".bmp", ".webp", ".tif", ".tiff", ".mp3", ".mp4",
               ".wav", ".avi", ".mov", ".zip", ".tgz", ".7z", ".tar", ".whl", ".so", ".o", ".a",
               ".dll", ".exe", ".bin", ".pyc", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".db", ".sqlite", ".pkl",
@@ -63,6 +66,8 @@ PARSERS: dict[str, Parser] = {
     ".texi": parse_texinfo, ".texinfo": parse_texinfo, ".txi": parse_texinfo,
     ".ms": parse_roff, ".me": parse_roff, ".mm": parse_roff, ".mom": parse_roff, ".tr": parse_roff,
     ".roff": parse_roff,
+    ".org": parse_org, ".tex": parse_latex, ".ltx": parse_latex, ".latex": parse_latex,
+    ".pod": parse_pod, ".pm": parse_pod, ".pl": parse_pod, ".pod6": parse_pod,
     ".adoc": parse_asciidoc, ".asciidoc": parse_asciidoc, ".asc": parse_asciidoc, ".ad": parse_asciidoc,
 }
 _CONTENT_SNIFFED = {parse_text, parse_man, parse_formatted_man, parse_rst, parse_info, parse_texinfo}

@@ -22,9 +22,10 @@ class SkipFile(Exception):
     (a PDF without a text layer, a man page that only points to another one).
     """
 
-    def __init__(self, reason: str, warn: bool = False):
+    def __init__(self, reason: str, warn: bool = False, kind: str = "other"):
         super().__init__(reason)
         self.warn = warn
+        self.kind = kind
 
 
 @dataclass
