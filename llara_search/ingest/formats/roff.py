@@ -263,6 +263,6 @@ def parse_roff(path: Path, data: bytes) -> ParsedDocument:
     roff.run()
     sections = roff.builder.result()
     if not sections and roff.links:
-        raise SkipFile(f"roff document only sources others (.so {roff.links[0]}); skipped", warn=True)
+        raise SkipFile(f"roff document only sources others (.so {roff.links[0]}); skipped", warn=True, kind="link")
     return ParsedDocument(f"roff-{package}", roff.title or (path.name if sections else None),
                           [Section(s.heading, s.blocks) for s in sections])
