@@ -38,7 +38,7 @@ from .formats.text import parse_underlined  # BEIR records and plain text
 # The version of what the parsers make of a file, stored with every document. Bump it whenever any parser's output
 # changes (cleaner text, new headings, a format newly read): the next ingest re-parses files whose bytes did not
 # change, and only chunks whose text changed are encoded again (the others keep their vectors by content hash).
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 
 TEXT_EXT = {".txt", ".text", ".log", ".cfg", ".conf", ".ini", ".toml", ".yaml", ".yml", ".csv", ".tsv", ".json",
             ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java"}
@@ -119,14 +119,14 @@ def _sniff(parser: Parser, head: str, ext: str) -> Parser:
         return parse_info
     if looks_like_texinfo(head):
         return parse_texinfo
+    if parser is parse_text and ext in (".txt", ".text", "") and looks_like_roff_document(head):
+        return parse_roff  # -ms/-me/-mm/-mom saved as text (before the man test: they may use .SH too)
     if looks_like_roff(head, named=parser is parse_man):
         return parse_man
     if looks_like_formatted_man(head):
         return parse_formatted_man
     if parser in (parse_man, parse_formatted_man, parse_info, parse_texinfo):
-        return parse_text
-    if parser is parse_text and ext in (".txt", ".text", "") and looks_like_roff_document(head):
-        return parse_roff  # named like one of these, but plain text inside
+        return parse_text  # named like one of these, but plain text inside
     if parser is parse_text and ext in (".txt", ".text", "") and looks_like_rst(head):
         return parse_rst
     if parser is parse_text and ext in (".txt", ".text", "") and looks_like_asciidoc(head):

@@ -668,6 +668,32 @@ def _dedent(text: str) -> str:
     return "\n".join(x[indent:] for x in lines)
 
 
+def _anchors(lines: list[_Line]) -> dict[str, str]:
+    """Section ids -> titles (`[[id]]`/`[#id]` above a title, and Asciidoctor's automatic `_title_words` ids), so
+    that `<<id>>` reads as the title it points to, before or after it."""
+    titles: dict[str, str] = {}
+    anchor = None
+    for k, ln in enumerate(lines):
+        s = ln.text.rstrip()
+        m = re.match(r"^\[\[([\w:.-]+)(?:,[^\]]*)?\]\]$|^\[#([\w:.-]+)[^\]]*\]$", s)
+        if m:
+            anchor = m.group(1) or m.group(2)
+            continue
+        title = None
+        m = _SECTION.match(s) if s[:1] == "=" else None
+        if m:
+            title = m.group(2)
+        elif k + 1 < len(lines) and s and s[:1] not in " \t[." and _is_underline(lines[k + 1].text, s) is not None:
+            title = s
+        if title:
+            clean = re.sub(r"[`*_'#]", "", title).strip()
+            if anchor:
+                titles.setdefault(anchor, clean)
+            titles.setdefault("_" + re.sub(r"\W+", "_", clean.lower()).strip("_"), clean)
+        anchor = None if s else anchor
+    return titles
+
+
 # ------------------------------------------------------------------------------------------------ entry point
 def _roots_for(path: Path) -> tuple[Path, ...]:
     roots = INCLUDE_ROOTS.get()
@@ -684,7 +710,7 @@ def parse_asciidoc(path: Path, data: bytes) -> ParsedDocument:
         real = path
     reader = _Reader(path, _roots_for(path))
     reader.read(text, real, (real,), None, 0)
-    inline = Inline(reader.attrs, {})
+    inline = Inline(reader.attrs, _anchors(reader.lines))
     blocks = _Blocks(reader.lines, inline)
     blocks.run()
     sections = blocks.builder.result()

@@ -192,7 +192,8 @@ class _Converter:
             i += 1
         text = "".join(out)
         text = text.replace("---", "—").replace("--", "–").replace("``", "“").replace("''", "”")
-        return text
+        text = re.sub(r"\n[ \t]*\n(?=- )", "\n", text)  # list items stay one block, and table rows too
+        return re.sub(r"(?<= \| )([^\n]*)\n[ \t]*\n(?=[^\n]* \| )", r"\1\n", text)
 
     def command(self, name: str, s: str, i: int, depth: int) -> tuple[str, int]:
         base = name.rstrip("*")

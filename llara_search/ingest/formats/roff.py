@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from .base import ParsedDocument, Section, SkipFile, decode_text
-from .man import _Roff, _args, looks_like_roff, parse_man
+from .man import _Roff, _args, parse_man
 
 _PACKAGE_MACROS = {
     "ms": re.compile(r"^\.(NH|TL|AU|AI|AB|AE|LP|PP|QP|XP|DS|DE|FS|FE|KS|KE|RP|ND|XS|XE)\b", re.M),
@@ -41,6 +41,8 @@ def looks_like_roff_document(head: str) -> bool:
     lines = [ln for ln in head.split("\n", 2000)[:2000] if ln.strip()]
     if len(lines) < 4:
         return False
+    if re.search(r"^[.'][ \t]*(TH|Dt)\b", head, re.M):
+        return False  # a man page
     requests = sum(1 for ln in lines if re.match(r"^[.'][A-Za-z(+$\\\"]", ln))
     return requests >= max(4, len(lines) // 8) and roff_package(head) is not None
 
@@ -255,8 +257,8 @@ def parse_roff(path: Path, data: bytes) -> ParsedDocument:
     text = decode_text(data, path.name)
     lines = text.replace("\r\n", "\n").split("\n")
     package = _EXT_PACKAGE.get(path.suffix.lower())
-    if package is None and not looks_like_roff(text[:65536]):  # a `.roff` file that is a man page stays one
-        package = roff_package(text[:200_000])
+    if package is None and not re.search(r"^[.'][ \t]*(TH|Dt)\b", text[:65536], re.M):
+        package = roff_package(text[:200_000])  # a `.roff` file that is a man page (`.TH`) stays one
     if package is None:
         return parse_man(path, data)
     roff = _Package(lines, package)
