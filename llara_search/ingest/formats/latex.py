@@ -46,7 +46,18 @@ _DROP = {  # command -> number of mandatory arguments to skip
     "hfill": 0, "vfill": 0, "null": 0, "indent": 0, "raggedright": 0, "raggedleft": 0, "flushbottom": 0,
     "selectfont": 0, "fontsize": 2, "caption*": 0, "phantom": 1, "hphantom": 1, "vphantom": 1, "rule": 2,
     "addbibresource": 1, "DeclareMathOperator": 2, "onecolumn": 0, "twocolumn": 0, "FloatBarrier": 0,
+    "pagenumbering": 1, "fontfamily": 1, "fontseries": 1, "fontshape": 1, "fontencoding": 1, "usefont": 4,
+    "bookmarksetup": 1, "sisetup": 1, "tcbset": 1, "pgfkeys": 1, "setkeys": 2, "ExplSyntaxOn": 0,
+    "ExplSyntaxOff": 0, "DocInput": 1, "EnableCrossrefs": 0, "DisableCrossrefs": 0, "CodelineIndex": 0,
+    "RecordChanges": 0, "OnlyDescription": 0, "listfiles": 0, "nofiles": 0, "AtBeginDocument": 1,
+    "AtEndDocument": 1, "numberwithin": 2, "PassOptionsToPackage": 2, "ProvidesPackage": 1, "ProvidesFile": 1,
+    "NeedsTeXFormat": 1, "includeonly": 1, "pdfbookmark": 2, "bookmark": 1, "titleformat": 5, "titlespacing": 4,
+    "newglossaryentry": 2, "newacronym": 3, "setbeamertemplate": 2, "usetheme": 1, "usecolortheme": 1,
+    "setmainfont": 1, "setsansfont": 1, "setmonofont": 1, "tikz": 1,
 }
+_ASSIGNMENT = re.compile(r"\s*=?\s*-?[\d.]+\s*(?:pt|em|ex|cm|mm|in|bp|sp|pc|dd|mu|fil+|\\[A-Za-z]+)?"
+                         r"(?:\s+(?:plus|minus)\s+-?[\d.]+\s*(?:pt|em|ex|fil+)?)*")
+_KEYVALUES = re.compile(r"^\s*[\w@/.-]+\s*=")
 _SYMBOLS = {"LaTeX": "LaTeX", "TeX": "TeX", "LaTeXe": "LaTeX2e", "ldots": "…", "dots": "…", "textendash": "–",
             "textemdash": "—", "textbackslash": "\\", "S": "§", "P": "¶", "copyright": "©", "textregistered": "®",
             "texttrademark": "™", "dag": "†", "ddag": "‡", "pounds": "£", "euro": "€", "ss": "ß", "o": "ø",
@@ -199,6 +210,9 @@ class _Converter:
         base = name.rstrip("*")
         if base in ("newcommand", "renewcommand", "providecommand", "def", "let", "DeclareRobustCommand"):
             return self.definition(base, s, i)
+        if base == "iffalse":  # \\iffalse ... \\fi: a comment block
+            end = s.find("\\fi", i)
+            return "", (len(s) if end < 0 else end + 3)
         if base in _ACCENTS and len(base) == 1:  # \c{c}, \v{s}
             arg, j = _group(s, i)
             letter = arg[:1]
@@ -261,8 +275,16 @@ class _Converter:
             return "\n" + self.convert(arg, depth + 1) + "\n", j
         if base in _SYMBOLS:
             return _SYMBOLS[base], (i + 2 if s[i:i + 2] == "{}" else i)
-        # any other command: its optional argument goes, its braced arguments are text
+        # any other command: its optional argument goes, a TeX assignment (`\\tolerance=10000`) and a key=value
+        # argument (`\\foosetup{bold, color=red}`) go, its other braced arguments are text
+        if i < len(s) and s[i] in "= 0123456789-":
+            m = _ASSIGNMENT.match(s, i)
+            if m and re.search(r"\d", m.group(0)):
+                return "", m.end()
         _, j = _optional(s, i)
+        arg, after = _group(s, j)
+        if after != j and _KEYVALUES.match(arg):
+            return "", after
         return "", j
 
     def definition(self, kind: str, s: str, i: int) -> tuple[str, int]:
