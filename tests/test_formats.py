@@ -193,9 +193,45 @@ def test_asciidoc_saved_as_txt_is_detected_and_plain_text_is_not(tmp_path):
     assert plain.format == "text"
 
 
+def test_asciidoctor_table_cells_holding_blocks_smart_quotes_and_titles_of_empty_blocks(tmp_path):
+    doc = parse(tmp_path / "compare.adoc", """= Compare
+:uri-home: https://example.org
+
+Termed "`flavors`" and '`single`'. See {uri-home}/docs[the docs] and {undefined-uri}/x[Compat].
+
+.Result: an example whose content was not included
+====
+include::{partialsdir}/missing.adoc[]
+====
+
+After the example.
+
+[cols="1,2"]
+|===
+|Feature |Syntax
+
+|Bold
+a|
+[source,asciidoc]
+----
+*bold*
+----
+|===
+""")
+    h = by_heading(doc)["Compare"]
+    assert "Termed “flavors” and ‘single’. See the docs and Compat." in h
+    assert "After the example." in h and "Result:" not in h  # the title of an empty block goes with it
+    assert "Feature | Syntax\nBold |\nbold" in h
+    assert_clean(doc, ADOC_MARKUP)
+
+
 def test_asciidoc_fragment_without_title_is_headed_by_its_file_name(tmp_path):
     doc = parse(tmp_path / "diff-options.adoc", "--stat::\n\tShow a diffstat.\n")
     assert [s.heading for s in doc.sections] == [["diff-options"]]
+    with pytest.raises(SkipFile, match="PGP") as exc:  # .asc is also an armored signature
+        parse(tmp_path / "release.tar.gz.asc", "-----BEGIN PGP SIGNATURE-----\n\niQEzBAABCAAdFiEE\n-----END PGP "
+                                                "SIGNATURE-----\n")
+    assert exc.value.kind == "binary"
 
 
 # ------------------------------------------------------------------------------------------------ roff

@@ -23,7 +23,7 @@ import re
 from contextvars import ContextVar
 from pathlib import Path
 
-from .base import Block, ParsedDocument, SectionBuilder, decode_text
+from .base import Block, ParsedDocument, SectionBuilder, SkipFile, decode_text
 
 # The folders an ingest reads: `include::` may not leave them. Set by `parse_file(..., roots=...)`; when unset, the
 # including file's own folder is the only root.
@@ -70,6 +70,7 @@ _PROTECT = re.compile(r"(?<![\w\\])(`+|\+{1,3})(?=\S)(.{1,2000}?)(?<=\S)\1(?![\w
 _LINKGIT = re.compile(r"\blinkgit:([\w.-]+)\[(\d+)\]")
 _XREF = re.compile(r"<<([\w#:./-]{1,200}?)(?:,\s*([^<>]{0,300}?))?>>|\bxref:([^\s\[]{1,300})\[([^\]\n]{0,300})\]")
 _URL_MACRO = re.compile(r"(?<![\w/])(?:link:|mailto:)?((?:https?|ftp|irc|file)://[^\s\[<>]{1,1000}|"
+                        r"\{[\w-]{1,100}\}[^\s\[<>]{0,1000}|"
                         r"(?<=link:)[^\s\[]{1,1000}|(?<=mailto:)[^\s\[]{1,300})\[([^\]]{0,500})\]")
 _INLINE_MACRO = re.compile(r"(?<![\w:])(image|footnote|footnoteref|kbd|btn|menu|anchor|indexterm2?|stem|latexmath|"
                            r"asciimath|icon|link|mailto|ifdef|ifndef|pass)"
@@ -88,6 +89,7 @@ _QUOTES = [
     (re.compile(r"(?<![\w\\^])\^(?=\S)([^\s^]{1,100})\^"), r"\1"),
     (re.compile(r"(?<![\w\\~])~(?=\S)([^\s~]{1,100})~"), r"\1"),
 ]
+_SMART_QUOTES = re.compile(r"([\"'])`([^`\n]{1,500}?)`\1")
 _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[A-Za-z]{2,10});")
 _ESCAPE = re.compile(r"\\([*_`#+{}\[\]<>'~^\\|.-])")
 _HARD_BREAK = re.compile(r"[ \t]\+$", re.M)
@@ -126,6 +128,8 @@ class Inline:
 
     def __call__(self, text: str) -> str:
         text = self.attributes(text)
+        if "`" in text:  # Asciidoctor's typographic quotes: "`double`" and '`single`'
+            text = _SMART_QUOTES.sub(lambda m: ("“%s”" if m.group(1) == '"' else "‘%s’") % m.group(2), text)
         held: list[str] = []
 
         def hold(value: str) -> str:
@@ -413,6 +417,7 @@ class _Blocks:
         self.para: list[_Line] = []
         self.style: str = ""
         self.pending_title: str | None = None
+        self.compound: list[str] = []  # open example/sidebar/quote/open blocks, innermost last
         self.after_term = False  # the last paragraph ended with a labeled list's term: its description follows
         self.attrline = ""  # the last block attribute line, whole (a table's `cols=`)
 
@@ -593,6 +598,12 @@ class _Blocks:
                 self.pending_title = None
             return j + 1
         # compound blocks: an admonition style names it; the content is read as ordinary blocks
+        if self.compound and self.compound[-1] == delim:  # the closing delimiter
+            self.compound.pop()
+            self.pending_title = None
+            return i + 1
+        if len(self.compound) < 64:
+            self.compound.append(delim)
         if style.upper() in ("NOTE", "TIP", "IMPORTANT", "WARNING", "CAUTION"):
             self.pending_title = (self.pending_title + "\n" if self.pending_title else "") + style.capitalize() + ":"
         return i + 1
@@ -607,6 +618,8 @@ class _Blocks:
             cells: list[str] = []
             ncols = _cols(attrs)
             for line in text.split("\n"):
+                if _DELIM.match(line) or (_BLOCK_ATTR.match(line) and not line.startswith("|")):
+                    continue  # the delimiters and attribute lines of blocks inside `a|` cells
                 if not line.strip():
                     if cells and ncols is None:
                         ncols = len(cells)
@@ -703,6 +716,8 @@ def _roots_for(path: Path) -> tuple[Path, ...]:
 
 
 def parse_asciidoc(path: Path, data: bytes) -> ParsedDocument:
+    if data.lstrip()[:15] == b"-----BEGIN PGP ":  # `.asc` is also the name of armored keys and signatures
+        raise SkipFile("PGP key or signature (.asc), not AsciiDoc", kind="binary")
     text = decode_text(data, path.name)
     try:
         real = Path(os.path.realpath(path))
