@@ -53,6 +53,15 @@ def _family(fmt: str) -> str | None:
     return "roff" if fmt.startswith("roff-") else FAMILY.get(fmt)
 
 
+def _leaked(line: str, source: set[str]) -> bool:
+    """A roff line in a chunk that stands in the source as it is, and not as an escaped example of itself."""
+    if line not in source:
+        return False
+    shown = {"\\&" + line, line.replace("\\", "\\e"), "\\&" + line.replace("\\", "\\e"),
+             line.replace("\\", "\\\\"), "\\&" + line.replace("\\", "\\\\")}
+    return not any(x in source for x in shown) and not any(ln.endswith("\\&" + line) for ln in source)
+
+
 # ------------------------------------------------------------------------------------------------ data
 def prepare() -> None:
     """Debian's git-doc (git's AsciiDoc sources) and groff (its -ms/-me/-mm/-mom documents) under .work/real/."""
@@ -142,11 +151,10 @@ def folder_formats(folder: Path, work: Path) -> dict:
         if fam and RAW[fam].search(text):
             p["raw"] += 1
             if fam == "roff":  # a manual of roff shows requests as text (`\\&.pp`, `\\efB`): a leak is a line of
-                # markup copied unchanged from the source, where it was markup
+                # markup copied unchanged from a source line where it was markup, not an escaped example
                 if path not in sources:
-                    sources[path] = {ln.strip() for ln in Path(path).read_text(errors="replace").split("\n")
-                                     if RAW["roff"].search(ln)}
-                if any(ln.strip() in sources[path] for ln in text.split("\n") if RAW["roff"].search(ln)):
+                    sources[path] = {ln.strip() for ln in Path(path).read_text(errors="replace").split("\n")}
+                if any(_leaked(ln.strip(), sources[path]) for ln in text.split("\n") if RAW["roff"].search(ln)):
                     p["leaked"] += 1
                     if len(p["examples"]) < 3:
                         p["examples"].append(f"{Path(path).name}: {text[:120]}")
