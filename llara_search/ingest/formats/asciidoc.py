@@ -35,26 +35,37 @@ MAX_INCLUDES = 2000       # include directives followed per document
 MAX_LINES = 2_000_000     # lines after includes
 
 # ------------------------------------------------------------------------------------------------ detection
-_STRONG = re.compile(r"^Content-type: text/asciidoc\s*$|^(include|ifdef|ifndef|ifeval|endif|image|toc)::[^\s\[]*\[.*\]\s*$|"
+_STRONG = re.compile(r"^(include|ifdef|ifndef|ifeval|endif|image|toc)::[^\s\[]*\[.*\]\s*$|"
                      r"linkgit:[\w.-]+\[\d\]|^\[\[[\w:.-]+\]\]\s*$|^= \S.*\n(?::[\w-]+:|\S+)", re.M)
-_WEAK = re.compile(r"^:!?[\w][\w-]*!?:(?:[ \t].*)?$|^\[(?:source|verse|listing|literal|quote|NOTE|TIP|IMPORTANT|"
-                   r"WARNING|CAUTION|cols=.*|options=.*|horizontal|appendix|glossary|bibliography|abstract)"
-                   r"(?:,[^\]]*)?\]\s*$|^\|===\s*$|^(?:NOTE|TIP|IMPORTANT|WARNING|CAUTION): \S|"
-                   r"^[^\s:][^\n:]*?::\s*$|<<[\w:.-]+(?:,[^>]*)?>>|(?:link|xref|https?):[^\s\[]*\[[^\]\n]*\]|"
-                   r"^(?:----|\.\.\.\.|\*\*\*\*|____|\+\+\+\+)\s*$", re.M)
+_WEAK = {
+    "attribute": re.compile(r"^:!?[\w][\w-]*!?:(?:[ \t].*)?$", re.M),
+    "block attribute": re.compile(r"^\[(?:source|verse|listing|literal|quote|NOTE|TIP|IMPORTANT|WARNING|CAUTION|"
+                                  r"cols=.*|options=.*|horizontal|appendix|glossary|bibliography|abstract)"
+                                  r"(?:,[^\]]*)?\]\s*$", re.M),
+    "table": re.compile(r"^\|===\s*$", re.M),
+    "admonition": re.compile(r"^(?:NOTE|TIP|IMPORTANT|WARNING|CAUTION): \S", re.M),
+    "labeled list": re.compile(r"^\S[^\n]*?[^:\s]::\s*$", re.M),
+    "xref": re.compile(r"<<[\w:.-]+(?:,[^>]*)?>>|\b(?:link|xref):[^\s\[]*\[[^\]\n]*\]"),
+    "delimited block": re.compile(r"^(?:-{4,}|\.{4,}|\*{4,}|_{4,}|\+{4,})\s*$\n(?:.*\n){0,200}?^(?:-{4,}|\.{4,}|"
+                                  r"\*{4,}|_{4,}|\+{4,})\s*$", re.M),
+    "two-line title": re.compile(r"\A\s*(\S[^\n]{0,200})\n=+\s*\n"),
+}
 
 
 def looks_like_asciidoc(head: str) -> bool:
-    """AsciiDoc saved as `.txt`: a directive or macro only AsciiDoc writes (`include::x[]`, `linkgit:x[1]`,
-    `[[anchor]]`, a `= Title` with its header), or three lines of the weaker kinds (attribute entries, block
-    attribute lines, labeled lists, `<<xref>>`, delimited blocks). reStructuredText's `.. directive::` wins."""
+    """AsciiDoc saved as `.txt`: `Content-type: text/asciidoc`, or directives and macros only AsciiDoc writes
+    (`include::x[]`, `linkgit:x[1]`, `[[anchor]]`, a `= Title` with its header) with some of its weaker signs
+    (attribute entries, block attribute lines, tables, labeled lists, `<<xref>>`, delimited blocks, a two-line
+    document title), or three kinds of the weaker signs. reStructuredText's `.. directive::` wins."""
+    if re.search(r"^Content-type: text/asciidoc\s*$", head[:4096], re.M):
+        return True
     if re.search(r"^\.\.\s+[\w:.+-]+::", head, re.M):
         return False
     strong = len(_STRONG.findall(head))
     if strong >= 2:
         return True
-    kinds = {m.group(0)[:3] for m in _WEAK.finditer(head)}
-    return (strong >= 1 and len(kinds) >= 1) or len(kinds) >= 3
+    kinds = sum(1 for name, pattern in _WEAK.items() if pattern.search(head))
+    return (strong >= 1 and kinds >= 1) or kinds >= 3
 
 
 # ------------------------------------------------------------------------------------------------ inline text
