@@ -73,7 +73,8 @@ _BUILTIN_ATTRS = {
     "nbsp": "\u00a0", "zwsp": "", "empty": "", "blank": "", "sp": " ", "space": " ", "amp": "&", "lt": "<", "gt": ">",
     "startsb": "[", "endsb": "]", "vbar": "|", "caret": "^", "asterisk": "*", "tilde": "~", "plus": "+",
     "backslash": "\\", "backtick": "`", "apos": "'", "quot": '"', "two-colons": "::", "two-semicolons": ";;",
-    "cpp": "C++", "pp": "++", "deg": "°", "ldquo": "“", "rdquo": "”", "lsquo": "‘", "rsquo": "’", "litdd": "--",
+    "cpp": "C++", "pp": "++", "deg": "°", "ldquo": "“", "rdquo": "”", "lsquo": "‘", "rsquo": "’",
+    "litdd": "--",
     "amp-amp": "&&", "brvbar": "¦", "wj": "", "lf": "\n", "dollar": "$",
 }
 _ATTR_REF = re.compile(r"(?<!\\)\{([A-Za-z0-9_][\w-]*)\}")
@@ -227,7 +228,6 @@ class _Reader:
         self.lines: list[_Line] = []
         self.included_bytes = 0
         self.includes = 0
-        self.path = path
 
     def within_roots(self, target: Path) -> bool:
         return any(target == r or target.is_relative_to(r) for r in self.roots)
@@ -252,14 +252,12 @@ class _Reader:
             if stripped.startswith("////") and stripped == "/" * len(stripped):
                 in_comment = True
                 continue
-            if in_verbatim:  # directives inside listings and passthroughs are text, not directives... mostly
+            if in_verbatim:  # inside listings and passthroughs only include:: is a directive (as in Asciidoctor)
                 if stripped == in_verbatim:
                     in_verbatim = ""
                 elif not stripped.startswith("include::"):
                     self.lines.append(_Line(raw, here.no, here.offset))
                     continue
-                else:  # Asciidoctor does process include:: inside listing blocks
-                    pass
             elif re.fullmatch(r"(-{4,}|\.{4,}|\+{4,}|`{3,}[\w+-]*)", stripped) and (
                     not prev.strip() or _is_underline(stripped, prev) is None):
                 in_verbatim = "```" if stripped.startswith("```") else stripped
@@ -405,9 +403,6 @@ _LABELED = re.compile(r"^[ \t]*(\S.*?)(:{2,4}|;;)(?:[ \t]+(\S.*))?$")
 _ADMONITION = re.compile(r"^(NOTE|TIP|IMPORTANT|WARNING|CAUTION):[ \t]+")
 _BLOCK_MACRO = re.compile(r"^([a-z][\w-]*)::([^\[\s]*)\[(.*)\]\s*$")
 _CALLOUT = re.compile(r"^<(\d+|\.)>[ \t]+")
-_VERBATIM_STYLES = {"source", "listing", "literal", "verse", "subs", "pass", "comment", "stem", "latexmath",
-                    "asciimath", "shell", "console"}
-
 
 def _is_underline(line: str, title: str) -> int | None:
     s = line.rstrip()
@@ -599,11 +594,8 @@ class _Blocks:
                 return j + 1
             if body:
                 text = "\n".join(_CALLOUT_END.sub("", b.text.rstrip()) for b in body)
-                if style in ("verse", "quote") or (kind == "." and style not in ("literal", "listing", "source")
-                                                   and False):
+                if style in ("verse", "quote"):  # a verse in a literal block: text with its lines
                     text = self.inline(text)
-                if style in ("stem", "latexmath", "asciimath"):
-                    text = text
                 self.emit(_dedent(text), body[0], body[-1])
             else:
                 self.pending_title = None
@@ -655,7 +647,7 @@ class _Blocks:
 
     def block_macro(self, m: re.Match, ln: _Line) -> None:
         self.flush()
-        name, target, attrs = m.group(1), m.group(2), m.group(3)
+        name, attrs = m.group(1), m.group(3)
         text = ""
         if name == "image":
             alt = attrs.split(",")[0].strip().strip('"')

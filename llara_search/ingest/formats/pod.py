@@ -106,7 +106,7 @@ def parse_pod(path: Path, data: bytes) -> ParsedDocument:
         para_start = start
 
         def flush() -> None:
-            nonlocal para, title, in_name
+            nonlocal para, title
             if not para:
                 return
             first = para[0]
@@ -136,7 +136,7 @@ def parse_pod(path: Path, data: bytes) -> ParsedDocument:
             builder.add(Block(out, para_start + 1, para_start + len(body.split("\n"))))
 
         def handle(cmd: str, arg: str) -> None:
-            nonlocal skipping, in_name
+            nonlocal in_name
             if cmd.startswith("head") and cmd[4:].isdigit():
                 in_name = cmd == "head1" and arg.strip().upper() == "NAME"
                 builder.heading(int(cmd[4:]), arg)

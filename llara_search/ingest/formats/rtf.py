@@ -24,7 +24,8 @@ _SKIP_DESTINATIONS = {
 }
 _SPECIAL = {b"par": "\n\n", b"sect": "\n\n", b"page": "\n\n", b"line": "\n", b"tab": "\t", b"cell": " | ",
             b"nestcell": " | ", b"row": "\n", b"nestrow": "\n", b"emdash": "—", b"endash": "–", b"bullet": "•",
-            b"lquote": "‘", b"rquote": "’", b"ldblquote": "“", b"rdblquote": "”", b"emspace": " ", b"enspace": " ",
+            b"lquote": "‘", b"rquote": "’", b"ldblquote": "“", b"rdblquote": "”", b"emspace": " ",
+            b"enspace": " ",
             b"qmspace": " ", b"~": "\u00a0", b"-": "", b"_": "-", b"zwj": "", b"zwnj": ""}
 MAX_DEPTH = 1000
 
@@ -42,7 +43,8 @@ def parse_rtf(path: Path, data: bytes) -> ParsedDocument:
             codepage = "cp1252"
     # the stylesheet's heading styles: \sN ... heading N;
     heading_styles: dict[int, int] = {}
-    for sm in re.finditer(rb"\{[^{}]*?\\s(\d{1,5})\b[^{}]*?\s(?:heading|Heading|HEADING) ?(\d)[^{};]*;", data[:200_000]):
+    styles = re.finditer(rb"\{[^{}]*?\\s(\d{1,5})\b[^{}]*?\s(?:heading|Heading|HEADING) ?(\d)[^{};]*;", data[:200_000])
+    for sm in styles:
         heading_styles[int(sm.group(1))] = int(sm.group(2))
     out: list[str] = []
     paragraphs: list[tuple[int | None, str]] = []
