@@ -38,7 +38,7 @@ from .formats.text import parse_underlined  # BEIR records and plain text
 # The version of what the parsers make of a file, stored with every document. Bump it whenever any parser's output
 # changes (cleaner text, new headings, a format newly read): the next ingest re-parses files whose bytes did not
 # change, and only chunks whose text changed are encoded again (the others keep their vectors by content hash).
-PARSER_VERSION = "4"  # 3: the hostile-ingest branch; 4: the readers of issue #30
+PARSER_VERSION = "4"
 
 TEXT_EXT = {".txt", ".text", ".log", ".cfg", ".conf", ".ini", ".toml", ".yaml", ".yml", ".csv", ".tsv", ".json",
             ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java"}
