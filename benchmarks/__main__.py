@@ -291,9 +291,11 @@ def _formats_rows(data: dict) -> list[str]:
         return []
     out = []
     for f in fo["folders"]:
-        per = "; ".join(f"{k} {v['files']} files, {v['chunks']} chunks, {100 * v['raw_share']:.2f}% with raw markup, "
-                        f"{100 * v['headed_share']:.1f}% headed" for k, v in f["formats"].items()
-                        if k not in ("text", "markdown", "html"))
+        per = "; ".join(f"{k} {v['files']} files, {v['chunks']} chunks, " + (
+            f"**{v['chunks_with_markup_copied_from_source']}** with roff markup from the source "
+            f"({100 * v['raw_share']:.1f}% show roff as escaped examples)" if "chunks_with_markup_copied_from_source" in v
+            else f"**{100 * v['raw_share']:.2f}%** with raw markup") + f", {100 * v['headed_share']:.1f}% headed"
+            for k, v in f["formats"].items() if k not in ("text", "markdown", "html"))
         out.append(f"| formats: {f['folder']} ({f['files_seen']} files, {f['documents']} indexed, "
                    f"{f['files_skipped']} skipped, {f['files_failed']} failed) | {per} | | | `{fo['command']}` |")
     a = fo.get("asciidoc_library", {})
