@@ -302,6 +302,8 @@ def test_me_mm_and_mom_documents(tmp_path, name, source, headings, text):
 def test_roff_saved_as_txt_is_read_as_roff(tmp_path):
     doc = parse(tmp_path / "article.txt", MS)
     assert doc.format == "roff-ms" and "Introduction" in " ".join(" ".join(s.heading) for s in doc.sections)
+    page = parse(tmp_path / "tool.roff", ".TH TOOL 1\n.SH NAME\ntool \\- does things\n.SH DESCRIPTION\n.PP\nIt works.\n")
+    assert page.format == "man" and by_heading(page)["TOOL(1) > DESCRIPTION"] == "It works."  # a man page stays one
 
 
 # ------------------------------------------------------------------------------------------------ Org

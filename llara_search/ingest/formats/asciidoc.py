@@ -33,6 +33,7 @@ MAX_DEPTH = 16            # nested includes (Asciidoctor's default is 64; real m
 MAX_INCLUDED_BYTES = 32 * 2**20   # all included files of one document together
 MAX_INCLUDES = 2000       # include directives followed per document
 MAX_LINES = 2_000_000     # lines after includes
+MAX_INLINE = 100_000      # characters of one paragraph that inline markup is looked for in
 
 # ------------------------------------------------------------------------------------------------ detection
 _STRONG = re.compile(r"^(include|ifdef|ifndef|ifeval|endif|image|toc)::[^\s\[]*\[.*\]\s*$|"
@@ -78,7 +79,7 @@ _BUILTIN_ATTRS = {
     "amp-amp": "&&", "brvbar": "¦", "wj": "", "lf": "\n", "dollar": "$",
 }
 _ATTR_REF = re.compile(r"(?<!\\)\{([A-Za-z0-9_][\w-]*)\}")
-_PROTECT = re.compile(r"(?<![\w\\])(`+|\+{1,3})(?=\S)(.{1,2000}?)(?<=\S)\1(?![\w`+])|pass:[a-z,]*\[([^\]]{0,4000})\]")
+_PROTECT = re.compile(r"(?<![\w\\])(`+|\+{1,3})(?=\S)([^\n]{1,300}?)(?<=\S)\1(?![\w`+])|pass:[a-z,]*\[([^\]\n]{0,1000})\]")
 _LINKGIT = re.compile(r"\blinkgit:([\w.-]+)\[(\d+)\]")
 _XREF = re.compile(r"<<([\w#:./-]{1,200}?)(?:,\s*([^<>]{0,300}?))?>>|\bxref:([^\s\[]{1,300})\[([^\]\n]{0,300})\]")
 _URL_MACRO = re.compile(r"(?<![\w/])(?:link:|mailto:)?((?:https?|ftp|irc|file)://[^\s\[<>]{1,1000}|"
@@ -86,22 +87,22 @@ _URL_MACRO = re.compile(r"(?<![\w/])(?:link:|mailto:)?((?:https?|ftp|irc|file):/
                         r"(?<=link:)[^\s\[]{1,1000}|(?<=mailto:)[^\s\[]{1,300})\[([^\]]{0,500})\]")
 _INLINE_MACRO = re.compile(r"(?<![\w:])(image|footnote|footnoteref|kbd|btn|menu|anchor|indexterm2?|stem|latexmath|"
                            r"asciimath|icon|link|mailto|ifdef|ifndef|pass)"
-                           r":([^\s\[]{0,500})\[([^\]\n]{0,2000})\]")
+                           r":([^\s\[]{0,300})\[([^\]\n]{0,1000})\]")
 _INDEX_TERMS = re.compile(r"\(\(\(([^()\n]{0,300})\)\)\)|\(\(([^()\n]{1,300})\)\)")
 _INLINE_ANCHOR = re.compile(r"\[\[\[?[\w:.-]{1,200}(?:,[^\]]{0,200})?\]\]\]?|\[#[\w:.-]{1,200}(?:\.[\w-]+)*\]"
                             r"(?=#)|\[\.[\w-]+(?:\.[\w-]+)*\](?=[#*_`])")
 _QUOTES = [
-    (re.compile(r"``(.{1,1000}?)''"), r"“\1”"),  # classic ``quoted''
-    (re.compile(r"(?<![\w\\])\*\*(?=\S)(.{1,2000}?)(?<=\S)\*\*"), r"\1"),
-    (re.compile(r"(?<![\w*\\])\*(?=[^\s*])(.{1,2000}?)(?<=[^\s*])\*(?![\w*])"), r"\1"),
-    (re.compile(r"(?<![\w\\])__(?=\S)(.{1,2000}?)(?<=\S)__"), r"\1"),
-    (re.compile(r"(?<![\w_\\])_(?=[^\s_])(.{1,2000}?)(?<=[^\s_])_(?![\w_])"), r"\1"),
-    (re.compile(r"(?<![\w#\\])##?(?=[^\s#])(.{1,2000}?)(?<=[^\s#])##?(?![\w#])"), r"\1"),
-    (re.compile(r"(?<![\w'\\])'(?=[^\s'])([^'\n]{1,500}?)(?<=[^\s'])'(?![\w'])"), r"\1"),  # classic 'emphasis'
+    (re.compile(r"``([^\n]{1,300}?)''"), r"“\1”"),  # classic ``quoted''
+    (re.compile(r"(?<![\w\\])\*\*(?=\S)([^\n]{1,300}?)(?<=\S)\*\*"), r"\1"),
+    (re.compile(r"(?<![\w*\\])\*(?=[^\s*])([^\n]{1,300}?)(?<=[^\s*])\*(?![\w*])"), r"\1"),
+    (re.compile(r"(?<![\w\\])__(?=\S)([^\n]{1,300}?)(?<=\S)__"), r"\1"),
+    (re.compile(r"(?<![\w_\\])_(?=[^\s_])([^\n]{1,300}?)(?<=[^\s_])_(?![\w_])"), r"\1"),
+    (re.compile(r"(?<![\w#\\])##?(?=[^\s#])([^\n]{1,300}?)(?<=[^\s#])##?(?![\w#])"), r"\1"),
+    (re.compile(r"(?<![\w'\\])'(?=[^\s'])([^'\n]{1,300}?)(?<=[^\s'])'(?![\w'])"), r"\1"),  # classic 'emphasis'
     (re.compile(r"(?<![\w\\^])\^(?=\S)([^\s^]{1,100})\^"), r"\1"),
     (re.compile(r"(?<![\w\\~])~(?=\S)([^\s~]{1,100})~"), r"\1"),
 ]
-_SMART_QUOTES = re.compile(r"([\"'])`([^`\n]{1,500}?)`\1")
+_SMART_QUOTES = re.compile(r"([\"'])`([^`\n]{1,300}?)`\1")
 _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[A-Za-z]{2,10});")
 _ESCAPE = re.compile(r"\\([*_`#+{}\[\]<>'~^\\|.-])")
 _HARD_BREAK = re.compile(r"[ \t]\+$", re.M)
@@ -140,6 +141,8 @@ class Inline:
 
     def __call__(self, text: str) -> str:
         text = self.attributes(text)
+        if len(text) > MAX_INLINE:  # a paragraph this long is data, not prose: its marks stay (bounded cost)
+            return text
         if "`" in text:  # Asciidoctor's typographic quotes: "`double`" and '`single`'
             text = _SMART_QUOTES.sub(lambda m: ("“%s”" if m.group(1) == '"' else "‘%s’") % m.group(2), text)
         held: list[str] = []

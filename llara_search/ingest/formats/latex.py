@@ -12,7 +12,9 @@ dropped verbatim blocks and wrote `<cit.>`/`<ref>` placeholders, so it is not us
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from pathlib import Path
 
 from .base import Block, ParsedDocument, SectionBuilder, decode_text
@@ -72,6 +74,8 @@ _ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u
 _ESCAPED = {"&": "&", "%": "%", "$": "$", "#": "#", "_": "_", "{": "{", "}": "}", " ": " ", ",": " ", ";": " ",
             ":": " ", "!": "", "/": "", "-": "", "@": "", "\\": "\n", "\n": " "}
 MAX_NEST = 40
+_ENVS = "|".join(re.escape(e) for e in _VERBATIM_ENVS + _MATH_ENVS + _DROPPED_ENVS)
+_MATH_OR_VERBATIM = re.compile(r"\\begin\{(" + _ENVS + r")\}|\\verb\*?([^\sa-zA-Z*])|\$\$|\\\[|\\\(|(?<![\\$])\$")
 
 
 def _comment_free(text: str) -> str:
@@ -95,6 +99,34 @@ def _comment_free(text: str) -> str:
     return "\n".join(out)
 
 
+_BRACE = re.compile(r"\\.|[{}]", re.S)
+_LOCAL = threading.local()
+
+
+def _pairs(s: str) -> dict[int, int]:
+    """Where each `{` of `s` closes (index after its `}`), computed once per string: arguments are then found in
+    constant time, however many unclosed braces a hostile file holds. A few strings are kept (the text being
+    converted and the arguments it is inside of), per thread."""
+    cache: OrderedDict[int, tuple[str, dict[int, int]]] = getattr(_LOCAL, "pairs", None) or OrderedDict()
+    _LOCAL.pairs = cache
+    hit = cache.get(id(s))
+    if hit is not None and hit[0] is s:
+        cache.move_to_end(id(s))
+        return hit[1]
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE.finditer(s):
+        c = m.group(0)
+        if c == "{":
+            stack.append(m.start())
+        elif c == "}" and stack:
+            pairs[stack.pop()] = m.end()
+    cache[id(s)] = (s, pairs)
+    if len(cache) > 2 * MAX_NEST:
+        cache.popitem(last=False)
+    return pairs
+
+
 def _group(s: str, i: int) -> tuple[str, int]:
     """The balanced `{...}` group at s[i] (after blanks), as (content, index after it); ("", i) if none."""
     j = i
@@ -102,37 +134,19 @@ def _group(s: str, i: int) -> tuple[str, int]:
         j += 1
     if j >= len(s) or s[j] != "{":
         return "", i
-    depth, k = 0, j
-    while k < len(s):
-        c = s[k]
-        if c == "\\":
-            k += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return s[j + 1:k], k + 1
-        k += 1
-    return s[j + 1:], len(s)
+    end = _pairs(s).get(j)
+    if end is None:  # never closed: not an argument
+        return "", i
+    return s[j + 1:end - 1], end
+
+
+_OPTION = re.compile(r"[ \t]*\[((?:[^\[\]]|\[[^\[\]]{0,200}\]){0,500})\]")
 
 
 def _optional(s: str, i: int) -> tuple[str | None, int]:
-    j = i
-    while j < len(s) and s[j] in " \t":
-        j += 1
-    if j < len(s) and s[j] == "[":
-        depth, k = 0, j
-        while k < len(s):
-            if s[k] == "[":
-                depth += 1
-            elif s[k] == "]":
-                depth -= 1
-                if depth == 0:
-                    return s[j + 1:k], k + 1
-            k += 1
-    return None, i
+    """The `[...]` option at s[i] (after blanks; one level of nested brackets, 500 characters at most)."""
+    m = _OPTION.match(s, i)
+    return (m.group(1), m.end()) if m else (None, i)
 
 
 class _Converter:
@@ -145,26 +159,56 @@ class _Converter:
         return f"\x00{len(self.held) - 1}\x00"
 
     def protect(self, body: str) -> str:
-        """Verbatim environments, `\\verb`, and math held aside (kept as written)."""
-        envs = "|".join(re.escape(e) for e in _VERBATIM_ENVS + _MATH_ENVS + _DROPPED_ENVS)
-
-        def env(m: re.Match) -> str:
-            name, inner = m.group(1), m.group(2)
+        """Verbatim environments, `\\verb`, and math held aside (kept as written). One pass, each closer looked for
+        once: an opener whose closer is nowhere after it stays text (linear in the input)."""
+        out: list[str] = []
+        pos = 0
+        missing: set[str] = set()  # closers not found after some position: never found later either
+        while True:
+            m = _MATH_OR_VERBATIM.search(body, pos)
+            if not m:
+                out.append(body[pos:])
+                return "".join(out)
+            out.append(body[pos:m.start()])
+            token = m.group(0)
+            if m.group(1):  # \begin{env}
+                name, closer = m.group(1), f"\\end{{{m.group(1)}}}"
+            elif m.group(2):  # \verb|...|: the same delimiter, on the same line
+                eol = body.find("\n", m.end())
+                end = body.find(m.group(2), m.end(), len(body) if eol < 0 else eol)
+                if end < 0:
+                    out.append(token)
+                    pos = m.end()
+                    continue
+                out.append(self.hold(body[m.end():end]))
+                pos = end + 1
+                continue
+            else:
+                name, closer = token, {"$$": "$$", "\\[": "\\]", "\\(": "\\)", "$": "$"}[token]
+            end = -1 if closer in missing else body.find(closer, m.end())
+            while closer == "$" and end > 0 and body[end - 1] == "\\":  # an escaped \$ is not a closer
+                end = body.find(closer, end + 1)
+            if end < 0:
+                missing.add(closer)
+                out.append(token)
+                pos = m.end()
+                continue
+            inner = body[m.end():end]
+            pos = end + len(closer)
             if name in _DROPPED_ENVS:
-                return ""
+                continue
             if name in _MATH_ENVS:
                 inner = re.sub(r"\\(?:label|nonumber|notag)\b(?:\{[^{}]*\})?", "", inner).strip()
-                return "\n" + self.hold(inner) + "\n"
-            inner = re.sub(r"^(?:\[[^\]\n]*\])?(?:\{[^}\n]*\})?\n?", "", inner)  # options, minted's language
-            return "\n\n" + self.hold("\x01" + inner.strip("\n")) + "\n\n"
-
-        body = re.sub(r"\\begin\{(" + envs + r")\}(.*?)\\end\{\1\}", env, body, flags=re.S)
-        body = re.sub(r"\\verb\*?(\S)(.*?)\1", lambda m: self.hold(m.group(2)), body)
-        body = re.sub(r"\$\$(.{1,20000}?)\$\$|\\\[(.{1,20000}?)\\\]", lambda m: self.hold(
-            (m.group(1) or m.group(2) or "").strip()), body, flags=re.S)
-        body = re.sub(r"(?<![\\$])\$(?!\$)((?:[^$\\]|\\.){1,5000}?)\$|\\\((.{1,5000}?)\\\)",
-                      lambda m: self.hold("$" + (m.group(1) or m.group(2) or "").strip() + "$"), body, flags=re.S)
-        return body
+                out.append("\n" + self.hold(inner) + "\n")
+            elif name in _VERBATIM_ENVS:
+                inner = re.sub(r"^(?:\[[^\]\n]*\])?(?:\{[^}\n]*\})?\n?", "", inner)  # options, minted's language
+                out.append("\n\n" + self.hold("\x01" + inner.strip("\n")) + "\n\n")
+            elif token == "$":
+                out.append(self.hold("$" + inner.strip() + "$"))
+            elif token == "\\(":
+                out.append(self.hold("$" + inner.strip() + "$"))
+            else:  # $$ ... $$ and \[ ... \]: display math
+                out.append(self.hold(inner.strip()))
 
     def convert(self, s: str, depth: int = 0) -> str:
         out: list[str] = []

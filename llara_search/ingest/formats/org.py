@@ -6,6 +6,7 @@ descriptions; drawers (`:PROPERTIES:` ... `:END:`), planning lines, keywords, co
 
 from __future__ import annotations
 
+import bisect
 import re
 from pathlib import Path
 
@@ -19,12 +20,13 @@ _COOKIE = re.compile(r"\s*\[\d*(?:%|/\d*)\]")
 _KEYWORD = re.compile(r"^[ \t]*#\+(\w[\w-]*)(?:\[[^\]]*\])?:[ \t]*(.*)$")
 _BEGIN = re.compile(r"^[ \t]*#\+begin_(\w+)(.*)$", re.I)
 _DRAWER = re.compile(r"^[ \t]*:([\w-]+):[ \t]*$")
+_END = re.compile(r"^[ \t]*:END:[ \t]*$", re.I)
 _PLANNING = re.compile(r"^[ \t]*(?:(?:SCHEDULED|DEADLINE|CLOSED):[ \t]*[<\[][^>\]]*[>\]][ \t]*)+$")
-_LINK = re.compile(r"\[\[((?:[^\]\\]|\\.){1,2000})\](?:\[((?:[^\]]|\](?!\])){0,2000})\])?\]")
+_LINK = re.compile(r"\[\[([^\]\[\n]{1,500})\](?:\[([^\]\[\n]{0,500})\])?\]")
 _TARGET = re.compile(r"<<<?([^<>\n]{1,200})>>>?")
-_FOOTNOTE = re.compile(r"\[fn:[\w-]*(?::([^\]]{0,2000}))?\]")
+_FOOTNOTE = re.compile(r"\[fn:[\w-]{0,100}(?::([^\]\n]{0,500}))?\]")
 _MACRO = re.compile(r"\{\{\{[^}]{0,500}\}\}\}")
-_EMPHASIS = re.compile(r"(?:(?<=^)|(?<=[\s\-(\"'{]))([*/_=~+])(?=[^\s*/_=~+])([^\n]{0,1000}?[^\s])\1"
+_EMPHASIS = re.compile(r"(?:(?<=^)|(?<=[\s\-(\"'{]))([*/_=~+])(?=[^\s*/_=~+])([^\n]{0,300}?[^\s])\1"
                        r"(?=$|[\s\-.,:!?;'\")}\[])", re.M)
 _LIST = re.compile(r"^([ \t]*)(?:[-+]|\d+[.)]|[a-zA-Z][.)])[ \t]+(?:\[[ xX-]\][ \t]+)?")
 _DESCRIPTION = re.compile(r"^(.*?)[ \t]+::(?:[ \t]+|$)")
@@ -70,6 +72,8 @@ def parse_org(path: Path, data: bytes) -> ParsedDocument:
             builder.add(Block(body, para[0][1] + 1, para[-1][1] + 1, char_start=offsets[para[0][1]]))
         para = []
 
+    ends = [k for k, ln in enumerate(lines) if _END.match(ln)]  # found once: drawers cost a bisect each
+    headlines = [k for k, ln in enumerate(lines) if _HEADLINE.match(ln)]
     i, n = 0, len(lines)
     while i < n:
         line = lines[i]
@@ -115,14 +119,13 @@ def parse_org(path: Path, data: bytes) -> ParsedDocument:
             continue
         d = _DRAWER.match(line)
         if d and d.group(1).upper() != "END":
-            j = i + 1
-            while j < n and not re.match(r"^[ \t]*:END:[ \t]*$", lines[j], re.I) and not _HEADLINE.match(lines[j]):
-                j += 1
-            if j < n and not _HEADLINE.match(lines[j]):
+            k = bisect.bisect_right(ends, i)  # the drawer's :END:, if it comes before the next headline
+            h = bisect.bisect_right(headlines, i)
+            if k < len(ends) and (h == len(headlines) or ends[k] < headlines[h]):
                 flush()
-                i = j + 1
+                i = ends[k] + 1
                 continue
-        if _PLANNING.match(line) or re.match(r"^[ \t]*:END:[ \t]*$", line, re.I):
+        if _PLANNING.match(line) or _END.match(line):
             i += 1
             continue
         k = _KEYWORD.match(line)
