@@ -167,6 +167,7 @@ def report() -> str:
                          f"`{pa['command']}` |")
     lines += _formats_rows(data)
     lines += adapt_report(data)
+    lines += verdict_report(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -315,6 +316,20 @@ def _formats_rows(data: dict) -> list[str]:
                    f"{lib['blocks_with_raw_markup']}/{lib['blocks']} blocks with raw commands, "
                    f"{lib['cit_ref_placeholders']} <cit.>/<ref> placeholders | | `{fo['command']}` |")
     return out
+
+
+def verdict_report(data: dict) -> list[str]:
+    """benchmarks/verdict.py: does `train`'s held-out check agree with the dataset's own judged queries?"""
+    from .verdict import table
+
+    r = data.get("verdict_agreement")
+    if not r or not r.get("rows"):
+        return []
+    return ["", "## The retrain verdict against real judgments", "",
+            f"A {r['model']} Llama (random init) trained {r['steps']} pretext steps of 4 by `train --full` on each "
+            f"dataset; the verdict (held-out share {r['share']}) next to `eval` of both models on the dataset's own "
+            f"judged queries, 95% paired bootstrap intervals; {r['seconds'] / 60:.0f} min on "
+            f"{r['machine'].split(',')[0]}. Command: `{r['command']}`", "", table(r), ""]
 
 
 def main() -> None:
