@@ -561,6 +561,18 @@ def test_hostile_containers_fail_with_one_line_and_bounded_cost(tmp_path):
         parse_file(tmp_path / "x.rtf", b"{\\rtf1" + b"{" * 5000)
 
 
+def test_docx_without_its_extra_is_skipped_naming_the_pip_install(tmp_path, monkeypatch):
+    import sys
+
+    f = make_odt(tmp_path / "x.odt", "T", [(1, "H", ["text"])])  # any zip: the import fails first
+    docx = tmp_path / "report.docx"
+    docx.write_bytes(f.read_bytes())
+    monkeypatch.setitem(sys.modules, "docx", None)  # python-docx not installed
+    with pytest.raises(SkipFile) as exc:
+        parse_file(docx, docx.read_bytes())
+    assert exc.value.kind == "needs-extra" and "pip install 'llara-search[docx]'" in str(exc.value)
+
+
 def test_legacy_office_and_unknown_files_are_skipped_with_a_reason_and_kind(tmp_path):
     for name, kind, words in (("old.doc", "unsupported", "save it as .docx"), ("x.foo", "unsupported",
                                                                             "unsupported format .foo"),
