@@ -180,6 +180,19 @@ def test_asciidoc_include_cycles_and_escapes_are_refused_and_the_rest_is_read(tm
     assert "Text one" not in everything(doc)
 
 
+def test_antora_resource_ids_are_followed_inside_the_component(tmp_path):
+    root = tmp_path / "docs"
+    pages, partials = root / "modules" / "ROOT" / "pages", root / "modules" / "ROOT" / "partials"
+    other = root / "modules" / "admin" / "examples"
+    for d in (pages, partials, other):
+        d.mkdir(parents=True)
+    (partials / "intro.adoc").write_text("Shared intro about llamas.\n")
+    (other / "conf.yml").write_text("hay: daily\n")
+    doc = parse(pages / "index.adoc", "= Index\n\ninclude::partial$intro.adoc[]\n\n[source,yaml]\n----\n"
+                                      "include::admin:example$conf.yml[]\n----\n", [root])
+    assert by_heading(doc)["Index"] == "Shared intro about llamas.\n\nhay: daily" and not doc.warnings
+
+
 def test_asciidoc_saved_as_txt_is_detected_and_plain_text_is_not(tmp_path):
     git_style = ("git-llama(1)\n============\n\nNAME\n----\ngit-llama - Feed the llamas\n\nSYNOPSIS\n--------\n"
                  "[verse]\n'git llama' [--hay]\n\nOPTIONS\n-------\n--hay::\n\tFeed hay, see linkgit:git-feed[1].\n")

@@ -320,7 +320,7 @@ class _Reader:
             self.warn(f"includes nested deeper than {MAX_DEPTH} not followed: {target[:200]}")
             return
         try:
-            resolved = Path(os.path.realpath(path.parent / target))
+            resolved = Path(os.path.realpath(_antora(path, target) or path.parent / target))
         except (OSError, ValueError):
             self.warn(f"include not found: {target[:200]}")
             return
@@ -358,6 +358,25 @@ class _Reader:
     def warn(self, message: str) -> None:
         if len(self.warnings) < 20 and message not in self.warnings:
             self.warnings.append(message)
+
+
+_FAMILIES = {"partial": "partials", "example": "examples", "page": "pages", "image": "images",
+             "attachment": "attachments"}
+
+
+def _antora(path: Path, target: str) -> Path | None:
+    """An Antora resource id (`partial$intro.adoc`, `admin:example$conf.yml`) as a file of the module's folder
+    (`modules/<module>/partials/intro.adoc`), found from the including file's place in the module."""
+    m = re.match(r"^(?:(?:[\w.-]+@)?(?:[\w.-]+:){0,2}?([\w.-]+):)?(partial|example|page|image|attachment)\$(.+)$",
+                 target)
+    if not m:
+        return None
+    module_dir = next((p.parent for p in path.parents if p.name in _FAMILIES.values()), None)
+    if module_dir is None:
+        return None
+    if m.group(1):
+        module_dir = module_dir.parent / m.group(1)
+    return module_dir / _FAMILIES[m.group(2)] / m.group(3)
 
 
 def _options(opts: str) -> dict[str, str]:
