@@ -156,8 +156,13 @@ def make_pptx(path: Path, slides: list[tuple[str, list[str], str]], order: list[
     return _zip(path, parts)
 
 
+class XlsxDate(float):
+    """A cell holding an Excel serial date (shown through a date number format)."""
+
+
 def make_xlsx(path: Path, sheets: dict[str, list[list[str | int | float]]]) -> Path:
-    """Strings go to the shared string table (as Excel writes them), numbers stay inline."""
+    """Strings go to the shared string table (as Excel writes them), numbers stay inline, `XlsxDate` cells get the
+    style of a built-in date format."""
     shared: list[str] = []
     parts: dict[str, str | bytes] = {
         "[Content_Types].xml": '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
@@ -178,12 +183,17 @@ def make_xlsx(path: Path, sheets: dict[str, list[list[str | int | float]]]) -> P
                 if isinstance(value, str):
                     shared.append(value)
                     cells.append(f'<c r="{ref}" t="s"><v>{len(shared) - 1}</v></c>')
+                elif isinstance(value, XlsxDate):
+                    cells.append(f'<c r="{ref}" s="1"><v>{float(value):g}</v></c>')
                 else:
                     cells.append(f'<c r="{ref}"><v>{value}</v></c>')
             xml_rows.append(f'<row r="{r}">{"".join(cells)}</row>')
         parts[f"xl/worksheets/sheet{k}.xml"] = (f'<?xml version="1.0"?><worksheet {ns}><sheetData>{"".join(xml_rows)}'
                                                 "</sheetData></worksheet>")
     rels.append((f"rId{len(sheets) + 1}", "sharedStrings", "sharedStrings.xml"))
+    rels.append((f"rId{len(sheets) + 2}", "styles", "styles.xml"))
+    parts["xl/styles.xml"] = (f'<?xml version="1.0"?><styleSheet {ns}><cellXfs count="2"><xf numFmtId="0"/>'
+                              '<xf numFmtId="14" applyNumberFormat="1"/></cellXfs></styleSheet>')
     parts["xl/workbook.xml"] = (f'<?xml version="1.0"?><workbook {ns} xmlns:r="{_REL}"><sheets>{"".join(sheet_tags)}'
                                 "</sheets></workbook>")
     parts["xl/_rels/workbook.xml.rels"] = _rels(rels)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from format_files import make_epub, make_odp, make_ods, make_odt, make_pptx, make_rtf, make_xlsx
+from format_files import XlsxDate, make_epub, make_odp, make_ods, make_odt, make_pptx, make_rtf, make_xlsx
 from llara_search.cli import app
 from llara_search.ingest.parsers import PARSER_VERSION, ParseError, SkipFile, parse_file
 
@@ -532,9 +532,10 @@ def test_xlsx_sheets_with_shared_strings_and_bounded_rows(tmp_path, monkeypatch)
     from llara_search.ingest.formats import xlsx
 
     f = make_xlsx(tmp_path / "feed.xlsx", {"Feed": [["animal", "kg"], ["llama", 3], ["alpaca", 1.5]],
-                                           "Notes": [["hay is good"]]})
+                                           "Notes": [["hay is good", XlsxDate(45306)]]})
     doc = parse_file(f, f.read_bytes())
-    assert by_heading(doc) == {"Feed": "animal | kg\n\nllama | 3\n\nalpaca | 1.5", "Notes": "hay is good"}
+    assert by_heading(doc) == {"Feed": "animal | kg\n\nllama | 3\n\nalpaca | 1.5",
+                               "Notes": "hay is good | 2024-01-15"}  # a date cell reads as a date
     monkeypatch.setattr(xlsx, "MAX_ROWS", 2)
     doc = parse_file(f, f.read_bytes())
     assert by_heading(doc)["Feed"] == "animal | kg\n\nllama | 3"

@@ -4,7 +4,9 @@ after it, one line per row with the non-empty cells joined by " | ". Sheets are 
 
 from __future__ import annotations
 
+import datetime
 import io
+import re
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -34,7 +36,41 @@ def _in_phonetic(si: ET.Element, t: ET.Element) -> bool:
     return any(local(rph.tag) == "rPh" and t in list(rph.iter()) for rph in si)
 
 
-def _rows(data: bytes, shared: list[str], budget: list[int]) -> tuple[list[str], bool]:
+_DATE_FORMATS = set(range(14, 23)) | {45, 46, 47}  # Excel's built-in date and time number formats
+
+
+def _date_styles(book: Archive, part: str | None) -> set[int]:
+    """Indexes of the cell styles that show a number as a date (built-in date formats, or custom ones with d/m/y)."""
+    if not part or not book.has(part):
+        return set()
+    root = book.xml(part)
+    custom = {int(el.get("numFmtId", "0")) for el in root.iter() if local(el.tag) == "numFmt"
+              and el.get("numFmtId", "").isdigit() and re.search(r"[dy]|mm?[-/]", re.sub(r'"[^"]*"|\[[^]]*\]', "",
+                                                                                       el.get("formatCode", "")))}
+    xfs = next((el for el in root.iter() if local(el.tag) == "cellXfs"), None)
+    if xfs is None:
+        return set()
+    out = set()
+    for k, xf in enumerate(x for x in xfs if local(x.tag) == "xf"):
+        fmt = xf.get("numFmtId", "0")
+        if fmt.isdigit() and (int(fmt) in _DATE_FORMATS or int(fmt) in custom):
+            out.add(k)
+    return out
+
+
+def _as_date(value: str) -> str:
+    """An Excel serial day number (1900 system) as an ISO date, with the time when it has one."""
+    try:
+        serial = float(value)
+    except ValueError:
+        return value
+    if not 0 < serial < 2_958_466:
+        return value
+    moment = datetime.datetime(1899, 12, 30) + datetime.timedelta(days=serial)
+    return moment.strftime("%Y-%m-%d %H:%M" if serial % 1 else "%Y-%m-%d")
+
+
+def _rows(data: bytes, shared: list[str], budget: list[int], dates: set[int]) -> tuple[list[str], bool]:
     rows: list[str] = []
     if b"<!ENTITY" in data[:65536]:
         raise ParseError("XLSX sheet declares XML entities: not read")
@@ -59,6 +95,8 @@ def _rows(data: bytes, shared: list[str], budget: list[int]) -> tuple[list[str],
                         value = shared[int(v)] if v.isdigit() and int(v) < len(shared) else ""
                     elif kind == "b":
                         value = "TRUE" if v == "1" else "FALSE"
+                    elif kind == "n" and v and c.get("s", "0").isdigit() and int(c.get("s", "0")) in dates:
+                        value = _as_date(v)
                     else:
                         value = v
                 value = squeeze(value).replace("\n", " ")
@@ -79,6 +117,7 @@ def parse_xlsx(path: Path, data: bytes) -> ParsedDocument:
         raise SkipFile("XLSX file without xl/workbook.xml (encrypted or not Excel)", warn=True, kind="encrypted")
     rels = relationships(book, main)
     shared = _shared_strings(book, next((t for k, t in rels.values() if k == "sharedStrings"), None))
+    dates = _date_styles(book, next((t for k, t in rels.values() if k == "styles"), None))
     sheets = [(el.get("name", "Sheet"), rels.get(el.get(_R, ""), ("", ""))[1]) for el in book.xml(main).iter()
               if local(el.tag) == "sheet"]
     sections: list[Section] = []
@@ -87,7 +126,7 @@ def parse_xlsx(path: Path, data: bytes) -> ParsedDocument:
     for name, part in sheets:
         if not part or not book.has(part):
             continue
-        rows, cut = _rows(book.read(part), shared, budget)
+        rows, cut = _rows(book.read(part), shared, budget, dates)
         if cut:
             warnings.append(f"sheet {name}: only the first {len(rows)} rows indexed")
         if rows:
