@@ -368,6 +368,13 @@ def report_rows(data: dict) -> list[str]:
             rows.append(f"| disk per chunk at {int(n):,} passages ({db}) | " + ", ".join(
                 f"{k} {v} B" for k, v in o["bytes_per_chunk"].items()) + f" | bm25s's saved index "
                 f"{round(b['disk_bytes'] / o['chunks'], 1)} B per chunk | | `{r['command']}` |")
+        o3 = r.get("ours_only_300000")
+        if o3:
+            rows.append(f"| our text-only ingest of 300,000 passages ({o3['chunks']:,} chunks, {o3['lexical_segments']} "
+                        f"lexical segments), {db} | {o3['build_cpu_s']} CPU s, peak RSS {o3['peak_rss_mb']} MB | the "
+                        f"100k run: {r['sizes']['100000']['ours']['build_cpu_s']} CPU s, "
+                        f"{r['sizes']['100000']['ours']['peak_rss_mb']} MB | **{o3['peak_rss_vs_100000']}×** the peak "
+                        f"RSS for 3× the corpus, {o3['build_cpu_vs_100000']}× the CPU | `{o3['command']}` |")
         if r.get("ours_peak_rss_growth"):
             rows.append(f"| peak RSS of our ingest, largest over smallest size ({db}) | **{r['ours_peak_rss_growth']}×** "
                         f"| | | `{r['command']}` |")
