@@ -336,7 +336,7 @@ class Engine:
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "dense",
                     where: str | None = None, query_vectors: np.ndarray | None = None, *,
                     rerank: str | Reranker | None = None, rerank_depth: int | None = None,
-                    collapse: bool = True) -> list[list[SearchResult]]:
+                    collapse: bool = True, check: Callable[[], None] | None = None) -> list[list[SearchResult]]:
         """Search several queries with one batched encode (or with `query_vectors` already encoded).
 
         `collapse`: near-copies of a better result (the same manual as pdf, man page and info) are left out and
@@ -345,7 +345,8 @@ class Engine:
         `rerank`: a reranker (or its model name, loaded once and kept) re-scores the first stage's top
         `rerank_depth` candidates (collapsed first, so no copy takes a candidate's place) and the top-k by its score
         are returned, each with its first-stage rank and score; a reranker failure raises `EngineError` (the server
-        answers in first-stage order instead: `rerank()`)."""
+        answers in first-stage order instead: `rerank()`). `check`: called between queries, to stop a server's
+        request at its deadline (it raises)."""
         if rerank is not None:
             from .rerank import DEFAULT_DEPTH
 
@@ -383,6 +384,8 @@ class Engine:
             dense = searcher.dense(qv, depth, where, pinned=pinned)
         out = []
         for qi, q in enumerate(queries):
+            if check is not None:
+                check()
             if mode == "dense":
                 hits = dense[qi]
             elif mode == "bm25":
