@@ -136,13 +136,14 @@ def merge_dtypes(recorded: object, dtype: str) -> list[str]:
 
 
 def _collapsed(searcher: Searcher, hits: list[tuple[int, float]], k: int) -> list[SearchResult]:
-    """The top k of `hits` without near-copies. Copies are rare, so the texts of the first k alone are read and
-    compared; the deeper hits (fetched for the copies' places) are read only when some of the k were copies."""
-    results = searcher.results(hits[:k])
-    kept = collapse_duplicates(results, k)
-    if len(kept) < k and len(hits) > k:
-        kept = collapse_duplicates(results + searcher.results(hits[k:]), k)
-    return kept
+    """The top k of `hits` without near-copies. Copies are rare, so the texts of the first k alone are read first;
+    deeper hits (fetched for the copies' places) are read, a slice at a time, only as far as copies made room."""
+    def texts():
+        yield from searcher.results(hits[:k])
+        for start in range(k, len(hits), 64):
+            yield from searcher.results(hits[start:start + 64])
+
+    return collapse_duplicates(texts(), k)
 
 
 def reencode_args(pending: dict) -> str:

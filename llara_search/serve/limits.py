@@ -25,7 +25,7 @@ MAX_K = 1000  # results per query
 MAX_TEXT_CHARS = 16_384  # one query or one text to embed, on every route (~4x what a 512-token model reads)
 MAX_QUERIES = 256  # queries per /batch_search
 MAX_QUERY_CHARS_TOTAL = 262_144  # characters of all queries of one request (e.g. 256 x 1,024 or 16 x 16,384)
-MAX_RESULTS = 16_384  # queries x max(k, rerank depth) per request (e.g. 16 queries at k=1000, 256 at k=64)
+MAX_RESULTS = 8192  # queries x max(k, rerank depth) per request (e.g. 8 queries at k=1000, 256 at k=32)
 MAX_TEXTS = 2048  # texts per /embed or /v1/embeddings (OpenAI's own limit per request)
 MAX_EMBED_CHARS_TOTAL = 1_048_576  # characters of all texts of one embeddings request
 MAX_WHERE_CHARS = 1024
