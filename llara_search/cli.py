@@ -980,6 +980,23 @@ def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         raise typer.Exit(1)
 
 
+RequestTimeoutOpt = typer.Option(None, "--request-timeout", min=0,
+                                 help="Seconds one request may take, past which it is answered 503 (or in "
+                                      "first-stage order when the reranker ran out) [$LLARA_SEARCH_REQUEST_TIMEOUT "
+                                      "or 10; 0: no limit]")
+
+
+def _request_timeout(value: Optional[float]) -> Optional[float]:
+    from .serve.limits import deadline_seconds
+
+    try:
+        return deadline_seconds(value)
+    except ValueError as exc:
+        from rich.markup import escape
+
+        _fail(escape(str(exc)), 2)
+
+
 @app.command()
 @_guard
 def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
@@ -1001,10 +1018,14 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                            help="Time the reranker may take per request; past it "
                                                                 "the answer is the first stage's order, said so in "
                                                                 "the response [2000; 0: no limit]"),
+          request_timeout: Optional[float] = RequestTimeoutOpt,
+          shutdown_grace: float = typer.Option(3.0, "--shutdown-grace", min=0,
+                                               help="Seconds requests in flight get after SIGTERM/SIGINT"),
           dtype: str = DtypeOpt) -> None:
-    """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs)."""
+    """Serve top-k search over HTTP (FastAPI; API docs at /docs)."""
     from .serve import is_loopback, run_server
 
+    timeout = _request_timeout(request_timeout)
     dtype = _dtype(dtype)
     _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
                           rerank_normalize=rerank_normalize, rerank_max_depth=rerank_max_depth,
@@ -1014,7 +1035,8 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     engine = _open(index, db_url, dtype=dtype)
     policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
                             rerank_max_depth, rerank_budget_ms)
-    run_server(engine, host=host, port=port, token=token, rerank=policy)
+    run_server(engine, host=host, port=port, token=token, rerank=policy,
+               request_timeout=timeout, shutdown_grace=shutdown_grace, exit_process=True)
 
 
 def _rerank_policy(engine, model, depth, base, normalize, by_default=True, max_depth=None, budget_ms=None):
@@ -1046,6 +1068,7 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         rerank_budget_ms: Optional[float] = typer.Option(None, "--rerank-budget-ms", min=0,
                                                          help="Time the reranker may take per call; past it the "
                                                               "first stage's order is returned [2000; 0: no limit]"),
+        request_timeout: Optional[float] = RequestTimeoutOpt,
         dtype: str = DtypeOpt) -> None:
     """Serve search as an MCP tool for agents (read-only): `search` and `index_info`."""
     from .serve import is_loopback
@@ -1053,6 +1076,7 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 
     import importlib.util
 
+    timeout = _request_timeout(request_timeout)
     dtype = _dtype(dtype)
     if importlib.util.find_spec("mcp") is None:
         _fail("the MCP server needs the `mcp` package: pip install 'llara-search[mcp]'", 2)
@@ -1064,7 +1088,7 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                           rerank_budget_ms=rerank_budget_ms)
     engine = _open(index, db_url, dtype=dtype)
     policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, False, budget_ms=rerank_budget_ms)
-    run_mcp(engine, transport, host, port, rerank=policy)
+    run_mcp(engine, transport, host, port, rerank=policy, request_timeout=timeout)
 
 
 def main() -> None:

@@ -353,14 +353,16 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
 
 def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
                rerank: RerankPolicy | None = None, *, request_timeout: float | None = limits.DEFAULT_DEADLINE_S,
-               shutdown_grace: float = SHUTDOWN_GRACE_S) -> None:
+               shutdown_grace: float = SHUTDOWN_GRACE_S, exit_process: bool = False) -> None:
     """Serve until SIGINT/SIGTERM. While it runs, `<index>/server.json` tells `llara-search query` on this machine
     where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port.
 
     On SIGTERM the server stops taking connections and gives requests in flight `shutdown_grace` seconds; then
     their work stops at its next checkpoint (they are answered 503) and, should one be stuck inside a single long
     computation, the process exits anyway a second later. Serving never writes to the index, so there is nothing
-    to leave half-written; the server record is removed first."""
+    to leave half-written; the server record is removed first. `exit_process` (the CLI): end the process right
+    there, without the interpreter's teardown, which on a busy machine spends seconds collecting the model's
+    objects after the server has already stopped."""
     import os
     import sys
 
@@ -389,9 +391,13 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
         url = rec.url if rec else f"http://{host}:{sock.getsockname()[1]}"
         print(f"serving {engine.paths.root} at {url} (OpenAPI docs at {url}/docs)", file=sys.stderr, flush=True)
         server.run(sockets=[sock])
-    if not lanes.close(wait_s=1.0):  # a worker inside one long computation: Python cannot stop it, so exit now
+    idle = lanes.close(wait_s=1.0)
+    if not idle:  # a worker inside one long computation: Python cannot stop it, so the process ends here
         print("stopped with work still running (cancelled)", file=sys.stderr, flush=True)
+    if exit_process or not idle:
+        logging.shutdown()
         sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(0)
 
 

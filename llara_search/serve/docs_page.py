@@ -39,7 +39,7 @@ def add_docs_routes(app: FastAPI, auth: Callable) -> None:
 
     @app.get("/redoc", include_in_schema=False, dependencies=[Depends(auth)])
     async def redoc() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("docs")  # relative: right behind a path prefix too
 
 
 def _e(x: Any) -> str:

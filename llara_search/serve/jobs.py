@@ -39,6 +39,8 @@ class SearchJob:
 def encode(engine: Engine, texts: Sequence[str], kind: str, deadline: Deadline) -> np.ndarray:
     parts = []
     for i in range(0, len(texts), ENCODE_SLICE):
+        if i:
+            time.sleep(0.001)  # let a waiting small search take the encoder lock before the next slice does
         deadline.check()
         parts.append(engine.embed(texts[i:i + ENCODE_SLICE], kind))
     return np.concatenate(parts) if len(parts) > 1 else parts[0]

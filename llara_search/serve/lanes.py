@@ -23,6 +23,7 @@ T = TypeVar("T")
 SMALL_WORKERS = 4
 BIG_WORKERS = 1
 BIG_QUEUE = 2  # big requests waiting for the big lane before more are refused
+STOP_POLL_S = 0.1  # how often a waiting request looks at the server's stop
 
 
 class DeadlineExceeded(Exception):
@@ -72,6 +73,7 @@ class Lanes:
         self.big_slots = big_workers + big_queue
         self.big_taken = 0
         self.running = 0  # jobs started and not finished, both lanes (observable for tests and shutdown)
+        self.started = 0  # jobs ever started (a request refused by the limits never starts one)
         self.stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -92,6 +94,7 @@ class Lanes:
         def job() -> T:
             with self._lock:
                 self.running += 1
+                self.started += 1
             try:
                 deadline.check()  # it may have waited in the lane past its deadline
                 return fn(deadline)
@@ -105,12 +108,22 @@ class Lanes:
             self._release(small)
             raise DeadlineExceeded("the server is stopping; send the request again later") from None
         fut.add_done_callback(lambda _f: self._release(small))
+        waiting = asyncio.wrap_future(fut)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), deadline.remaining())
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            deadline.cancel()  # a started job ends at its next checkpoint; a queued one was cancelled with the wait
-            if isinstance(exc, asyncio.TimeoutError):
-                raise DeadlineExceeded(deadline.message()) from None
+            while True:  # the answer, the deadline or the server's stop, whichever comes first
+                remaining = deadline.remaining()
+                done, _ = await asyncio.wait({waiting}, timeout=STOP_POLL_S if remaining is None else
+                                             min(STOP_POLL_S, remaining))
+                if done:
+                    return waiting.result()
+                if self.stop.is_set() or deadline.expired():
+                    deadline.cancel()  # a started job ends at its next checkpoint; a queued one never starts
+                    waiting.cancel()
+                    deadline.check()
+                    raise DeadlineExceeded(deadline.message())
+        except asyncio.CancelledError:
+            deadline.cancel()
+            waiting.cancel()
             raise
 
     def _release(self, small: bool) -> None:
