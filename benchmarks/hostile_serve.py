@@ -184,6 +184,21 @@ def load(engine, n_small: int) -> dict:
             "healthz_p99_ratio": round(np.percentile(health_loaded, 99) / np.percentile(health_alone, 99), 2)}
 
 
+def _haproxy(tmp: Path, n_queries: int) -> dict | None:
+    """The same on a real folder: HAProxy's doc/ of ../shared (text, man page, rst; copies of one text in several
+    files), text-only. None without ../shared."""
+    from llara_search import Engine
+
+    from .common import SHARED
+
+    src = SHARED / "data" / "docs-haproxy" / "doc"
+    if not src.is_dir():
+        return None
+    engine = Engine.open(tmp / "haproxy", create=True)
+    engine.ingest([src], model="none")
+    return {"folder": "docs-haproxy/doc", **collapse_cost(engine, "bm25", n_queries)}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=4000)
@@ -200,6 +215,7 @@ def main(argv=None) -> dict:
         dense = Engine.open(Path(tmp) / "idx", create=True)
         dense.ingest_records(_records(args.docs), "synthetic", model=str(model))
         res = {"docs": args.docs, "collapse_k1000_bm25": collapse_cost(text_only, "bm25", args.queries),
+               "collapse_k1000_haproxy_docs": _haproxy(Path(tmp), args.queries),
                "collapse_k1000_hybrid": collapse_cost(dense, "hybrid", args.queries),
                "load": load(dense, args.small), "machine": machine(),
                "command": f"python -m benchmarks.hostile_serve --docs {args.docs} --queries {args.queries} "

@@ -27,7 +27,7 @@ CONTAINMENT = 0.7  # share of a result's word trigrams already shown by better r
 MIN_SHINGLES = 8  # below this, only identical texts collapse ("Returns: None" under two headings is not a copy)
 PROBE_CHARS = 32  # characters of a window
 FEW_WINDOWS = 4  # a text with fewer sentence windows than this is also cut at clause ends and line breaks
-SMALL = 32  # up to this many kept results, a short text is compared with all of them (the test is cheap)
+SMALL = 16  # up to this many kept results, a short text is compared with all of them (the test is cheap)
 SHORT_CHARS = 200
 _WORD = re.compile(r"\w+")
 

@@ -248,6 +248,7 @@ def test_healthz_and_small_searches_do_not_wait_for_a_big_request(engine):
         srv.should_exit = True
 
 
+@pytest.mark.slow
 def test_sigterm_stops_serve_within_its_grace_during_a_long_request(index):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "llara_search", "serve", "--index", str(index), "--port", "0",
