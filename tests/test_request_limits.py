@@ -202,8 +202,8 @@ def test_a_request_past_its_deadline_is_503_and_its_work_stops(engine):
         while app_.state.lanes.running and time.monotonic() < end:  # the work stops at its next checkpoint
             time.sleep(0.05)
         assert app_.state.lanes.running == 0
-        r = httpx.post(base + "/v1/embeddings", json={"input": long_queries(256), "model": "m", "truncate": True}, headers=AUTH,
-                       timeout=120)
+        r = httpx.post(base + "/v1/embeddings", json={"input": long_queries(256), "model": "m", "truncate": True},
+                       headers=AUTH, timeout=120)
         assert r.status_code == 503 and r.json()["error"]["code"] == "timeout"
         assert httpx.post(base + "/search", json={"query": "llama", "k": 3}, headers=AUTH).status_code == 200
     finally:

@@ -58,7 +58,7 @@ class Deadline:
 
     def message(self) -> str:
         return (f"the request took longer than this server's limit of {self.seconds:g} s per request "
-                "(`serve --request-timeout`): send fewer or shorter queries, or a smaller k")
+                "(--request-timeout): send fewer or shorter queries, or a smaller k")
 
     def cancel(self) -> None:
         self.cancelled = True

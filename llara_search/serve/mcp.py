@@ -52,6 +52,7 @@ def create_mcp_server(engine: Engine, rerank: RerankPolicy | None = None, *,
     server = MCPServer(name="llara-search", instructions=INSTRUCTIONS)
     policy = rerank
     lanes = lanes or Lanes()
+    gate = jobs.EncodeGate()
 
     @server.tool(name="search", description="Find the passages of the indexed documents that answer a question. "
                  "Returns up to k results, best first, each with rank, score, path, heading, line span or page "
@@ -70,7 +71,7 @@ def create_mcp_server(engine: Engine, rerank: RerankPolicy | None = None, *,
                 depth = min(limits.MAX_K, max(policy.depth, k))
             cost = limits.check_search([query], k, rerank_depth=depth, where=where, single=True)
             job = jobs.SearchJob([query], k, mode, where, True, depth)
-            results, _ = await lanes.run(lambda d: jobs.search(engine, job, policy, d),
+            results, _ = await lanes.run(lambda d: jobs.search(engine, job, policy, d, gate, small=cost.small),
                                          lanes.deadline(request_timeout), small=cost.small)
             return [_public(r) for r in results[0]]
 
