@@ -89,7 +89,7 @@ def _pct(xs: list[float]) -> dict:
 
 
 def collapse_cost(engine, mode: str, n_queries: int) -> dict:
-    from llara_search import engine as engine_module
+    from llara_search import retrieval as engine_module  # where search calls collapse_duplicates
 
     rng = random.Random(3)
     queries = [" ".join(rng.choice(WORDS) for _ in range(6)) for _ in range(n_queries)]

@@ -119,6 +119,9 @@ def test_every_route_refuses_what_is_over_its_limits_before_any_work(server):
     assert r.status_code == 200 and len(r.json()["results"]) == 256
     r = _send(base, "POST", "/embed", {"texts": ["word " * 3000], "truncate": True})
     assert r.status_code == 200 and len(r.json()["embeddings"]) == 1  # /embed truncates only when asked, like /v1
+    from llara_search.retrieval import MAX_K
+
+    assert limits.MAX_K == MAX_K  # the engine's own bound and the server's are one number
     info = httpx.get(base + "/info", headers=AUTH).json()["limits"]
     assert info["max_k"] == limits.MAX_K and info["max_results"] == limits.MAX_RESULTS
     assert info["request_timeout_s"] == limits.DEFAULT_DEADLINE_S

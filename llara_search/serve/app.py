@@ -24,10 +24,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..engine import Engine, EngineError
-from ..index.backend import VectorDBError
-from ..index.generations import IndexFileError
-from ..search import EmptyIndexError
+from ..engine import Engine
+from ..errors import EmptyIndexError, EngineError, IndexFileError, VectorDBError
 from . import jobs, limits
 from .auth import require_token
 from .docs_page import add_docs_routes
@@ -383,7 +381,7 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
 
     import uvicorn
 
-    from ..engine import TEXT_ONLY
+    from ..identity import TEXT_ONLY
     from ..server_record import announce
 
     if engine.info.get("model") != TEXT_ONLY:

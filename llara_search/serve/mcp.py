@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Literal, get_type_hints
 
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from ..engine import Engine, EngineError
-from ..index.generations import IndexFileError
-from ..search import EmptyIndexError, SearchResult
+from ..engine import Engine
+from ..errors import EmptyIndexError, EngineError, IndexFileError
+from ..results import SearchResult
 from . import jobs, limits
 from .lanes import Busy, DeadlineExceeded, Lanes
 
