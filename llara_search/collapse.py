@@ -9,11 +9,14 @@ files (containment in their union, not equality with one of them). Templated tex
 number keep their own trigrams around that word and are not collapsed. The best-ranked file the copy overlaps
 lists the copy's path in `also_in`.
 
-Cost: a result is compared only with the better results it could be a copy of, found by looking up a few windows
-of its text in a dictionary of the windows of the results kept so far. The windows start where texts are cut the
-same way in every format (after sentence or clause punctuation, brackets, line starts), so a copy cut or wrapped
-elsewhere still shares them. The lookup costs the same at k=1000 as at k=10: scanning all kept text for each result
-instead (as this module once did) made k=1000 quadratic, 0.7-1 s per query, more than the search it trimmed.
+Cost: a result is compared only with the better results it could be a copy of, found by looking up its windows
+in a dictionary of the windows of the results kept so far (and its whole text, for exact copies). The windows
+start where every format cuts a text the same way (after a sentence end; for texts with few sentences, after
+clause ends and line breaks too), so a copy cut or wrapped elsewhere still shares them. The lookup costs the same
+per result at k=1000 as at k=10: scanning all kept text for each result instead (as this module once did) made
+k=1000 quadratic, 0.7-1 s per query, far more than the search it trimmed (benchmarks/hostile_serve.py). Among the
+first SMALL results a short text is compared with all of them, as before; past them, a short passage is found as a
+copy only through a shared window or an identical text.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ MIN_SHINGLES = 8  # below this, only identical texts collapse ("Returns: None" u
 PROBE_CHARS = 32  # characters of a window
 FEW_WINDOWS = 4  # a text with fewer sentence windows than this is also cut at clause ends and line breaks
 SMALL = 16  # up to this many kept results, a short text is compared with all of them (the test is cheap)
-SHORT_CHARS = 200
+SHORT_CHARS = 200  # a "short text"
 _WORD = re.compile(r"\w+")
 
 
