@@ -179,9 +179,9 @@ def load(engine, n_small: int) -> dict:
             "big_requests_done": statuses.count(200), "big_requests_refused_busy_or_late": len(statuses) -
             statuses.count(200), "big_request_s_p50": round(float(np.median(big_s)), 2) if big_s else None,
             "small_alone": _pct(alone), "small_under_load": _pct(loaded),
-            "small_p99_ratio": round(np.percentile(loaded, 99) / np.percentile(alone, 99), 2),
+            "small_p99_ratio": round(float(np.percentile(loaded, 99) / np.percentile(alone, 99)), 2),
             "healthz_alone": _pct(health_alone), "healthz_under_load": _pct(health_loaded),
-            "healthz_p99_ratio": round(np.percentile(health_loaded, 99) / np.percentile(health_alone, 99), 2)}
+            "healthz_p99_ratio": round(float(np.percentile(health_loaded, 99) / np.percentile(health_alone, 99)), 2)}
 
 
 def _haproxy(tmp: Path, n_queries: int) -> dict | None:
@@ -197,6 +197,36 @@ def _haproxy(tmp: Path, n_queries: int) -> dict | None:
     engine = Engine.open(tmp / "haproxy", create=True)
     engine.ingest([src], model="none")
     return {"folder": "docs-haproxy/doc", **collapse_cost(engine, "bm25", n_queries)}
+
+
+def report_lines(data: dict) -> list[str]:
+    """The RESULTS.md section (python -m benchmarks --report writes it from results.json)."""
+    r = data.get("hostile_serve")
+    if not r:
+        return []
+    lines = ["", "## Hostile requests (issue #28)", "",
+             f"`{r['command']}`, {r['machine']}. Ratios against baselines measured in the same run.", "",
+             "| what | now | baseline (same run) | ratio |", "|---|---|---|---|"]
+    for key, label in (("collapse_k1000_bm25", "synthetic prose, text-only, BM25"),
+                       ("collapse_k1000_haproxy_docs", "HAProxy's doc/ folder, text-only, BM25"),
+                       ("collapse_k1000_hybrid", "synthetic prose, tiny Llama, hybrid")):
+        c = r.get(key)
+        if c:
+            lines.append(f"| near-copy collapsing at k=1000, {label} ({c['queries']} queries; "
+                         f"{c['copies_dropped_per_query']} copies dropped per query) | {c['collapse_after_ms']} ms "
+                         f"= **{c['collapse_over_search_after']}×** the search it trims "
+                         f"({c['search_without_collapse_ms']} ms) | before: {c['collapse_before_ms']} ms = "
+                         f"{c['collapse_over_search_before']}× the search | **{c['speedup']}×** faster; same results "
+                         f"as before: {c['same_results_as_before']} |")
+    ld = r["load"]
+    lines.append(f"| small searches (1 query, k=10, hybrid), one after another, while 2 clients send "
+                 f"{ld['big_request']} ({ld['big_requests_done']} answered, p50 {ld['big_request_s_p50']} s) | "
+                 f"p50 {ld['small_under_load']['p50_ms']} ms, p99 {ld['small_under_load']['p99_ms']} ms | alone: "
+                 f"p50 {ld['small_alone']['p50_ms']} ms, p99 {ld['small_alone']['p99_ms']} ms | p99 "
+                 f"**{ld['small_p99_ratio']}×** |")
+    lines.append(f"| `/healthz` in the same runs | p99 {ld['healthz_under_load']['p99_ms']} ms | alone: p99 "
+                 f"{ld['healthz_alone']['p99_ms']} ms | p99 **{ld['healthz_p99_ratio']}×** |")
+    return lines + ["", "GPU figures: not measured (no GPU this session).", ""]
 
 
 def main(argv=None) -> dict:
