@@ -51,7 +51,7 @@ def _fail(message: str, code: int = 1) -> None:
 _EXPECTED = {"llara_search.engine": "EngineError", "llara_search.store.db": "StoreError",
              "llara_search.layout": "IndexLockedError", "llara_search.search": "EmptyIndexError",
              "llara_search.index.generations": "IndexFileError", "llara_search.client": "LlaraSearchError",
-             "llara_search.index.backend": "VectorDBError"}
+             "llara_search.index.backend": "VectorDBError", "llara_search.watch.state": "WatchAlreadyRunning"}
 
 
 def _expected_errors() -> tuple[type, ...]:
@@ -251,6 +251,50 @@ def ingest(
         _ingest_table(report)
     if report.files_failed and ok_files == 0:
         raise typer.Exit(1)
+
+
+@app.command()
+@_guard
+def watch(
+    paths: List[Path] = typer.Argument(..., help="Files or folders to keep in sync"),
+    index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
+    model: Optional[str] = typer.Option(None, "--model", help="As for ingest (recorded when the index is created)"),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="As for ingest (a new index only)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Most texts per encoder batch"),
+    chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=8, help="Token budget of a chunk [256]"),
+    include: List[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)"),
+    exclude: List[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)"),
+    index_type: Optional[str] = typer.Option(None, "--index-type", help="As for ingest"),
+    index_factory: Optional[str] = typer.Option(None, "--index-factory", help="As for ingest"),
+    vector_db: Optional[str] = VectorDbOpt,
+    no_delete: bool = typer.Option(False, "--no-delete", help="Keep documents whose files are gone"),
+    hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
+    max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
+    debounce: float = typer.Option(0.5, "--debounce", min=0, help="Seconds a file must stop changing before it is "
+                                   "taken; a burst is taken once the folder is quiet this long"),
+    poll: Optional[float] = typer.Option(None, "--poll", min=0.1, help="Poll every SECONDS instead of change events "
+                                         "(network drives, Docker volumes); chosen on its own where events are not "
+                                         "delivered"),
+    exit_after: Optional[float] = typer.Option(None, "--exit-after", min=0, help="Stop after SECONDS (scripts)"),
+    dtype: str = DtypeOpt, as_json: bool = typer.Option(False, "--json", help="One JSON object per line and event"),
+) -> None:
+    """Keep the index in sync with folders: catch up, then one generation per settled batch of changes."""
+    from .ingest.pipeline import IngestOptions
+    from .watch import WatchSettings
+    from .watch.command import run_watch
+
+    dtype = _dtype(dtype)
+    _index_type_ok(index_type)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        _fail(f"no such file or folder: {missing[0]}", 2)
+    opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
+                         max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
+                         batch_size=batch_size)
+    engine = _open(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
+    run_watch(engine, paths, opts, WatchSettings(debounce=debounce, poll=poll), model=model,
+              adapter=str(adapter) if adapter else None, chunk_tokens=chunk_tokens, as_json=as_json,
+              exit_after=exit_after, console=out)
 
 
 def _with_encode_pool(body):
@@ -861,6 +905,10 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
         lx = s["lexical"]
         t.add_row("lexical index", f"{lx['segments']} segments, {lx['chunks']} chunks, {lx['postings']} postings")
     out.print(t)
+    if s.get("watch"):
+        from .watch.state import describe_state
+
+        out.print(Text(describe_state(s["watch"])), highlight=False)
     if s["reindex_hint"]:
         out.print(f"[yellow]hint:[/] {s['reindex_hint']}; run `llara-search reindex`")
     tuning = s.get("ann_tuning") or {}
@@ -1001,6 +1049,10 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                            help="Time the reranker may take per request; past it "
                                                                 "the answer is the first stage's order, said so in "
                                                                 "the response [2000; 0: no limit]"),
+          watch_paths: List[Path] = typer.Option([], "--watch", help="Keep the index in sync with this folder while "
+                                                 "serving (repeatable; as `llara-search watch`)"),
+          debounce: float = typer.Option(0.5, "--debounce", min=0, help="With --watch: as for watch"),
+          poll: Optional[float] = typer.Option(None, "--poll", min=0.1, help="With --watch: as for watch"),
           dtype: str = DtypeOpt) -> None:
     """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs)."""
     from .serve import is_loopback, run_server
@@ -1011,10 +1063,17 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                           rerank_budget_ms=rerank_budget_ms)
     if not token and not is_loopback(host):
         _fail(f"refusing to bind {host} without a token: pass --token or set LLARA_SEARCH_TOKEN", 2)
-    engine = _open(index, db_url, dtype=dtype)
-    policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
-                            rerank_max_depth, rerank_budget_ms)
-    run_server(engine, host=host, port=port, token=token, rerank=policy)
+    missing = [str(p) for p in watch_paths if not p.exists()]
+    if missing:
+        _fail(f"--watch: no such file or folder: {missing[0]}", 2)
+    from .watch import WatchSettings
+    from .watch.command import serve_watching
+
+    engine = _open(index, db_url, dtype=dtype, create=bool(watch_paths))
+    with serve_watching(engine, watch_paths, WatchSettings(debounce=debounce, poll=poll)):
+        policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
+                                rerank_max_depth, rerank_budget_ms)
+        run_server(engine, host=host, port=port, token=token, rerank=policy)
 
 
 def _rerank_policy(engine, model, depth, base, normalize, by_default=True, max_depth=None, budget_ms=None):

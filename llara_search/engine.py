@@ -898,6 +898,9 @@ class Engine:
         }
         out["bytes_on_disk"] = self._disk_sizes()
         out["lexical"] = LexicalIndex(self.paths.lexical).describe(gen.id) if gen else None
+        from .watch.state import read_state
+
+        out["watch"] = read_state(self.paths.root)  # a watcher's state (llara_search/watch), None if none ran
         if info.get("model") != TEXT_ONLY:
             out.update(self.backend.status())
         try:

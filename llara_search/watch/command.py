@@ -1,0 +1,114 @@
+"""`llara-search watch`: the watcher in the foreground, one line per sync (one JSON object per line with --json),
+stopped cleanly by SIGINT or SIGTERM (or after --exit-after seconds)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+from ..ingest.pipeline import IngestOptions
+from .watcher import WatchSettings, Watcher
+
+
+def describe(e: dict) -> str:
+    """One line for people (paths are data: the caller prints it as plain text, never as markup)."""
+    kind = e["event"]
+    stamp = datetime.now().strftime("%H:%M:%S")
+    if kind == "sync":
+        parts = [f"{e['files_new']} new", f"{e['files_changed']} changed", f"{e['files_removed']} removed"]
+        return (f"{stamp} {e['kind']}: generation {e['generation']}: {', '.join(parts)}; {e['chunks_encoded']} "
+                f"chunks encoded; {e['documents']} documents ({e['seconds']:.2f}s)")
+    if kind == "watching":
+        modes = ", ".join(f"{r} ({m})" for r, m in e["mode"].items())
+        return f"{stamp} watching {modes}; debounce {e['debounce_s']:g}s; Ctrl-C stops"
+    if kind == "failed":
+        return f"{stamp} failed: {e['path']}: {e['error']}"
+    if kind == "paused":
+        return f"{stamp} warning: {e['warning']}"
+    if kind == "resumed":
+        return f"{stamp} {e['root']} is back; catching up"
+    if kind == "polling":
+        return f"{stamp} polling {e['root']} every {e['poll_s']:g}s: {e['reason']}"
+    if kind in ("waiting", "error"):
+        return f"{stamp} {e['message']}"
+    return f"{stamp} {kind}"
+
+
+@contextmanager
+def stop_on_signals(watcher: Watcher) -> Iterator[None]:
+    """SIGINT/SIGTERM: finish the sync in hand (or drop it: an uncommitted generation is the next start's), then
+    exit 0. A second signal interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        if watcher.stopping:
+            raise KeyboardInterrupt
+        watcher.stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+def run_watch(engine, paths: list[Path], options: IngestOptions, settings: WatchSettings, *, model: str | None,
+              adapter: str | None, chunk_tokens: int | None, as_json: bool, exit_after: float | None,
+              console=None) -> Watcher:
+    """Watch in this thread until stopped; every event printed as it happens."""
+    from rich.text import Text
+
+    def on_event(e: dict) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(e, default=str) + "\n")
+            sys.stdout.flush()
+        elif console is not None:
+            style = {"failed": "yellow", "paused": "yellow", "error": "red"}.get(e["event"])
+            console.print(Text(describe(e), style=style or ""), highlight=False)
+
+    if not engine.info.get("model"):
+        engine.check_memory(model, adapter)  # a first sync would load it: refuse before anything is recorded
+    watcher = Watcher(engine, paths, options, settings, model=model, adapter=adapter, chunk_tokens=chunk_tokens,
+                      on_event=on_event)
+    with stop_on_signals(watcher):
+        watcher.run(exit_after=exit_after)
+    return watcher
+
+
+@contextmanager
+def serve_watching(engine, paths: list[Path], settings: WatchSettings) -> Iterator[Watcher | None]:
+    """`serve --watch`: the watcher in a thread of the server, on the server's own engine (one model in memory; its
+    searcher follows each new generation through HEAD). A new index is caught up before the server opens."""
+    if not paths:
+        yield None
+        return
+    from ..engine import EngineError
+
+    def on_event(e: dict) -> None:
+        if e["event"] != "watching":
+            print(describe(e), file=sys.stderr, flush=True)
+
+    watcher = Watcher(engine, paths, settings=settings, on_event=on_event)
+    new = engine.store.current_generation() is None
+    thread = watcher.start_thread()
+    if new:
+        watcher.ready.wait()
+        if engine.store.current_generation() is None:
+            watcher.stop()
+            thread.join(timeout=10)
+            err = (watcher.state.get("last_error") or {}).get("message", "the first sync did not finish")
+            raise EngineError(f"cannot serve {engine.paths.root}: {err}")
+    try:
+        yield watcher
+    finally:
+        watcher.stop()
+        thread.join(timeout=30)
