@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from .common import WORK, machine, record
+from .common import RESULTS_JSON, WORK, machine, record
 
 DEBOUNCE = 0.2
 
@@ -215,6 +215,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--burst", type=int, default=1000)
     ap.add_argument("--tree", type=int, default=100_000)
     ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--only", choices=("latency", "idle"), help="Run one half (the other half's record is kept)")
     args = ap.parse_args(argv)
     from llara_search.testing import make_tiny_llara
 
@@ -228,11 +229,17 @@ def main(argv=None) -> dict:
             (folder / "base" / f"page{i}.md").write_text(f"# Page {i}\n\n## Part\n\nText of page {i} of the manual, zqpage{i}x.\n")
     res = {"model": "random Llama, hidden 64, 2 layers (LLaMA-2 tokenizer)", "debounce_s": DEBOUNCE,
            "machine": machine(), "load_average_1min_start": os.getloadavg()[0]}
-    res.update(latency(docs, index, model, args.saves, args.burst, twin))
-    if args.tree:
-        res["idle"] = idle(args.tree, args.idle_seconds)
-    res["load_average_1min_end"] = os.getloadavg()[0]
-    res["command"] = "python -m benchmarks.watch" + ("" if argv is None else " " + " ".join(argv))
+    if args.only != "idle":
+        res.update(latency(docs, index, model, args.saves, args.burst, twin))
+        res["load_average_1min_end"] = os.getloadavg()[0]
+        res["command"] = "python -m benchmarks.watch " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.tree and args.only != "latency":
+        half = idle(args.tree, args.idle_seconds) | {
+            "machine": machine(), "load_average_1min": os.getloadavg()[0],
+            "command": "python -m benchmarks.watch " + " ".join(sys.argv[1:] if argv is None else argv)}
+        res = {"idle": half} if args.only == "idle" else res | {"idle": half}
+    prev = json.loads(RESULTS_JSON.read_text()).get("watch", {}) if RESULTS_JSON.exists() else {}
+    res = prev | res
     record("watch", res)
     print(json.dumps(res, indent=2))
     return res
@@ -240,3 +247,38 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     main()
+
+
+def report_rows(data: dict) -> list[str]:
+    """Headline rows of RESULTS.md (benchmarks/__main__.py) for issue #32."""
+    w = data.get("watch")
+    if not w:
+        return []
+    rows = []
+    if "single_save" in w:
+        s, b, r = w["single_save"], w["burst"], w["rename"]
+        load = f"; 2-core box at load average {w['load_average_1min_start']:.0f}-{w['load_average_1min_end']:.0f}"
+        rows.append(f"| save-to-searchable, single saves ({s['bm25']['n']}, {w['model'].split(',')[0]} tiny model, "
+                    f"debounce {w['debounce_s']} s{load}) | BM25 p50 {s['bm25']['p50_s']} s, p95 {s['bm25']['p95_s']} "
+                    f"s; dense p50 {s['dense']['p50_s']} s, p95 {s['dense']['p95_s']} s | `llara-search ingest` of "
+                    f"the folder after the save: {s['full_ingest_s']} s | **{s['full_ingest_s'] / s['bm25']['p50_s']:.1f}×** "
+                    f"sooner (p50) | `{w['command']}` |")
+        rows.append(f"| save-to-searchable, a burst of {b['files']} files | p50 {b['p50_s']} s, p95 {b['p95_s']} s "
+                    f"from each file's write, in {b['generations']} generation(s) | `ingest` of the same burst: "
+                    f"{b['full_ingest_s']} s | **{b['full_ingest_s'] / b['p95_s']:.1f}×** sooner (p95) | "
+                    f"`{w['command']}` |")
+        rows.append(f"| rename of a {r['files']}-file folder | **{r['watch_chunks_encoded']} chunks encoded** of "
+                    f"{r['chunks_in_folder']}, searchable at the new path in {r['watch_searchable_s']} s | `ingest` "
+                    f"after the same rename: {r['full_ingest_chunks_encoded']} encoded (same vector reuse), "
+                    f"{r['full_ingest_s']} s | | `{w['command']}` |")
+    i = w.get("idle")
+    if i:
+        t, e = i["tree_events"], i["empty_events"]
+        tp, ep = i["tree_poll"], i["empty_poll"]
+        rows.append(f"| idle watcher on a {i['files']:,}-file tree (text-only index) | events: "
+                    f"{t['idle_cpu_pct']}% CPU, RSS {t['rss_mib']} MiB (peak {t['peak_rss_mib']}); "
+                    f"`--poll 2`: {tp['idle_cpu_pct']}% CPU, RSS {tp['rss_mib']} MiB | a watcher on an empty folder: "
+                    f"{e['idle_cpu_pct']}% CPU, {e['rss_mib']} MiB (poll {ep['idle_cpu_pct']}%); one `ingest` of "
+                    f"the unchanged tree: {i['full_reingest_unchanged_s']} s | **{t['rss_mib'] / e['rss_mib']:.2f}×** "
+                    f"the memory | `{i['command']}` |")
+    return rows

@@ -261,6 +261,7 @@ def test_file_changed_again_while_encoded(tmp_path, tiny_model, encoder):
         while w.state["state"] != "syncing":  # the watcher took the file and is encoding it
             assert time.monotonic() < deadline
             time.sleep(0.005)
+        time.sleep(0.05)  # read and parsed; its 40 parts are being encoded
         (docs / "big.md").write_text("# Big\n\n" + big.replace("river dolphins", "snow leopards"))
         got = converges(index, docs, tmp_path, model, encoder, timeout=60)
         assert any("snow leopards" in c[3] for c in got["chunks"])
@@ -392,6 +393,7 @@ def _wait_line(proc: subprocess.Popen, event: str, log: Path) -> dict:
     raise AssertionError(f"watch ended without {event}: {log.read_text()}")
 
 
+@pytest.mark.slow
 def test_kill_9_mid_burst_then_restart(tmp_path, tiny_model):
     docs, index, log = tmp_path / "docs", tmp_path / "idx", tmp_path / "watch.err"
     docs.mkdir()
