@@ -394,7 +394,7 @@ def _wait_line(proc: subprocess.Popen, event: str, log: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_burst_then_restart(tmp_path, tiny_model):
+def test_kill_9_mid_burst_then_restart(tmp_path, tiny_model, encoder):
     docs, index, log = tmp_path / "docs", tmp_path / "idx", tmp_path / "watch.err"
     docs.mkdir()
     (docs / "seed.md").write_text(doc("Seed", "the first file"))
@@ -427,7 +427,7 @@ def test_kill_9_mid_burst_then_restart(tmp_path, tiny_model):
     finally:
         if proc.poll() is None:
             proc.kill()
-    got = converges(index, docs, tmp_path, model)
+    got = converges(index, docs, tmp_path, model, encoder)
     assert len(got["documents"]) == 1 + 60 - len(range(0, 60, 7))
     paths = [c[0] for c in got["chunks"]]
     assert len(paths) == len(set(zip(paths, [c[1] for c in got["chunks"]])))  # no duplicate chunk
