@@ -375,6 +375,8 @@ def test_cli_watch_json_status_and_second_watcher(tmp_path):
     with watching(docs, index):
         r = runner.invoke(app, ["watch", str(docs), "--index", str(index), "--exit-after", "0.2"])
         assert r.exit_code == 1 and "already watched by PID" in r.output
+        r = runner.invoke(app, ["serve", "--index", str(index), "--port", "0", "--watch", str(docs)])
+        assert r.exit_code == 1 and "already watched by PID" in r.output
         s = json.loads(runner.invoke(app, ["status", "--index", str(index), "--json"]).stdout)["watch"]
         assert s["running"] is True and s["state"] == "watching" and s["pid"] == os.getpid()
 

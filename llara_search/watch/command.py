@@ -98,6 +98,7 @@ def serve_watching(engine, paths: list[Path], settings: WatchSettings) -> Iterat
             print(describe(e), file=sys.stderr, flush=True)
 
     watcher = Watcher(engine, paths, settings=settings, on_event=on_event)
+    watcher.claim()
     new = engine.store.current_generation() is None
     thread = watcher.start_thread()
     if new:

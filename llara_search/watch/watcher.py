@@ -79,7 +79,7 @@ class Watcher:
         """Watch until `stop()` (or `exit_after` seconds). Raises WatchAlreadyRunning when another watcher has the
         index; sync errors are reported and retried, never raised."""
         deadline = None if exit_after is None else time.monotonic() + exit_after
-        self._lock.acquire()
+        self.claim()
         try:
             self._watch_all()
             self._set(state="catching up")
@@ -96,24 +96,31 @@ class Watcher:
                 self._step()
         except Stopped:
             pass
+        except Exception as exc:
+            self._error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self.state["state"] = "failed"
+            raise
         finally:
             for obs in self._observers.values():
                 obs.stop()
             for obs in self._observers.values():
                 obs.join(timeout=5)
-            self._set(state="stopped", pending=len(self.pending))
+            self._set(state="stopped" if self.state["state"] != "failed" else "failed", pending=len(self.pending))
             self._lock.release()
             self.ready.set()
             self._emit("stopped")
+
+    def claim(self) -> None:
+        """Take the index's watch lock now (a second watcher fails here, in the caller's thread, with one line)."""
+        if self._lock.fd is None:
+            self._lock.acquire()
 
     def start_thread(self) -> threading.Thread:
         """Run in a daemon thread (the server's): errors at start are in `self.state['last_error']`."""
         def body():
             try:
                 self.run()
-            except Exception as exc:  # noqa: BLE001 - a server keeps serving; /info says why it is not watching
-                self._error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                self._set(state="failed")
+            except Exception:  # noqa: BLE001 - a server keeps serving; /info says why it is not watching
                 self.ready.set()
 
         t = threading.Thread(target=body, name="llara-watch", daemon=True)
@@ -291,6 +298,8 @@ class Watcher:
         self._write()
 
     def _write(self) -> None:
+        if self._lock.fd is None:  # not ours: the state file belongs to the watcher that holds the lock
+            return
         snapshot = dict(self.state, mode=dict(self.state["mode"]))
         if snapshot != self._written:
             write_state(self.engine.paths.root, snapshot)
