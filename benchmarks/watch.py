@@ -279,6 +279,6 @@ def report_rows(data: dict) -> list[str]:
                     f"{t['idle_cpu_pct']}% CPU, RSS {t['rss_mib']} MiB (peak {t['peak_rss_mib']}); "
                     f"`--poll 2`: {tp['idle_cpu_pct']}% CPU, RSS {tp['rss_mib']} MiB | a watcher on an empty folder: "
                     f"{e['idle_cpu_pct']}% CPU, {e['rss_mib']} MiB (poll {ep['idle_cpu_pct']}%); one `ingest` of "
-                    f"the unchanged tree: {i['full_reingest_unchanged_s']} s | **{t['rss_mib'] / e['rss_mib']:.2f}×** "
+                    f"the unchanged tree: {i.get('full_reingest_unchanged_s', i.get('full_ingest_s'))} s | **{t['rss_mib'] / e['rss_mib']:.2f}×** "
                     f"the memory | `{i['command']}` |")
     return rows

@@ -189,7 +189,7 @@ class Watcher:
         self.state["mode"][str(root)] = "paused"
         msg = f"{root} is not there (unmounted or removed); its documents are kept and it is watched again when it " \
               "comes back"
-        log.warning("%s", msg)
+        log.debug("%s", msg)
         self._emit("paused", root=str(root), warning=msg)
         self._write()
 
@@ -281,7 +281,7 @@ class Watcher:
         self._emit("waiting", message=message + "; waiting for it")
 
     def _error(self, message: str) -> None:
-        log.warning("%s", message)
+        log.debug("%s", message)
         self.state["last_error"] = {"at": now_iso(), "message": message}
         self._emit("error", message=message)
         self._write()
