@@ -10,10 +10,13 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..ingest.pipeline import IngestOptions
 from .watcher import WatchSettings, Watcher
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 
 def describe(e: dict) -> str:
@@ -61,7 +64,7 @@ def stop_on_signals(watcher: Watcher) -> Iterator[None]:
             signal.signal(sig, h)
 
 
-def run_watch(engine, paths: list[Path], options: IngestOptions, settings: WatchSettings, *, model: str | None,
+def run_watch(engine: Engine, paths: list[Path], options: IngestOptions, settings: WatchSettings, *, model: str | None,
               adapter: str | None, chunk_tokens: int | None, as_json: bool, exit_after: float | None,
               console=None) -> Watcher:
     """Watch in this thread until stopped; every event printed as it happens."""
@@ -85,7 +88,7 @@ def run_watch(engine, paths: list[Path], options: IngestOptions, settings: Watch
 
 
 @contextmanager
-def serve_watching(engine, paths: list[Path], settings: WatchSettings) -> Iterator[Watcher | None]:
+def serve_watching(engine: Engine, paths: list[Path], settings: WatchSettings) -> Iterator[Watcher | None]:
     """`serve --watch`: the watcher in a thread of the server, on the server's own engine (one model in memory; its
     searcher follows each new generation through HEAD). A new index is caught up before the server opens."""
     if not paths:

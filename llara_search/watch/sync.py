@@ -7,12 +7,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..ingest.pipeline import IngestOptions, IngestReport
 from ..ingest.walk import walk
 from ..layout import IndexLockedError, WriteLock
 from .filters import PathFilter
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 
 class Stopped(Exception):
@@ -20,7 +23,7 @@ class Stopped(Exception):
 
 
 @contextmanager
-def write_lock(engine, stop: threading.Event, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+def write_lock(engine: Engine, stop: threading.Event, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
     """The index's write lock, shared with `ingest`, `reindex` and `compact`: waited for (and said so once) while
     another writer holds it, given up when the watcher is stopped."""
     told = False
@@ -41,7 +44,7 @@ def write_lock(engine, stop: threading.Event, waiting: Callable[[str], None] | N
         lock.__exit__(None, None, None)
 
 
-def _ingestor(engine, options: IngestOptions, model: str | None, adapter: str | None, chunk_tokens: int | None):
+def _ingestor(engine: Engine, options: IngestOptions, model: str | None, adapter: str | None, chunk_tokens: int | None):
     engine._check_vectors()
     _, chunker, fp = engine._prepare_write(model, adapter, chunk_tokens, options.index_type, options.index_factory)
     ing = engine._ingestor(chunker, fp, options, None)
@@ -56,8 +59,8 @@ def _ingestor(engine, options: IngestOptions, model: str | None, adapter: str | 
     return ing
 
 
-def catch_up(engine, roots: list[Path], options: IngestOptions, stop: threading.Event, *, model: str | None = None,
-             adapter: str | None = None, chunk_tokens: int | None = None,
+def catch_up(engine: Engine, roots: list[Path], options: IngestOptions, stop: threading.Event, *,
+             model: str | None = None, adapter: str | None = None, chunk_tokens: int | None = None,
              waiting: Callable[[str], None] | None = None) -> IngestReport:
     """What changed while nobody watched: `ingest` of the roots (unchanged files cost a stat, removed ones go)."""
     with write_lock(engine, stop, waiting):
@@ -89,7 +92,7 @@ def expand(changed: list[str], filt: PathFilter, options: IngestOptions) -> tupl
     return sorted(files.values()), gone
 
 
-def _indexed(engine, gone: list[str]) -> list[str]:
+def _indexed(engine: Engine, gone: list[str]) -> list[str]:
     """The gone paths that hold live documents (a vanished editor temp file or empty folder needs no generation)."""
     from sqlalchemy import or_, select
 
@@ -106,7 +109,7 @@ def _indexed(engine, gone: list[str]) -> list[str]:
     return out
 
 
-def sync_changes(engine, changed: list[str], filt: PathFilter, options: IngestOptions, stop: threading.Event, *,
+def sync_changes(engine: Engine, changed: list[str], filt: PathFilter, options: IngestOptions, stop: threading.Event, *,
                  waiting: Callable[[str], None] | None = None) -> IngestReport | None:
     """The settled paths as one generation; None when none of them concerns the index."""
     files, gone = expand(changed, filt, options)

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..ingest.pipeline import IngestOptions, IngestReport
 from .events import Collector, Pending
@@ -21,6 +21,9 @@ from .filters import PathFilter
 from .observe import make_observer, polling_reason
 from .state import WatchLock, now_iso, write_state
 from .sync import Stopped, catch_up, sync_changes
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ class Watcher:
     """Keeps an index in sync with folders. `on_event(dict)` hears every sync, failure, pause and resume (the CLI
     prints them, one JSON line each under --json); `status()` is what the state file says."""
 
-    def __init__(self, engine, roots: list[Path], options: IngestOptions | None = None,
+    def __init__(self, engine: Engine, roots: list[Path], options: IngestOptions | None = None,
                  settings: WatchSettings | None = None, *, model: str | None = None, adapter: str | None = None,
                  chunk_tokens: int | None = None, on_event: Callable[[dict], None] | None = None):
         self.engine = engine
