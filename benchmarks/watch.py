@@ -71,10 +71,10 @@ def _mem_mib(pid: int) -> tuple[float, float]:
     return round(vals["VmRSS"], 1), round(vals["VmHWM"], 1)
 
 
-def _cli_ingest(docs: Path, index: Path, model: str) -> tuple[float, dict]:
+def _cli_ingest(docs: Path, index: Path, model: str, *extra: str) -> tuple[float, dict]:
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "llara_search", "ingest", str(docs), "--index", str(index), "--model",
-                        model, "--json"], capture_output=True, text=True, check=True)
+                        model, "--json", *extra], capture_output=True, text=True, check=True)
     return time.perf_counter() - t, json.loads(r.stdout)
 
 
@@ -171,8 +171,11 @@ def latency(docs: Path, index: Path, model: str, saves: int, burst: int, twin: P
     return out
 
 
-def idle(tree: int, seconds: float) -> dict:
-    """Idle CPU and memory of a watcher on a `tree`-file folder vs one on an empty folder (text-only index)."""
+def idle(tree: int, seconds: float, include: str | None = None) -> dict:
+    """Idle CPU and memory of a watcher on a `tree`-file folder vs one on an empty folder (text-only index).
+    `include`: a glob none of the tree's files match, so that the watcher observes every file (kernel watches on
+    every folder; polling stats every file) while the index stays empty: the watcher's own cost without building a
+    100,000-document index first (which takes the better part of an hour on a loaded 2-core box)."""
     base = WORK / "watch-tree"
     docs, index, empty, eindex = base / "docs", base / "idx", base / "empty", base / "eidx"
     if not (base / "done").exists():
@@ -192,7 +195,7 @@ def idle(tree: int, seconds: float) -> dict:
     for name, folder, idx in (("tree", docs, index), ("empty", empty, eindex)):
         for mode, extra in (("events", ()), ("poll", ("--poll", "2"))):
             t0 = time.monotonic()
-            w = WatchProc(folder, idx, "none", *extra)
+            w = WatchProc(folder, idx, "none", *extra, *(("--include", include) if include else ()))
             assert w.watching.wait(7200)
             start_s = time.monotonic() - t0
             time.sleep(1.0)
@@ -203,9 +206,10 @@ def idle(tree: int, seconds: float) -> dict:
             w.stop()
             out[f"{name}_{mode}"] = {"start_s": round(start_s, 2), "idle_cpu_pct": round(100 * cpu / seconds, 2),
                                      "rss_mib": rss, "peak_rss_mib": hwm}
-    t, rep = _cli_ingest(docs, index, "none")
+    t, rep = _cli_ingest(docs, index, "none", *(("--include", include) if include else ()))
     out["full_reingest_unchanged_s"] = round(t, 2)
     out["documents"] = rep["documents"]
+    out["include"] = include
     return out
 
 
@@ -215,6 +219,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--burst", type=int, default=1000)
     ap.add_argument("--tree", type=int, default=100_000)
     ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--idle-include", default=None, help="A glob for the idle watcher (see idle())")
     ap.add_argument("--only", choices=("latency", "idle"), help="Run one half (the other half's record is kept)")
     args = ap.parse_args(argv)
     from llara_search.testing import make_tiny_llara
@@ -234,7 +239,7 @@ def main(argv=None) -> dict:
         res["load_average_1min_end"] = os.getloadavg()[0]
         res["command"] = "python -m benchmarks.watch " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.tree and args.only != "latency":
-        half = idle(args.tree, args.idle_seconds) | {
+        half = idle(args.tree, args.idle_seconds, args.idle_include) | {
             "machine": machine(), "load_average_1min": os.getloadavg()[0],
             "command": "python -m benchmarks.watch " + " ".join(sys.argv[1:] if argv is None else argv)}
         res = {"idle": half} if args.only == "idle" else res | {"idle": half}

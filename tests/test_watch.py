@@ -483,3 +483,29 @@ def test_serve_watch_keeps_results_current(tmp_path):
             proc.kill()
     assert read_state(index)["state"] == "stopped"
     converges(index, docs, tmp_path)
+
+
+@pytest.mark.slow
+def test_sigterm_in_a_sync_stops_at_once_and_the_next_start_finishes(tmp_path):
+    docs, index, log = tmp_path / "docs", tmp_path / "idx", tmp_path / "watch.err"
+    docs.mkdir()
+    for i in range(1000):
+        (docs / f"f{i:04d}.txt").write_text(f"plain file {i} about herons\n")
+    proc = _watch_proc(docs, index, "none", log)
+    try:
+        deadline = time.monotonic() + 120
+        while (read_state(index) or {}).get("state") != "catching up":
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()  # a clean stop, not the end of the catch-up
+        assert [json.loads(x)["event"] for x in proc.stdout] == ["stopped"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert read_state(index)["state"] == "stopped"
+    r = runner.invoke(app, ["watch", str(docs), "--index", str(index), "--json", "--exit-after", "0"])
+    assert r.exit_code == 0, r.output
+    first = json.loads(r.stdout.splitlines()[0])
+    assert first["kind"] == "catch-up" and first["documents"] == 1000
+    converges(index, docs, tmp_path)

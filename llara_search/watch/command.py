@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from ..ingest.pipeline import IngestOptions
+from .sync import Stopped
 from .watcher import WatchSettings, Watcher
 
 if TYPE_CHECKING:
@@ -45,16 +46,16 @@ def describe(e: dict) -> str:
 
 @contextmanager
 def stop_on_signals(watcher: Watcher) -> Iterator[None]:
-    """SIGINT/SIGTERM: finish the sync in hand (or drop it: an uncommitted generation is the next start's), then
-    exit 0. A second signal interrupts at once."""
+    """SIGINT/SIGTERM: stop now and exit 0. A sync in hand is abandoned where it is, as a crash would leave it
+    (readers never saw its generation; the next start's catch-up finishes it without re-encoding what it wrote)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, _frame):
-        if watcher.stopping:
-            raise KeyboardInterrupt
         watcher.stop()
+        if watcher.busy:
+            raise Stopped
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 
-class Stopped(Exception):
-    """The watcher was asked to stop while it waited for the write lock."""
+class Stopped(BaseException):
+    """The watcher was asked to stop (while it waited for the write lock, or by a signal in a sync). A
+    BaseException, like KeyboardInterrupt: no `except Exception` on the way (a parser's) may take it for a failure."""
 
 
 @contextmanager

@@ -58,6 +58,7 @@ class Watcher:
         self.pending = Pending(self.settings.debounce, self.settings.max_wait, self.settings.pending_limit)
         self.collector = Collector(self.pending, self.filter)
         self._stop = threading.Event()
+        self.busy = False  # inside a sync (an interrupt there abandons it: the next start finishes it)
         self.ready = threading.Event()  # set once the catch-up is committed and events are being taken
         self._observers: dict[float | None, object] = {}
         self._watches: dict[Path, tuple] = {}  # root -> (observer key, watchdog ObservedWatch)
@@ -217,6 +218,7 @@ class Watcher:
     def _sync(self, changed: list[str]) -> None:
         t0 = time.monotonic()
         self._set(state="syncing", pending=len(self.pending) + len(changed))
+        self.busy = True
         try:
             report = sync_changes(self.engine, changed, self.filter, self.options, self._stop,
                                   waiting=self._waiting)
@@ -228,6 +230,8 @@ class Watcher:
             self._stop.wait(self.settings.retry_s)
             self._set(state="watching")
             return
+        finally:
+            self.busy = False
         if report is not None:
             self._done("change", report, len(changed), time.monotonic() - t0)
         self._set(state="watching")
@@ -237,6 +241,7 @@ class Watcher:
             return
         while True:
             t0 = time.monotonic()
+            self.busy = True
             try:
                 report = catch_up(self.engine, roots, self.options, self._stop, model=self.model,
                                   adapter=self.adapter, chunk_tokens=self.chunk_tokens, waiting=self._waiting)
@@ -250,6 +255,8 @@ class Watcher:
                 if self._stop.wait(self.settings.retry_s):
                     raise Stopped from None
                 continue
+            finally:
+                self.busy = False
             self._done(kind, report, None, time.monotonic() - t0)
             return
 
