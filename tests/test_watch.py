@@ -504,7 +504,8 @@ def test_sigterm_in_a_sync_stops_at_once_and_the_next_start_finishes(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert read_state(index)["state"] == "stopped"
-    r = runner.invoke(app, ["watch", str(docs), "--index", str(index), "--json", "--exit-after", "0"])
+    r = runner.invoke(app, ["watch", str(docs), "--index", str(index), "--model", "none", "--json",
+                            "--exit-after", "0"])
     assert r.exit_code == 0, r.output
     first = json.loads(r.stdout.splitlines()[0])
     assert first["kind"] == "catch-up" and first["documents"] == 1000
