@@ -55,7 +55,7 @@ def _fail(message: str, code: int = 1) -> None:
 _EXPECTED = {"llara_search.engine": "EngineError", "llara_search.store.db": "StoreError",
              "llara_search.layout": "IndexLockedError", "llara_search.search": "EmptyIndexError",
              "llara_search.index.generations": "IndexFileError", "llara_search.client": "LlaraSearchError",
-             "llara_search.index.backend": "VectorDBError", "llara_search.watch.state": "WatchAlreadyRunning"}
+             "llara_search.index.backend": "VectorDBError"}
 
 
 def _expected_errors() -> tuple[type, ...]:

@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..layout import IndexLockedError
+
 STATE_FILE = "watch.json"
 LOCK_FILE = ".watch.lock"
 
@@ -21,8 +23,8 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class WatchAlreadyRunning(RuntimeError):
-    pass
+class WatchAlreadyRunning(IndexLockedError):
+    """Another watcher holds the index (a lock error like a second writer's: one line, exit 1)."""
 
 
 class WatchLock:
