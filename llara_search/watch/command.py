@@ -79,8 +79,15 @@ def run_watch(engine: Engine, paths: list[Path], options: IngestOptions, setting
             style = {"failed": "yellow", "paused": "yellow", "error": "red"}.get(e["event"])
             console.print(Text(describe(e), style=style or ""), highlight=False)
 
-    if not engine.info.get("model"):
+    info = engine.info
+    if not info.get("model"):
         engine.check_memory(model, adapter)  # a first sync would load it: refuse before anything is recorded
+    elif adapter is not None and str(Path(adapter).expanduser().resolve()) != info.get("adapter"):
+        from ..engine import EngineError
+
+        raise EngineError(f"index {engine.paths.root} uses adapter {info.get('adapter')}; watch does not switch "
+                          f"adapters: run `llara-search ingest PATH --index {engine.paths.root} --adapter {adapter}` "
+                          "(it re-encodes every chunk), then watch")
     watcher = Watcher(engine, paths, options, settings, model=model, adapter=adapter, chunk_tokens=chunk_tokens,
                       on_event=on_event)
     with stop_on_signals(watcher):
