@@ -283,7 +283,10 @@ def report_rows(data: dict) -> list[str]:
     if i:
         t, e = i["tree_events"], i["empty_events"]
         tp, ep = i["tree_poll"], i["empty_poll"]
-        rows.append(f"| idle watcher on a {i['files']:,}-file tree (text-only index) | events: "
+        how = f"every file observed, none indexed: `--include '{i['include']}'`" if i.get("include") else \
+            "text-only index"
+        rows.append(f"| idle watcher on a {i['files']:,}-file tree ({how}; start {t['start_s']} s vs "
+                    f"{e['start_s']} s) | events: "
                     f"{t['idle_cpu_pct']}% CPU, RSS {t['rss_mib']} MiB (peak {t['peak_rss_mib']}); "
                     f"`--poll 2`: {tp['idle_cpu_pct']}% CPU, RSS {tp['rss_mib']} MiB | a watcher on an empty folder: "
                     f"{e['idle_cpu_pct']}% CPU, {e['rss_mib']} MiB (poll {ep['idle_cpu_pct']}%); one `ingest` of "
