@@ -83,7 +83,7 @@ def run_watch(engine: Engine, paths: list[Path], options: IngestOptions, setting
     if not info.get("model"):
         engine.check_memory(model, adapter)  # a first sync would load it: refuse before anything is recorded
     elif adapter is not None and str(Path(adapter).expanduser().resolve()) != info.get("adapter"):
-        from ..engine import EngineError
+        from ..errors import EngineError
 
         raise EngineError(f"index {engine.paths.root} uses adapter {info.get('adapter')}; watch does not switch "
                           f"adapters: run `llara-search ingest PATH --index {engine.paths.root} --adapter {adapter}` "
@@ -102,7 +102,7 @@ def serve_watching(engine: Engine, paths: list[Path], settings: WatchSettings) -
     if not paths:
         yield None
         return
-    from ..engine import EngineError
+    from ..errors import EngineError
 
     def on_event(e: dict) -> None:
         if e["event"] != "watching":

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..layout import IndexLockedError
+from ..errors import IndexLockedError
 
 STATE_FILE = "watch.json"
 LOCK_FILE = ".watch.lock"

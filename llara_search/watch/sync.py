@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from .. import writing
 from ..ingest.pipeline import IngestOptions, IngestReport
 from ..ingest.walk import walk
 from ..layout import IndexLockedError, WriteLock
@@ -46,9 +47,10 @@ def write_lock(engine: Engine, stop: threading.Event, waiting: Callable[[str], N
 
 
 def _ingestor(engine: Engine, options: IngestOptions, model: str | None, adapter: str | None, chunk_tokens: int | None):
-    engine._check_vectors()
-    _, chunker, fp = engine._prepare_write(model, adapter, chunk_tokens, options.index_type, options.index_factory)
-    ing = engine._ingestor(chunker, fp, options, None)
+    writing.check_vectors(engine)
+    _, chunker, fp = writing.prepare_write(engine, model, adapter, chunk_tokens, options.index_type,
+                                           options.index_factory)
+    ing = writing.ingestor(engine, chunker, fp, options, None)
     if ing.encode is not None:  # a server shares the model with its queries: one forward at a time
         encode, lock = ing.encode, engine._encode_lock
 
@@ -66,7 +68,7 @@ def catch_up(engine: Engine, roots: list[Path], options: IngestOptions, stop: th
     """What changed while nobody watched: `ingest` of the roots (unchanged files cost a stat, removed ones go)."""
     with write_lock(engine, stop, waiting):
         report = _ingestor(engine, options, model, adapter, chunk_tokens).run_files(roots)
-        engine._calibrate_fusion()
+        writing.calibrate_fusion(engine)
         return report
 
 
@@ -121,5 +123,5 @@ def sync_changes(engine: Engine, changed: list[str], filt: PathFilter, options: 
         t = time.perf_counter()
         report = _ingestor(engine, options, None, None, None).run_changes(files, gone)
         report.seconds = time.perf_counter() - t
-        engine._calibrate_fusion()
+        writing.calibrate_fusion(engine)
         return report
