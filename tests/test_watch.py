@@ -372,6 +372,9 @@ def test_cli_watch_json_status_and_second_watcher(tmp_path):
     assert "watcher: stopped" in human.stdout
     r = runner.invoke(app, ["watch", str(tmp_path / "nope"), "--index", str(index)])
     assert r.exit_code == 2 and "no such file or folder" in r.output
+    r = runner.invoke(app, ["watch", str(docs), "--index", str(tmp_path / "new"), "--model", str(tmp_path / "no")])
+    assert r.exit_code == 1 and "cannot load model" in r.output
+    assert not (tmp_path / "new").exists()  # a first sync that failed leaves no folder, as ingest does
     r = runner.invoke(app, ["watch", str(docs), "--index", str(index), "--adapter", str(tmp_path)])
     assert r.exit_code == 1 and "watch does not switch adapters" in r.output
     with watching(docs, index):

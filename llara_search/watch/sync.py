@@ -65,8 +65,9 @@ def _ingestor(engine: Engine, options: IngestOptions, model: str | None, adapter
 def catch_up(engine: Engine, roots: list[Path], options: IngestOptions, stop: threading.Event, *,
              model: str | None = None, adapter: str | None = None, chunk_tokens: int | None = None,
              waiting: Callable[[str], None] | None = None) -> IngestReport:
-    """What changed while nobody watched: `ingest` of the roots (unchanged files cost a stat, removed ones go)."""
-    with write_lock(engine, stop, waiting):
+    """What changed while nobody watched: `ingest` of the roots (unchanged files cost a stat, removed ones go). A
+    first one that fails before it commits a chunk removes the folder it created, as `ingest` does."""
+    with writing.first_write(engine), write_lock(engine, stop, waiting):
         report = _ingestor(engine, options, model, adapter, chunk_tokens).run_files(roots)
         writing.calibrate_fusion(engine)
         return report

@@ -239,6 +239,7 @@ class Watcher:
     def _catch_up(self, roots: list[Path], kind: str) -> None:
         if not roots:
             return
+        first = kind == "catch-up" and self.state["syncs"] == 0 and not self.engine.info.get("model")
         while True:
             t0 = time.monotonic()
             self.busy = True
@@ -248,8 +249,8 @@ class Watcher:
             except Stopped:
                 raise
             except Exception as exc:  # noqa: BLE001
-                if kind == "catch-up" and self.state["syncs"] == 0 and not self.engine.info.get("model"):
-                    raise  # nothing to watch into (the model will not load, say): fail like `ingest` would
+                if first:  # nothing to watch into (the model will not load, say): fail like `ingest` would (and its
+                    raise  # folder is gone again, as `ingest` leaves it)
                 self._error(f"{kind} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
                             "retrying")
                 if self._stop.wait(self.settings.retry_s):
