@@ -494,6 +494,9 @@ def test_serve_watch_keeps_results_current(tmp_path):
 def test_sigterm_in_a_sync_stops_at_once_and_the_next_start_finishes(tmp_path):
     docs, index, log = tmp_path / "docs", tmp_path / "idx", tmp_path / "watch.err"
     docs.mkdir()
+    (docs / "first.txt").write_text("the first file\n")
+    r = runner.invoke(app, ["watch", str(docs), "--index", str(index), "--model", "none", "--exit-after", "0"])
+    assert r.exit_code == 0, r.output
     for i in range(1000):
         (docs / f"f{i:04d}.txt").write_text(f"plain file {i} about herons\n")
     proc = _watch_proc(docs, index, "none", log)
@@ -513,5 +516,5 @@ def test_sigterm_in_a_sync_stops_at_once_and_the_next_start_finishes(tmp_path):
                             "--exit-after", "0"])
     assert r.exit_code == 0, r.output
     first = json.loads(r.stdout.splitlines()[0])
-    assert first["kind"] == "catch-up" and first["documents"] == 1000
+    assert first["kind"] == "catch-up" and first["documents"] == 1001
     converges(index, docs, tmp_path)

@@ -220,6 +220,8 @@ class Watcher:
         self._set(state="syncing", pending=len(self.pending) + len(changed))
         self.busy = True
         try:
+            if self._stop.is_set():
+                raise Stopped
             report = sync_changes(self.engine, changed, self.filter, self.options, self._stop,
                                   waiting=self._waiting)
         except Stopped:
@@ -244,6 +246,8 @@ class Watcher:
             t0 = time.monotonic()
             self.busy = True
             try:
+                if self._stop.is_set():  # a signal just before busy: it only asked to stop
+                    raise Stopped
                 report = catch_up(self.engine, roots, self.options, self._stop, model=self.model,
                                   adapter=self.adapter, chunk_tokens=self.chunk_tokens, waiting=self._waiting)
             except Stopped:
