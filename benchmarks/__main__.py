@@ -10,7 +10,7 @@ import json
 import sys
 
 from . import (bm25, cli_query, dtype, encode, formats, hostile_serve, index, ingest, memory, milvus, parsing, rerank,
-               serve, soak)
+               serve, soak, watch)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -170,6 +170,7 @@ def report() -> str:
     lines += adapt_report(data)
     lines += hostile_serve.report_lines(data)
     lines += verdict_report(data)
+    lines += watch.report_rows(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -349,6 +350,7 @@ def main() -> None:
         parsing.main([])
         formats.main([])
         hostile_serve.main([])
+        watch.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

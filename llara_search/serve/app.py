@@ -366,17 +366,15 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
 
 def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
                rerank: RerankPolicy | None = None, *, request_timeout: float | None = limits.DEFAULT_DEADLINE_S,
-               shutdown_grace: float = SHUTDOWN_GRACE_S, exit_process: bool = False) -> None:
+               shutdown_grace: float = SHUTDOWN_GRACE_S) -> None:
     """Serve until SIGINT/SIGTERM. While it runs, `<index>/server.json` tells `llara-search query` on this machine
     where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port.
 
     On SIGTERM the server stops taking connections and gives requests in flight `shutdown_grace` seconds; then
     their work stops at its next checkpoint (they are answered 503) and, should one be stuck inside a single long
     computation, the process exits anyway a second later. Serving never writes to the index, so there is nothing
-    to leave half-written; the server record is removed first. `exit_process` (the CLI): end the process right
-    there, without the interpreter's teardown, which on a busy machine spends seconds collecting the model's
-    objects after the server has already stopped."""
-    import os
+    to leave half-written; the server record is removed first. A caller ending the process afterwards (the CLI)
+    calls `exit_now()` once whatever else it runs (a watcher) has stopped."""
     import sys
 
     import uvicorn
@@ -404,14 +402,21 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
         url = rec.url if rec else f"http://{host}:{sock.getsockname()[1]}"
         print(f"serving {engine.paths.root} at {url} (OpenAPI docs at {url}/docs)", file=sys.stderr, flush=True)
         server.run(sockets=[sock])
-    idle = lanes.close(wait_s=1.0)
-    if not idle:  # a worker inside one long computation: Python cannot stop it, so the process ends here
-        print("stopped with work still running (cancelled)", file=sys.stderr, flush=True)
-    if exit_process or not idle:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    if not lanes.close(wait_s=1.0):  # a worker inside one long computation: Python cannot stop it
+        print("stopped; a search still computing was cancelled", file=sys.stderr, flush=True)
+
+
+def exit_now(code: int = 0) -> None:
+    """End a stopped server's process at once: without the interpreter's teardown, which on a busy machine spends
+    seconds collecting the model's objects, and waits for a worker thread still inside one long computation (its
+    answer is no longer wanted; serving writes nothing to the index)."""
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class _Stop(Exception):
