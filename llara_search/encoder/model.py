@@ -18,8 +18,9 @@ import torch
 from .batching import forward_in_batches
 from .checkpoint import (DEFAULT_MODEL, files_fingerprint, load_tokenizer, make_fingerprint, model_load_error,
                          resolve_model_dir)
+from .forward import pooled_embeddings
 from .memory import CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS, Estimate, check_fits, resolve_dtype_name
-from .prompts import N_POOL, PromptIds, build_inputs, pad_left, tokenize_texts
+from .prompts import PromptIds, build_inputs, pad_left, tokenize_texts
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class LlaraEncoder:
         self.max_batch_tokens = max_batch_tokens or (CUDA_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
         self.show_progress = show_progress
         self.memory: Estimate | None = None  # what the memory check estimated before loading (from_pretrained)
+        self.static = None  # a StaticQueryPath once compile_queries() ran (static_query.py)
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -119,6 +121,20 @@ class LlaraEncoder:
         encoder.memory = memory
         return encoder
 
+    def compile_queries(self, *, lengths: Sequence[int] | None = None, batches: Sequence[int] | None = None,
+                        mode: str | None = None, warm: bool = True):
+        """Route query encodes through compiled fixed-shape buckets (static_query.py); `warm`: compile them now."""
+        from . import static_query
+
+        if self.static is not None:
+            self.static.close()
+        self.static = static_query.StaticQueryPath(
+            self.model, device=self.device, pad_id=self.prompt.pad_id, mode=mode,
+            lengths=lengths or static_query.DEFAULT_LENGTHS, batches=batches or static_query.DEFAULT_BATCHES)
+        if warm:
+            self.static.warm()
+        return self.static
+
     # ----------------------------------------------------------------------------------------------- identity
     @property
     def dim(self) -> int:
@@ -160,6 +176,10 @@ class LlaraEncoder:
         if not texts:
             return out
         seqs = build_inputs(self.prompt, tokenize_texts(self.tokenizer, texts, self.max_length), kind)
+        if kind == "query" and self.static is not None:
+            vecs = self.static.encode(seqs)
+            if vecs is not None:
+                return self._checked(vecs)
         bar = None
         if self.show_progress and len(texts) >= 256:
             from tqdm.auto import tqdm
@@ -177,13 +197,9 @@ class LlaraEncoder:
     @torch.inference_mode()
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
         ids, mask = pad_left(seqs, self.prompt.pad_id)
-        # use_cache=False: a KV cache is for generation; kept for every layer it cost 2·tokens·hidden·bytes per layer
-        # (8.6 GB for a 7B float32 batch of 8,192 tokens) and changed nothing in the embedding
-        hidden = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                            use_cache=False).last_hidden_state
-        emb = hidden[:, -N_POOL:, :].float().mean(dim=1)
-        emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
-        arr = emb.cpu().numpy()
+        return self._checked(pooled_embeddings(self.model, ids.to(self.device), mask.to(self.device)).cpu().numpy())
+
+    def _checked(self, arr: np.ndarray) -> np.ndarray:
         if not np.isfinite(arr).all():
             raise EncoderOutputError(
                 f"{self.name} produced NaN/inf embeddings (dtype {self.dtype}); the weights may be broken, or try "
