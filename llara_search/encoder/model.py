@@ -80,8 +80,9 @@ class LlaraEncoder:
         config alone, before any download) and raise `InsufficientMemoryError` instead of being killed by the
         kernel halfway through the load.
         """
-        from transformers import AutoModel, AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
+
+        from . import fast_load
 
         hf_logging.set_verbosity_error()  # the load report lists lm_head as "unexpected": expected for an encoder
         hf_logging.disable_progress_bar()
@@ -98,9 +99,9 @@ class LlaraEncoder:
                                 batch_tokens=max_batch_tokens, with_lm_head=adapter_dir is not None)
         model_dir = resolve_model_dir(str(name_or_path))
         tokenizer = load_tokenizer(str(model_dir), adapter_dir)
-        try:
-            weights = (AutoModel if adapter_dir is None else AutoModelForCausalLM).from_pretrained(
-                model_dir, dtype=dt, local_files_only=True)
+        try:  # straight to the device and dtype, at disk speed (fast_load.py)
+            weights = fast_load.load(model_dir, dtype=dt, device=dev, causal=adapter_dir is not None,
+                                     label=str(name_or_path), progress=show_progress)
         except (OSError, ValueError, KeyError) as exc:
             raise model_load_error(str(name_or_path), model_dir, exc) from None
         if adapter_dir is None:
