@@ -15,12 +15,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .batching import forward_in_batches
+from . import bulk
 from .checkpoint import (DEFAULT_MODEL, files_fingerprint, load_tokenizer, make_fingerprint, model_load_error,
                          resolve_model_dir)
-from .forward import pooled_embeddings
 from .memory import CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS, Estimate, check_fits, resolve_dtype_name
-from .prompts import PromptIds, build_inputs, pad_left, tokenize_texts
+from .prompts import PromptIds
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +172,11 @@ class LlaraEncoder:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"text #{i} is {type(t).__name__}, not str")
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
-            return out
-        seqs = build_inputs(self.prompt, tokenize_texts(self.tokenizer, texts, self.max_length), kind)
-        if kind == "query" and self.static is not None:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        seqs = None
+        if kind == "query" and self.static is not None:  # compiled fixed-shape buckets (static_query.py)
+            seqs = bulk.sequences(self, texts, kind)
             vecs = self.static.encode(seqs)
             if vecs is not None:
                 return self._checked(vecs)
@@ -186,19 +185,12 @@ class LlaraEncoder:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc=f"encode {kind}s", unit="text", leave=False)
-        try:
-            forward_in_batches([len(x) for x in seqs], lambda idx: self._forward([seqs[i] for i in idx]), out,
-                               max_tokens=self.max_batch_tokens, max_batch=batch_size or 256,
+        try:  # tokenization overlapped with the model, one host sync per window (bulk.py)
+            return bulk.encode(self, texts, kind, batch_size=batch_size, seqs=seqs,
                                after_batch=None if bar is None else bar.update)
         finally:
             if bar is not None:
                 bar.close()
-        return out
-
-    @torch.inference_mode()
-    def _forward(self, seqs: list[list[int]]) -> np.ndarray:
-        ids, mask = pad_left(seqs, self.prompt.pad_id)
-        return self._checked(pooled_embeddings(self.model, ids.to(self.device), mask.to(self.device)).cpu().numpy())
 
     def _checked(self, arr: np.ndarray) -> np.ndarray:
         if not np.isfinite(arr).all():
