@@ -117,3 +117,48 @@ def test_serve_default_compiles_on_cuda_only(monkeypatch):
     assert wanted(torch.device("cpu"))
     monkeypatch.setenv("LLARA_SEARCH_COMPILE_QUERIES", "off")
     assert not wanted(torch.device("cuda"))
+
+
+@pytest.mark.slow
+def test_serve_compiles_at_start_and_answers_with_eager_vectors(tmp_path, tiny_model):
+    """`llara-search serve` with the compiled path switched on (one bucket): it says so on stderr before serving,
+    and its /embeddings vectors are the eager encoder's."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from helpers import make_corpus
+    from llara_search.cli import app
+
+    index = tmp_path / "idx"
+    r = CliRunner().invoke(app, ["ingest", str(make_corpus(tmp_path / "docs")), "--index", str(index), "--model",
+                                 str(tiny_model), "--json"])
+    assert r.exit_code == 0, r.output
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "LLARA_SEARCH_COMPILE_QUERIES": "on",
+           "LLARA_SEARCH_QUERY_BUCKETS": "64x2"}
+    proc = subprocess.Popen([sys.executable, "-m", "llara_search", "serve", "--index", str(index), "--port", "0"],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=root)
+    try:
+        lines, deadline = [], time.monotonic() + 600
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "serve exited: " + "".join(lines)
+            lines.append(line)
+            if line.startswith("serving "):
+                break
+        assert any(x.startswith("compiled 1 query shapes in ") for x in lines), lines
+        url = line.split(" at ")[1].split()[0]
+        body = {"input": ["What is llama?", "x"], "model": "llara", "input_type": "query"}
+        got = httpx.post(url + "/v1/embeddings", json=body, timeout=60).json()
+        vecs = np.array([d["embedding"] for d in got["data"]], dtype=np.float32)
+        enc = LlaraEncoder.from_pretrained(str(tiny_model), show_progress=False)
+        assert np.abs(vecs - enc.encode_queries(["What is llama?", "x"])).max() <= 1e-5
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LENGTHS = (32, 64, 128)
 DEFAULT_BATCHES = (1, 8, 32)
 ENV = "LLARA_SEARCH_COMPILE_QUERIES"  # auto (CUDA only) | on | off
+BUCKETS_ENV = "LLARA_SEARCH_QUERY_BUCKETS"  # LENGTHSxBATCHES, e.g. 32,64,128x1,8,32 (the default)
 
 
 def wanted(device: torch.device) -> bool:
@@ -45,6 +46,39 @@ def wanted(device: torch.device) -> bool:
     if value != "auto":
         log.warning("%s=%r is not one of auto, on, off; using auto", ENV, value)
     return device.type == "cuda"
+
+
+def buckets_from_env() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(lengths, batches) from LLARA_SEARCH_QUERY_BUCKETS, the defaults when unset or malformed (said in the log)."""
+    value = os.environ.get(BUCKETS_ENV, "").strip()
+    if not value:
+        return DEFAULT_LENGTHS, DEFAULT_BATCHES
+    try:
+        lengths, batches = value.lower().split("x")
+        out = tuple(int(x) for x in lengths.split(",")), tuple(int(x) for x in batches.split(","))
+        if min(out[0] + out[1]) < 1 or max(out[0]) > 4096 or max(out[1]) > 1024:
+            raise ValueError
+        return out
+    except ValueError:
+        log.warning("%s=%r is not LENGTHSxBATCHES (e.g. 32,64,128x1,8,32); using the defaults", BUCKETS_ENV, value)
+        return DEFAULT_LENGTHS, DEFAULT_BATCHES
+
+
+def prepare_for_serving(encoder) -> None:
+    """What `serve` does once the model is loaded: compile and warm every query bucket when wanted (so that no
+    request pays for compiling), and say on stderr what it took."""
+    import sys
+
+    if not wanted(encoder.device):
+        return
+    lengths, batches = buckets_from_env()
+    path = encoder.compile_queries(lengths=lengths, batches=batches, warm=False)
+    took = path.warm()
+    if path.failed is None:
+        print(f"compiled {len(path._warm)} query shapes in {took:.1f} s ({path.mode}): up to {max(batches)} queries "
+              f"of up to {max(lengths)} tokens at a time", file=sys.stderr, flush=True)
+    else:
+        print(f"queries run eager: compiling failed ({path.failed})", file=sys.stderr, flush=True)
 
 
 class StaticQueryPath:
