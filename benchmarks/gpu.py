@@ -338,8 +338,8 @@ def main(argv=None) -> dict:
     enc = LlaraEncoder(model, tok, name="random-llama", device=device, dtype=dtype, max_length=512,
                        model_hash="random", show_progress=False)
     lengths = tuple(int(x) for x in args.query_lengths.split(","))
-    step("query", lambda: bench_queries(enc, queries, reps, lengths))
-    step("bulk", lambda: bench_bulk(enc, docs, peak, params))
+    step("query", lambda e=enc: bench_queries(e, queries, reps, lengths))
+    step("bulk", lambda e=enc: bench_bulk(e, docs, peak, params))
     del enc, model
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -348,7 +348,7 @@ def main(argv=None) -> dict:
     step("train", lambda: bench_training(tok, config, docs, device, dtype, peak, args.train_batch or (2 if tiny else 16),
                                          args.train_steps or (2 if tiny else 6), 64 if tiny else 128))
     try:
-        import faiss  # noqa: F401
+        import faiss  # noqa: F401  (present or not decides the row)
 
         step("faiss", lambda: bench_ivfpq(args.vectors or (5_000 if tiny else 1_000_000), args.dim or
                                           (64 if tiny else 4096), args.train_size, device, work))
