@@ -74,6 +74,20 @@ def test_sharded_bf16_checkpoint_tied_embeddings_and_staged_copies(tmp_path, tok
         _same_weights(ours, ref)
         if causal:
             assert ours.lm_head.weight.data_ptr() == ours.model.embed_tokens.weight.data_ptr()
+    # no conversion: several reading threads, each with its own staging buffers
+    ours = fast_load.load_model(out, dtype=torch.bfloat16, device=torch.device("cpu"), causal=True)
+    _same_weights(ours, AutoModelForCausalLM.from_pretrained(out, dtype=torch.bfloat16))
+
+
+def test_reading_threads_split_the_work_by_bytes(tiny_model):
+    entries = fast_load.read_header(tiny_model / "model.safetensors")
+    plan = [(e, e.name) for e in entries]
+    bar = fast_load._Progress("x", sum(e.nbytes for e in entries), False)
+    one = dict(fast_load._read_all(plan, torch.device("cpu"), torch.float32, bar, threads=1))
+    three = dict(fast_load._read_all(plan, torch.device("cpu"), torch.float32, bar, threads=3))
+    assert one.keys() == three.keys() == {e.name for e in entries}
+    assert all(torch.equal(one[k], three[k]) for k in one)
+    assert bar.done == 2 * sum(e.nbytes for e in entries)
 
 
 def test_encoder_vectors_equal_transformers_loader(tiny_model, encoder, monkeypatch):

@@ -13,8 +13,10 @@ Anything this loader does not understand (no safetensors files, quantized config
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import os
 import struct
 import sys
@@ -28,7 +30,8 @@ import torch
 log = logging.getLogger(__name__)
 
 PROGRESS_BYTES = 1 << 30  # models over 1 GB show a progress line on stderr
-CHUNK = 64 << 20  # staging buffer for device copies (two of them, alternating)
+CHUNK = 64 << 20  # staging buffer for device copies (two per reading thread, alternating)
+THREADS = 8  # reading threads at most (cores permitting)
 
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -160,12 +163,15 @@ class _Progress:
         self.enabled = enabled and total > PROGRESS_BYTES
         self.tty = self.enabled and sys.stderr.isatty()
         self.done, self.t0, self._last = 0, time.perf_counter(), 0.0
+        self._lock = threading.Lock()
         if self.enabled and not self.tty:
             print(f"loading {self.label}: {self.total / 1e9:.1f} GB", file=sys.stderr, flush=True)
 
     def __call__(self, n: int) -> None:
-        self.done += n
-        if self.tty and time.perf_counter() - self._last > 0.2:
+        with self._lock:
+            self.done += n
+            if not (self.tty and time.perf_counter() - self._last > 0.2):
+                return
             self._last = time.perf_counter()
             print(f"\rloading {self.label}: {self.done / 1e9:.1f}/{self.total / 1e9:.1f} GB "
                   f"({100 * self.done / max(1, self.total):.0f}%)", end="", file=sys.stderr, flush=True)
@@ -222,6 +228,45 @@ def _rebuild_meta_buffers(model, device: torch.device) -> None:
         setattr(model.get_submodule(owner) if owner else model, leaf, fresh)
 
 
+def _read_all(plan: list[tuple[TensorEntry, str]], device: torch.device, dtype: torch.dtype, bar: _Progress,
+              threads: int | None = None) -> list[tuple[str, torch.Tensor]]:
+    """Every tensor of `plan`, read by a few threads (reads and copies release the GIL; one thread reaches neither
+    NVMe nor PCIe speed), each with its own staging buffers and, on CUDA, its own stream. Work is balanced by bytes;
+    within a thread, tensors are read in file order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    converting = any(e.dtype.is_floating_point and e.dtype != dtype for e, _ in plan)
+    # on the CPU a conversion holds one source-dtype tensor per thread: one thread keeps the host peak at one tensor
+    n = threads or (1 if device.type == "cpu" and converting else max(1, min(THREADS, os.cpu_count() or 1)))
+    groups: list[list[tuple[TensorEntry, str]]] = [[] for _ in range(min(n, len(plan)) or 1)]
+    loads = [0] * len(groups)
+    for item in sorted(plan, key=lambda p: -p[0].nbytes):
+        i = loads.index(min(loads))
+        groups[i].append(item)
+        loads[i] += item[0].nbytes
+
+    def work(group: list[tuple[TensorEntry, str]]) -> list[tuple[str, torch.Tensor]]:
+        reader = _Reader(device, bar)
+        reader.staged = reader.staged or _FORCE_STAGED
+        stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        out = []
+        try:
+            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+                for entry, target in sorted(group, key=lambda p: (str(p[0].file), p[0].start)):
+                    t = reader.read(entry)
+                    if t.is_floating_point() and t.dtype != dtype:
+                        t = t.to(dtype)  # one tensor at a time: the source-dtype copy is freed at once
+                    out.append((target, t))
+                if stream is not None:
+                    stream.synchronize()
+        finally:
+            reader.close()
+        return out
+
+    with ThreadPoolExecutor(len(groups), thread_name_prefix="llara-load") as pool:
+        return [x for part in pool.map(work, groups) for x in part]
+
+
 def load_model(model_dir: Path, *, dtype: torch.dtype, device: torch.device, causal: bool = False,
                label: str | None = None, progress: bool = True):
     """The model of `model_dir` (AutoModel, or AutoModelForCausalLM with `causal`), in `dtype` on `device`, eval."""
@@ -234,16 +279,8 @@ def load_model(model_dir: Path, *, dtype: torch.dtype, device: torch.device, cau
     prefix = getattr(model, "base_model_prefix", "") or ""
     plan = [(e, t) for e in entries if (t := _target_name(e.name, expected, prefix)) is not None]
     bar = _Progress(label or model_dir.name, sum(e.nbytes for e, _ in plan), progress)
-    reader = _Reader(device, bar)
-    reader.staged = reader.staged or _FORCE_STAGED
-    try:
-        for entry, target in sorted(plan, key=lambda p: (str(p[0].file), p[0].start)):  # file order: sequential
-            t = reader.read(entry)
-            if t.is_floating_point() and t.dtype != dtype:
-                t = t.to(dtype)  # one tensor at a time: the largest tensor is the only extra copy
-            _place(model, target, t)
-    finally:
-        reader.close()
+    for target, t in _read_all(plan, device, dtype, bar):
+        _place(model, target, t)
     if getattr(model.config, "tie_word_embeddings", False) and hasattr(model, "tie_weights"):
         model.tie_weights()
     missing = [n for n, p in model.named_parameters() if p.is_meta]
