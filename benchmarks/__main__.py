@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, cli_query, dtype, encode, index, ingest, memory, milvus, parsing, rerank, serve, soak
+from . import bm25, cli_query, dtype, encode, gpu, index, ingest, memory, milvus, parsing, rerank, serve, soak
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -166,6 +166,7 @@ def report() -> str:
                          f"{c['p50_ms_no_collapse']} ms without collapsing | **{c['ratio']}×** the time | "
                          f"`{pa['command']}` |")
     lines += adapt_report(data)
+    lines += gpu.report_rows(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]

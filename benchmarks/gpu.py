@@ -418,3 +418,40 @@ def _why(r: dict) -> str:
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     main()
+
+
+def report_rows(data: dict) -> list[str]:
+    """The RESULTS.md section of issue #33: the CPU runs of this script and of benchmarks.load, and the GPU rows
+    (not measured until a GPU run records `gpu_cuda`)."""
+    out = ["", "## GPU-ready fast paths (static-shape queries, loading, bulk pipeline)", "",
+           "CPU rows: 2-core box, torch CPU, ratios against baselines in the same run. GPU rows need one "
+           "`python -m benchmarks.gpu` on an H100/H200 (sized for ~8 min), then `python -m benchmarks --report`.", "",
+           "| what | ours | baseline (same run) | ratio |", "|---|---|---|---|"]
+    cpu = data.get("gpu_cpu")
+    if cpu:
+        out += [r for r in rows(cpu) if "--skip" not in r]
+        out.append(f"| (command) | `{cpu['command']}` | | |")
+    ld = data.get("load_cpu")
+    if ld:
+        lo, pl, us = ld["loader"], ld["plain"], ld["ours"]
+        out.append(f"| loading a saved bf16 Llama ({ld['weights_mib'] / 1024:.2f} GiB of weights) + first forward, "
+                   f"CPU | {lo['load_s'] + lo['first_forward_s']:.2f} s; peak RSS {lo['peak_rss_mib'] / 1024:.2f} GiB "
+                   f"= **{lo['peak_over_weights']}×** the weights ({lo['added_over_weights']}× added by the load) | "
+                   f"`AutoModel.from_pretrained`: {pl['load_s'] + pl['first_forward_s']:.2f} s; peak "
+                   f"{pl['peak_rss_mib'] / 1024:.2f} GiB = {pl['peak_over_weights']}× | **{ld['load_ratio']}×** the "
+                   f"time |")
+        out.append(f"| cold query process (start-up, encoder load, one query), same model | {us['process_s']} s, peak "
+                   f"{us['peak_over_weights']}× the weights | plain from_pretrained process {pl['process_s']} s | "
+                   f"**{ld['process_ratio']}×** |")
+        out.append(f"| (command) | `{ld['command']}` | | |")
+    gpu = data.get("gpu_cuda")
+    if gpu:
+        out += rows(gpu)
+    else:
+        for what, goal in (("query encode p50, batch 1 / 32, LLaMA-2-7B shape, bf16", "≤ 6 ms / ≤ 20 ms"),
+                           ("bulk encode MFU against the measured matmul rate", "≥ 65%"),
+                           ("cold query process vs plain from_pretrained + start-up", "≤ 2×"),
+                           ("LoRA pretext training tokens/s", ""), ("IVF-PQ + re-rank over 1M × 4096-d", "")):
+            out.append(f"| GPU: {what}{' (goal ' + goal + ')' if goal else ''} | not measured (no GPU lent) | "
+                       f"not measured | not measured |")
+    return out

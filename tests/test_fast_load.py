@@ -154,3 +154,24 @@ def test_loading_an_encoder_imports_only_what_it_needs(tiny_model):
                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cpu_weights_are_a_private_mapping_of_the_file(tiny_model):
+    """No conversion on the CPU: the weights are views of the mapped file (no second copy), and writing to one
+    changes neither the file nor another load."""
+    import hashlib
+
+    f = tiny_model / "model.safetensors"
+    before = hashlib.sha256(f.read_bytes()).hexdigest()
+    a = fast_load.load_model(tiny_model, dtype=torch.float32, device=torch.device("cpu"))
+    emb = a.embed_tokens.weight
+    assert emb.untyped_storage().nbytes() == f.stat().st_size  # the storage is the whole mapped file
+    ref = a.norm.weight.clone()
+    with torch.no_grad():
+        a.norm.weight.fill_(float("nan"))
+    b = fast_load.load_model(tiny_model, dtype=torch.float32, device=torch.device("cpu"))
+    assert torch.equal(b.norm.weight, ref)
+    assert hashlib.sha256(f.read_bytes()).hexdigest() == before
+    # a causal model (an adapter is merged into it in place) is read into memory of its own
+    c = fast_load.load_model(tiny_model, dtype=torch.float32, device=torch.device("cpu"), causal=True)
+    assert c.model.embed_tokens.weight.untyped_storage().nbytes() == c.model.embed_tokens.weight.nbytes

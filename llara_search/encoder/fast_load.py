@@ -267,6 +267,41 @@ def _read_all(plan: list[tuple[TensorEntry, str]], device: torch.device, dtype: 
         return [x for part in pool.map(work, groups) for x in part]
 
 
+def _map_unconverted(plan: list[tuple[TensorEntry, str]], dtype: torch.dtype, bar: _Progress
+                     ) -> tuple[list[tuple[str, torch.Tensor]], list[tuple[TensorEntry, str]]]:
+    """CPU tensors that need no conversion, as views of the file mapped into memory (private, pre-faulted): the
+    page cache is then the one copy of the weights (no read into a second buffer), and a write to a weight copies
+    that page only, never the file. Returns (mapped tensors, entries left to read)."""
+    import mmap
+
+    def kept(e: TensorEntry) -> bool:
+        return not e.dtype.is_floating_point or e.dtype == dtype
+
+    by_file: dict[Path, list[tuple[TensorEntry, str]]] = {}
+    for e, t in plan:
+        by_file.setdefault(e.file, []).append((e, t))
+    mapped, rest = [], []
+    for path, items in by_file.items():
+        if not all(kept(e) for e, _ in items):
+            rest += items
+            continue
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0 or any(e.start + e.nbytes > size for e, _ in items):
+                raise OSError(f"{path.name} ended early: truncated or corrupt safetensors file")
+            flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0)  # read now, at disk speed, not at 1st query
+            mm = mmap.mmap(fh.fileno(), size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        whole = torch.frombuffer(mm, dtype=torch.uint8)  # keeps `mm` alive as long as a tensor uses it
+        for e, t in items:
+            size_of = torch.empty((), dtype=e.dtype).element_size()
+            if e.start % size_of:
+                rest.append((e, t))  # misaligned for its dtype: read it instead
+                continue
+            mapped.append((t, whole[e.start:e.start + e.nbytes].view(e.dtype).view(e.shape)))
+        bar(sum(e.nbytes for e, _ in items))
+    return mapped, rest
+
+
 def load_model(model_dir: Path, *, dtype: torch.dtype, device: torch.device, causal: bool = False,
                label: str | None = None, progress: bool = True):
     """The model of `model_dir` (AutoModel, or AutoModelForCausalLM with `causal`), in `dtype` on `device`, eval."""
@@ -279,7 +314,9 @@ def load_model(model_dir: Path, *, dtype: torch.dtype, device: torch.device, cau
     prefix = getattr(model, "base_model_prefix", "") or ""
     plan = [(e, t) for e in entries if (t := _target_name(e.name, expected, prefix)) is not None]
     bar = _Progress(label or model_dir.name, sum(e.nbytes for e, _ in plan), progress)
-    for target, t in _read_all(plan, device, dtype, bar):
+    mapped, rest = _map_unconverted(plan, dtype, bar) if device.type == "cpu" and not causal and not _FORCE_STAGED \
+        else ([], plan)
+    for target, t in mapped + _read_all(rest, device, dtype, bar):
         _place(model, target, t)
     if getattr(model.config, "tie_word_embeddings", False) and hasattr(model, "tie_weights"):
         model.tie_weights()
