@@ -267,9 +267,25 @@ def _read_all(plan: list[tuple[TensorEntry, str]], device: torch.device, dtype: 
         return [x for part in pool.map(work, groups) for x in part]
 
 
+MADV_POPULATE_READ = 22  # Linux 5.14+; Python's mmap module does not name it yet
+
+
+def _populate(mm) -> None:
+    """Read the file in now, at disk speed, rather than page by page during the first query. Not MAP_POPULATE: on a
+    private writable mapping it copies every page (a second copy of the weights); MADV_POPULATE_READ maps the page
+    cache's pages as they are. Older kernels get read-ahead instead."""
+    import mmap
+
+    try:
+        mm.madvise(getattr(mmap, "MADV_POPULATE_READ", MADV_POPULATE_READ))
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            mm.madvise(mmap.MADV_WILLNEED)
+
+
 def _map_unconverted(plan: list[tuple[TensorEntry, str]], dtype: torch.dtype, bar: _Progress
                      ) -> tuple[list[tuple[str, torch.Tensor]], list[tuple[TensorEntry, str]]]:
-    """CPU tensors that need no conversion, as views of the file mapped into memory (private, pre-faulted): the
+    """CPU tensors that need no conversion, as views of the file mapped into memory (private, read in now): the
     page cache is then the one copy of the weights (no read into a second buffer), and a write to a weight copies
     that page only, never the file. Returns (mapped tensors, entries left to read)."""
     import mmap
@@ -289,8 +305,8 @@ def _map_unconverted(plan: list[tuple[TensorEntry, str]], dtype: torch.dtype, ba
             size = os.fstat(fh.fileno()).st_size
             if size == 0 or any(e.start + e.nbytes > size for e, _ in items):
                 raise OSError(f"{path.name} ended early: truncated or corrupt safetensors file")
-            flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0)  # read now, at disk speed, not at 1st query
-            mm = mmap.mmap(fh.fileno(), size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            mm = mmap.mmap(fh.fileno(), size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        _populate(mm)
         whole = torch.frombuffer(mm, dtype=torch.uint8)  # keeps `mm` alive as long as a tensor uses it
         for e, t in items:
             size_of = torch.empty((), dtype=e.dtype).element_size()
