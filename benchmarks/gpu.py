@@ -341,6 +341,7 @@ def main(argv=None) -> dict:
     step("query", lambda e=enc: bench_queries(e, queries, reps, lengths))
     step("bulk", lambda e=enc: bench_bulk(e, docs, peak, params))
     del enc, model
+    torch._dynamo.reset()  # the compiled graphs (and on CUDA their graph memory pools) go with the model
     if device.type == "cuda":
         torch.cuda.empty_cache()
     step("load", lambda: compare(model_dir, str(device), res["dtype"]))
