@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -356,7 +357,7 @@ def main(argv=None) -> dict:
     except ImportError:
         res["faiss"] = {"skipped": "faiss is not installed"}
     res["total_s"] = round(time.perf_counter() - t_start, 1)
-    res["command"] = "python -m benchmarks.gpu" + (f" --device {device.type} --tiny" if tiny else "")
+    res["command"] = " ".join(["python -m benchmarks.gpu", *(sys.argv[1:] if argv is None else argv)])
     print(summary(res), flush=True)
     if not args.no_record:
         record(f"gpu_{device.type}" + ("_tiny" if tiny else ""), res)
