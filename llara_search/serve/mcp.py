@@ -105,7 +105,9 @@ def run_mcp(engine: Engine, transport: Literal["stdio", "streamable-http"] = "st
             port: int = 8001, rerank: RerankPolicy | None = None, *,
             request_timeout: float | None = limits.DEFAULT_DEADLINE_S) -> None:
     if engine.info.get("model") not in (None, "none"):
-        engine.encoder  # load the model before the host's first call  # noqa: B018
+        from ..encoder.static_query import prepare_for_serving
+
+        prepare_for_serving(engine.encoder)  # load the model (and compile queries) before the host's first call
     if rerank is not None:
         rerank.reranker.score("warm-up", ["warm-up"])
     server = create_mcp_server(engine, rerank, request_timeout=request_timeout)
