@@ -156,7 +156,6 @@ class Ingestor:
             seen.add(str(f))
             self._sync_file(f)
         self._flush()
-        self._prefetch([])
         if self.opt.delete_missing:
             self._remove_missing([Path(os.path.abspath(r)) for r in roots], seen)
         self._finish(run_id, t0)
@@ -579,6 +578,7 @@ class Ingestor:
         self.report.stages["lexical"] += time.perf_counter() - t
 
     def _finish(self, run_id: int, t0: float) -> None:
+        self._prefetch([])  # the new size and mtime of touched files not written yet
         self.commit_generation()
         g = self.store.current_generation()
         counts = self.store.counts(g.id if g else 0)
