@@ -19,11 +19,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import terminal as term
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Semantic search over your documents with LLaRA dense retrieval.")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+INGEST_FILES_FAILED = 3  # `ingest` exit status when some files could not be read (the rest is committed)
 IndexOpt = typer.Option(None, "--index", help="Index folder [default: $LLARA_SEARCH_INDEX or ./indexes/default]")
 DbUrlOpt = typer.Option(None, "--db-url", help="SQLAlchemy URL of the metadata database [default: <index>/meta.sqlite]")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object (for scripts)")
@@ -44,7 +47,7 @@ RerankNormalizeOpt = typer.Option(False, "--rerank-normalize", help="Report the 
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {term.markup(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -106,7 +109,7 @@ def _index_type_ok(index_type) -> None:
 
 def _print_notice(event: str, message: str, fields: dict) -> None:
     """What is about to happen (a download, a long encode), on stderr for people."""
-    err.print(Text(message, style="cyan"))
+    err.print(term.text(message, "cyan"))
 
 
 def _json_notice(event: str, message: str, fields: dict) -> None:
@@ -210,6 +213,8 @@ def ingest(
     vector_db: Optional[str] = VectorDbOpt,
     no_delete: bool = typer.Option(False, "--no-delete", help="Keep documents whose files are gone"),
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Also read symlinks that lead out of the "
+                                         "folders given (skipped and listed otherwise)"),
     max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
     wait: bool = typer.Option(False, "--wait", help="Wait for another ingest holding the index instead of failing"),
     dtype: str = DtypeOpt,
@@ -223,7 +228,8 @@ def ingest(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         _fail(f"no such file or folder: {missing[0]}", 2)
-    opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
+    opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, follow_symlinks=follow_symlinks,
+                         delete_missing=not no_delete,
                          max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
                          batch_size=batch_size)
     memory = _check_new_index(index, db_url, model, adapter, dtype)
@@ -244,13 +250,12 @@ def ingest(
         raise
     if report.memory is None and memory is not None:
         report.memory = memory.to_dict()
-    ok_files = report.files_new + report.files_changed + report.files_unchanged
     if as_json:
         _print_json(report.to_dict())
     else:
         _ingest_table(report)
-    if report.files_failed and ok_files == 0:
-        raise typer.Exit(1)
+    if report.files_failed:  # what succeeded is committed; a script learns that some files could not be read
+        raise typer.Exit(INGEST_FILES_FAILED)
 
 
 def _with_encode_pool(body):
@@ -304,6 +309,8 @@ class _IngestProgress:
 
 
 def _ingest_table(r) -> None:
+    from . import report_view
+
     t = Table(title=f"ingest → generation {r.generation} ({r.index_type})", show_header=True)
     for col in ("files seen", "new", "changed", "unchanged", "removed", "skipped", "failed"):
         t.add_column(col, justify="right")
@@ -323,15 +330,13 @@ def _ingest_table(r) -> None:
         out.print("time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.stages.items()), highlight=False)
     if getattr(r, "formats", None):
         out.print("documents per format: " + ", ".join(f"{k} {v}" for k, v in r.formats.items()), highlight=False)
-    for f in r.files_failed[:50]:
-        out.print(Text(f"failed: {f['path']}: {f['error']}", style="yellow"))
+    for line in report_view.skipped_and_failed(r):
+        out.print(line)
     for w in r.index_warnings:
-        out.print(Text(f"warning: {w}", style="yellow"))
-    if len(r.files_failed) > 50:
-        out.print(f"… and {len(r.files_failed) - 50} more failures (see --json)")
+        out.print(term.text(f"warning: {w}", "yellow"))
     warnings = getattr(r, "warnings", [])
     for w in warnings[:50]:
-        out.print(Text(f"warning: {w['path']}: {w['warning']}", style="cyan"))
+        out.print(term.text(f"warning: {w['path']}: {w['warning']}", "cyan"))
     if len(warnings) > 50:
         out.print(f"… and {len(warnings) - 50} more warnings (see --json)")
 
@@ -344,7 +349,8 @@ def query(
     index: Optional[Path] = IndexOpt,
     db_url: Optional[str] = DbUrlOpt,
     k: int = typer.Option(10, "-k", "--k", help="Number of results (1-1000)"),
-    mode: str = typer.Option("dense", "--mode", help="dense | bm25 | hybrid"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="dense | bm25 | hybrid [dense; bm25 in a text-only "
+                                       "index]"),
     where: Optional[str] = typer.Option(None, "--where", help="Only documents whose path matches this glob, "
                                         "e.g. 'api/*' or '*.pdf'"),
     dtype: str = DtypeOpt,
@@ -368,6 +374,10 @@ def query(
 
     _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
     dtype = _dtype(dtype)
+    if mode is None:
+        from .modes import index_default_mode
+
+        mode = index_default_mode(index, db_url)
     outcome, extra = None, {}
     # a reranker or a dtype is named by this command, not by the server: the search runs here (`serve --rerank`
     # re-ranks its own; the server's /info says its query dtype)
@@ -408,12 +418,12 @@ def query(
         head.append(f"{r.score:.4f}  ", style="cyan")
         if r.first_stage_rank is not None:
             head.append(f"(first stage #{r.first_stage_rank}, {r.first_stage_score:.4f})  ", style="dim")
-        head.append(_display_path(r.path) + where_in, style="green")
+        head.append(term.clean(_display_path(r.path) + where_in), style="green")
         out.print(head)
         if r.heading:
-            out.print(Text(f"     {r.heading}", style="magenta"))
+            out.print(term.text(f"     {r.heading}", "magenta"))
         if getattr(r, "also_in", None):  # near-copies of this passage in other files (other formats)
-            out.print(Text("     also in: " + ", ".join(_display_path(p) for p in r.also_in), style="dim"))
+            out.print(term.text("     also in: " + ", ".join(_display_path(p) for p in r.also_in), "dim"))
         out.print(_snippet(r.text, terms))
     how = f"{mode}, re-ranked by {outcome.model} from {outcome.candidates}" if outcome else mode
     out.print(f"[dim]{len(results)} results in {took:.0f} ms ({how})[/]", highlight=False)
@@ -490,9 +500,9 @@ def _snippet(text: str, terms: list[str], width: int = 300) -> Text:
     first = min([low.find(t) for t in terms if low.find(t) >= 0] or [0])
     start = max(0, first - width // 3)
     piece = ("…" if start else "") + flat[start:start + width] + ("…" if start + width < len(flat) else "")
-    t = Text("     " + piece)
-    for term in terms:
-        t.highlight_words([term], style="bold yellow", case_sensitive=False)
+    t = term.text("     " + piece)
+    for word in terms:
+        t.highlight_words([word], style="bold yellow", case_sensitive=False)
     return t
 
 
@@ -842,9 +852,15 @@ def reencode(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 # ---------------------------------------------------------------------------------------------------- status etc.
 @app.command()
 @_guard
-def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, as_json: bool = JsonOpt) -> None:
-    """Model fingerprint, counts, index type and generation, sizes on disk."""
-    s = _open(index, db_url).status()
+def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
+           files: bool = typer.Option(False, "--files", help="List the files the last ingests skipped or could not "
+                                      "read, with the reason"),
+           as_json: bool = JsonOpt) -> None:
+    """Model fingerprint, counts, index type and generation, sizes on disk; skipped and failed files."""
+    engine = _open(index, db_url)
+    s = engine.status()
+    if files:
+        s["files"] = engine.store.file_notes()
     if as_json:
         _print_json(s)
         return
@@ -860,7 +876,15 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
     if s.get("lexical"):
         lx = s["lexical"]
         t.add_row("lexical index", f"{lx['segments']} segments, {lx['chunks']} chunks, {lx['postings']} postings")
+    if s.get("files_skipped_by_kind") or s.get("files_failed"):
+        kinds = ", ".join(f"{k} {n}" for k, n in s["files_skipped_by_kind"].items())
+        t.add_row("files left out", f"{s['files_failed']} failed; skipped: {kinds or 'none'} (status --files)")
     out.print(t)
+    if files:
+        from .report_view import file_notes
+
+        for line in file_notes(s["files"]) or [Text("no file was skipped or failed")]:
+            out.print(line)
     if s["reindex_hint"]:
         out.print(f"[yellow]hint:[/] {s['reindex_hint']}; run `llara-search reindex`")
     tuning = s.get("ann_tuning") or {}
@@ -966,13 +990,13 @@ def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         _print_json(r)
     else:
         for f in r["problems"]:
-            out.print(Text(f"problem [{f['check']}]: {f['detail']}", style="red"))
+            out.print(term.text(f"problem [{f['check']}]: {f['detail']}", "red"))
             out.print(Text(f"  --repair: {f['repair']}" if f["repair"] else "  needs you: see the message above",
                            style="dim"))
         for f in r["warnings"]:
-            out.print(Text(f"warning [{f['check']}]: {f['detail']}", style="yellow"))
+            out.print(term.text(f"warning [{f['check']}]: {f['detail']}", "yellow"))
         for line in r["repaired"]:
-            out.print(Text(f"repaired: {line}", style="green"))
+            out.print(term.text(f"repaired: {line}", "green"))
         facts = ", ".join(f"{k} {v}" for k, v in r["checked"].items())
         out.print(f"{'[green]ok[/]' if r['ok'] else '[red]not ok[/]'}: generation {r['generation']}; {facts}",
                   highlight=False)

@@ -15,10 +15,13 @@ from .encoder import DEFAULT_MODEL, fingerprint_for, load_tokenizer
 from .index import VectorStore
 from .index.backend import FAISS, VectorBackend, VectorDBError, is_faiss, normalize_vector_db, open_backend
 from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
+from .ingest.notes import notes_by_kind
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
 from .collapse import collapse_depth, collapse_duplicates
 from .layout import IndexPaths, WriteLock, default_index_dir, write_head
+from .modes import default_mode
+from .pathnames import to_stored
 from .lexical import LexicalIndex
 from .search import MODES, EmptyIndexError, SearchResult, Searcher, fuse
 from .store import Document, Store
@@ -327,13 +330,13 @@ class Engine:
         self.backend.check_writable(None if rebuild else gen)
 
     # ------------------------------------------------------------------------------------------------ search
-    def search(self, query: str, k: int = 10, mode: str = "dense", where: str | None = None, *,
+    def search(self, query: str, k: int = 10, mode: str | None = None, where: str | None = None, *,
                rerank: str | Reranker | None = None, rerank_depth: int | None = None,
                collapse: bool = True) -> list[SearchResult]:
         return self.search_many([query], k=k, mode=mode, where=where, rerank=rerank, rerank_depth=rerank_depth,
                                 collapse=collapse)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "dense",
+    def search_many(self, queries: Sequence[str], k: int = 10, mode: str | None = None,
                     where: str | None = None, query_vectors: np.ndarray | None = None, *,
                     rerank: str | Reranker | None = None, rerank_depth: int | None = None,
                     collapse: bool = True) -> list[list[SearchResult]]:
@@ -346,6 +349,7 @@ class Engine:
         `rerank_depth` candidates (collapsed first, so no copy takes a candidate's place) and the top-k by its score
         are returned, each with its first-stage rank and score; a reranker failure raises `EngineError` (the server
         answers in first-stage order instead: `rerank()`)."""
+        mode = mode or default_mode(self.info)  # None: dense, or BM25 in a text-only index
         if rerank is not None:
             from .rerank import DEFAULT_DEPTH
 
@@ -751,9 +755,9 @@ class Engine:
             with self.store.sessions() as s:
                 live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
             targets = []
-            for p in paths:
-                a = os.path.abspath(p)
-                targets += [d for d in live if d == a or d.startswith(a.rstrip("/") + "/") or d == str(p)]
+            for p in paths:  # a real name (bytes that are not UTF-8 too) or the escaped one reports show
+                for a in {to_stored(os.path.abspath(p)), os.path.abspath(p)}:
+                    targets += [d for d in live if d == a or d.startswith(a.rstrip("/") + "/") or d == str(p)]
             ing.remove_documents(sorted(set(targets)))
             ing.commit_generation()
             counts = self.store.counts(ing.report.generation or 0)
@@ -896,6 +900,7 @@ class Engine:
             "ann_tuning": info.get("ann_tuning") if gen and gen.index_type != "flat" else None,
             "fusion": info.get("fusion"),
         }
+        out["files_skipped_by_kind"], out["files_failed"] = notes_by_kind(self.store.file_notes())
         out["bytes_on_disk"] = self._disk_sizes()
         out["lexical"] = LexicalIndex(self.paths.lexical).describe(gen.id) if gen else None
         if info.get("model") != TEXT_ONLY:

@@ -764,7 +764,7 @@ def parse_man(path: Path, data: bytes) -> ParsedDocument:
     roff.run()
     sections = roff.builder.result()
     if not sections and roff.links:
-        raise SkipFile(f"man page only points to another one (.so {roff.links[0]}); skipped", warn=True)
+        raise SkipFile(f"man page only points to another one (.so {roff.links[0]}); skipped", warn=True, kind="link")
     title = roff.title or (path.name if sections else None)
     if roff.title:
         sections = [Section([roff.title] + s.heading, s.blocks) for s in sections]
