@@ -254,3 +254,21 @@ def test_stored_names_round_trip_and_are_printable(name):
 ])
 def test_legacy_code_pages_decode_right(raw, expected):
     assert expected in decode_text(raw)
+
+
+def test_forecast_counts_text_not_embedded_images(tmp_path):
+    """A notebook page carrying megabytes of base64 images yields a few chunks: the forecast must not expect
+    thousands from it (nor, once read, think every other page sparse)."""
+    import base64
+
+    from llara_search.ingest.forecast import ChunkForecast, text_bytes
+
+    page = "# Plots\n\nSome words about the plot.\n\n" * 20
+    image = "![png](data:image/png;base64," + base64.b64encode(os.urandom(1_500_000)).decode() + ")\n"
+    heavy = (page + image).encode()
+    (tmp_path / "heavy.md").write_bytes(heavy)
+    fc = ChunkForecast()
+    fc.observe("a.md", 8_000, 10)  # a plain page: 10 chunks from 8 kB
+    assert fc.remaining([(str(tmp_path / "heavy.md"), len(heavy))]) < 10
+    fc.observe("heavy.md", text_bytes(heavy), 1)
+    assert fc.remaining([("b.md", 8_000)]) >= 8  # the next plain page still looks like ~10 chunks

@@ -36,7 +36,7 @@ from ..store.models import utcnow
 from ..terminal import clean
 from .notes import one_line, record_file_notes
 from .chunking import CHUNKER_VERSION, ChunkData, Chunker, passage_text
-from .forecast import ChunkForecast, EncodeEstimate, min_seconds
+from .forecast import ChunkForecast, EncodeEstimate, min_seconds, text_bytes
 from .parsers import PARSER_VERSION, ParsedDocument, ParseError, SkipFile, parse_file
 from .walk import walk
 
@@ -110,6 +110,7 @@ class _Work:
     parsed: ParsedDocument
     chunks: list[ChunkData]
     doc_key: str | None = None
+    text_bytes: int | None = None  # the size the forecast learns from (forecast.text_bytes)
 
 
 class Ingestor:
@@ -261,7 +262,7 @@ class Ingestor:
             self._fail(path, f"cannot parse: {one_line(exc)}", "error")
             return
         crash_point("parse")
-        self._queue(_Work(path, st, digest, parsed, chunks))
+        self._queue(_Work(path, st, digest, parsed, chunks, text_bytes=text_bytes(data)))
 
     def _doc(self, path: str) -> Document | None:
         with self.store.sessions() as s:
@@ -274,7 +275,7 @@ class Ingestor:
 
     # ------------------------------------------------------------------------------------------------ batches
     def _queue(self, work: _Work) -> None:
-        self._forecast.observe(work.path, int(work.stat.st_size), len(work.chunks))
+        self._forecast.observe(work.path, work.text_bytes or int(work.stat.st_size), len(work.chunks))
         self._pending.append(work)
         self._pending_chunks += len(work.chunks)
         if self._pending_chunks >= self.opt.commit_chunks:

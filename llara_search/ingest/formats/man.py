@@ -306,8 +306,9 @@ class _Roff:
             while line.endswith("\\") and not line.endswith("\\\\") and queue:  # escaped newline joins lines
                 nxt, _ = queue.pop()
                 line = line[:-1] + nxt
-            if line[:1] in ".'" and len(line) > 1:
-                self.request(line[1:].lstrip(" \t"), no, queue)
+            if line[:1] in ".'":  # a lone "." is an empty request (a `.\}` closing a block leaves one): nothing
+                if line[1:].strip():
+                    self.request(line[1:].lstrip(" \t"), no, queue)
             elif not line.strip():
                 if self.nofill:
                     self.para.append("")
@@ -348,7 +349,8 @@ class _Roff:
         else:  # a numeric expression: take the first blank-separated token
             m = re.match(r"\S+", rest)
             expr = m.group(0) if m else ""
-            value = bool(re.fullmatch(r"\(?[1-9]\d*\)?", expr))
+            # `\n(.g`: running under groff, as man does on Linux (pages pick their groff branch on it: bash.1's .Q)
+            value = bool(re.fullmatch(r"\(?[1-9]\d*\)?|\\n(?:\(\.g|\[\.g\])", expr))
             rest = rest[len(expr):]
         return value != neg, rest.lstrip()
 
