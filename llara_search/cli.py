@@ -451,7 +451,7 @@ def _query_server(index, db_url, token, text: str, **search):
     if rec is None:
         return None
     if rec.auth and not token:
-        err.print(f"[dim]note: the server at {rec.url} for this index wants a token (--token or "
+        err.print(f"[dim]note: the server at {term.markup(rec.url)} for this index wants a token (--token or "
                   "$LLARA_SEARCH_TOKEN); searching in this process instead[/]", highlight=False)
         return None
     t = time.perf_counter()
@@ -467,7 +467,7 @@ def _query_server(index, db_url, token, text: str, **search):
             raise  # the engine's own refusal, in its words: the same line the local search prints
         return None  # a request the server's limits refuse (e.g. a very long query): the engine decides
     except LlaraSearchError as exc:  # the server failed (5xx): answer as if there were none
-        err.print(f"[dim]note: {exc}; searching in this process instead[/]", highlight=False)
+        err.print(f"[dim]note: {term.markup(exc)}; searching in this process instead[/]", highlight=False)
         return None
     return results, (time.perf_counter() - t) * 1000
 
@@ -589,10 +589,11 @@ def eval_(
                   f"+{rr['ms_per_query']:.1f}")
         t.add_row("change", *(f"{rr['delta'][m]:+.4f}" for m in metrics), "")
     out.print(t)
-    out.print(f"[dim]run file: {result['run_file']} · index: {result['index']} · {result['documents']} documents, "
+    out.print(f"[dim]run file: {term.markup(result['run_file'])} · index: {term.markup(result['index'])} · "
+              f"{result['documents']} documents, "
               f"{result['chunks']} chunks ({result['chunks_encoded']} encoded now)[/]")
     if rr:
-        out.print(f"[dim]re-ranked run file: {rr['run_file']}[/]")
+        out.print(f"[dim]re-ranked run file: {term.markup(rr['run_file'])}[/]")
     for w in result["index_warnings"]:
         out.print(Text(f"warning: {w}", style="yellow"))
 
@@ -661,7 +662,7 @@ def _train_report(card: dict, output: Path, as_json: bool) -> None:
         return
     out.print(f"[bold]{card['task']}[/]: {card['steps']} steps, loss {card['loss_first']:.4f} → "
               f"{card['loss_last']:.4f}, {card['tokens_per_second']:.0f} tokens/s, {card['seconds']:.0f}s")
-    out.print(f"adapter: {output} · card: {output / 'TRAINING.md'}")
+    out.print(term.text(f"adapter: {output} · card: {output / 'TRAINING.md'}"))
 
 
 @app.command()
@@ -864,11 +865,11 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     if as_json:
         _print_json(s)
         return
-    t = Table(show_header=False, title=f"index {s['index']}")
+    t = Table(show_header=False, title=term.text(f"index {s['index']}"))
     for key in ("model", "adapter", "fingerprint", "dim", "documents", "chunks_total", "generation", "index_type",
                 "factory", "ntotal", "nprobe", "vector_db"):
         if key in s:
-            t.add_row(key, str(s[key]))
+            t.add_row(key, term.text(s[key]))
     if s.get("passage_dtypes"):
         t.add_row("encoded in", ", ".join(s["passage_dtypes"]))
     for key, v in s["bytes_on_disk"].items():
@@ -991,8 +992,8 @@ def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     else:
         for f in r["problems"]:
             out.print(term.text(f"problem [{f['check']}]: {f['detail']}", "red"))
-            out.print(Text(f"  --repair: {f['repair']}" if f["repair"] else "  needs you: see the message above",
-                           style="dim"))
+            out.print(term.text(f"  --repair: {f['repair']}" if f["repair"] else "  needs you: see the message above",
+                                "dim"))
         for f in r["warnings"]:
             out.print(term.text(f"warning [{f['check']}]: {f['detail']}", "yellow"))
         for line in r["repaired"]:
