@@ -34,9 +34,9 @@ from ..pathnames import to_stored
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
 from ..terminal import clean
-from .notes import one_line, record_file_notes
 from .chunking import CHUNKER_VERSION, ChunkData, Chunker, passage_text
 from .forecast import ChunkForecast, EncodeEstimate, min_seconds, text_bytes
+from .notes import one_line, record_file_notes
 from .parsers import PARSER_VERSION, ParsedDocument, ParseError, SkipFile, parse_file
 from .walk import walk
 
