@@ -144,6 +144,9 @@ def test_hostile_folder_through_the_cli(tmp_path):
     assert "symlink outside the folder: 2 files" in human and "failed: " in human
     assert "caf\\xe9-latin1-name.txt" not in human  # unchanged files are not listed...
 
+    listed = cli(index, "status", "--files")[1]
+    assert "skipped [symlink-outside]" in listed and "passwd.txt: symlink outside the folder" in listed
+    assert listed.index("failed [corrupt]") < listed.index("skipped [")  # failures first
     status = json.loads(cli(index, "status", "--json")[1])
     assert status["files_skipped_by_kind"]["symlink-outside"] == 2 and status["files_failed"] >= 1
 
