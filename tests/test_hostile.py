@@ -275,3 +275,28 @@ def test_forecast_counts_text_not_embedded_images(tmp_path):
     assert fc.remaining([(str(tmp_path / "heavy.md"), len(heavy))]) < 10
     fc.observe("heavy.md", text_bytes(heavy), 1)
     assert fc.remaining([("b.md", 8_000)]) >= 8  # the next plain page still looks like ~10 chunks
+
+
+def test_hostile_names_in_postgresql(tmp_path):
+    """PostgreSQL's text columns refuse what SQLite's took silently (lone surrogates): the same folder, the same
+    escaped names, found and deleted by their real bytes."""
+    from llara_search.testing import scratch_pg_database
+
+    base = os.environ.get("LLARA_SEARCH_TEST_PG")
+    if not base:
+        pytest.skip("set LLARA_SEARCH_TEST_PG=postgresql+psycopg://USER@HOST:PORT/DB to run against PostgreSQL")
+    root, _ = build(tmp_path)
+    with scratch_pg_database(base, "llara_hostile") as url:
+        def pg(*args):
+            r = runner.invoke(app, [*map(str, args), "--index", str(tmp_path / "idx"), "--db-url", url])
+            return r.exit_code, r.stdout, r.stderr
+
+        code, out, err = pg("ingest", root, "--model", "none", "--max-file-mb", "0.5", "--json")
+        assert code == 3, err
+        assert json.loads(out)["files_indexed"] == len(WORDS)
+        for name in (os.fsdecode(BAD_NAME), ESC_NAME, NL_NAME):
+            hits = json.loads(pg("query", WORDS[name], "--json")[1])["results"]
+            assert [h["path"] for h in hits] == [to_stored(root / name)]
+        real = os.path.join(os.fsdecode(os.fsencode(root)), os.fsdecode(BAD_NAME))
+        assert json.loads(pg("delete", real, "--json")[1])["files_removed"] == 1
+        assert json.loads(pg("status", "--files", "--json")[1])["files_skipped_by_kind"]["symlink-outside"] == 2
