@@ -166,6 +166,7 @@ def report() -> str:
                          f"{c['p50_ms_no_collapse']} ms without collapsing | **{c['ratio']}×** the time | "
                          f"`{pa['command']}` |")
     lines += adapt_report(data)
+    lines += verdict_report(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -281,6 +282,20 @@ def adapt_report(data: dict) -> list[str]:
                        f"recall@10 {iv['recall@10']} against exact ({iv['factory']}, nprobe {iv['nprobe']}, re-rank "
                        f"{iv['rerank']}×k, target {iv.get('target_recall')})")
     return out
+
+
+def verdict_report(data: dict) -> list[str]:
+    """benchmarks/verdict.py: does `train`'s held-out check agree with the dataset's own judged queries?"""
+    from .verdict import table
+
+    r = data.get("verdict_agreement")
+    if not r or not r.get("rows"):
+        return []
+    return ["", "## The retrain verdict against real judgments", "",
+            f"A {r['model']} Llama (random init) trained {r['steps']} pretext steps of 4 by `train --full` on each "
+            f"dataset; the verdict (held-out share {r['share']}) next to `eval` of both models on the dataset's own "
+            f"judged queries, 95% paired bootstrap intervals; {r['seconds'] / 60:.0f} min on "
+            f"{r['machine'].split(',')[0]}. Command: `{r['command']}`", "", table(r), ""]
 
 
 def main() -> None:
