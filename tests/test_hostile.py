@@ -300,3 +300,14 @@ def test_hostile_names_in_postgresql(tmp_path):
         real = os.path.join(os.fsdecode(os.fsencode(root)), os.fsdecode(BAD_NAME))
         assert json.loads(pg("delete", real, "--json")[1])["files_removed"] == 1
         assert json.loads(pg("status", "--files", "--json")[1])["files_skipped_by_kind"]["symlink-outside"] == 2
+
+
+def test_files_that_need_an_extra_are_grouped_with_the_command_that_reads_them():
+    from llara_search.ingest.notes import group_skipped, skipped_hint
+    from llara_search.ingest.pipeline import IngestReport
+
+    need = "an .epub file needs the epub extra: pip install 'llara-search[epub]'"
+    r = IngestReport(files_seen=4, files_new=1, files_skipped=3, skipped=[
+        {"path": f"/d/b{i}.epub", "reason": need, "kind": "needs-extra"} for i in range(3)])
+    assert group_skipped(r.skipped) == [("needs an optional extra", 3)]
+    assert "pip install 'llara-search[epub]'" in skipped_hint(r) and "3 of 4" in skipped_hint(r)

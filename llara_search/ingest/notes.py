@@ -54,7 +54,7 @@ def skipped_hint(report) -> str | None:
     extras = sorted({s["reason"].split("pip install", 1)[1].strip() for s in meant
                      if s.get("kind") == "needs-extra" and "pip install" in s["reason"]})
     if extras:
-        ways.append("install " + ", ".join(f"pip install {e}" for e in extras))
+        ways.append(", ".join(f"pip install {e}" for e in extras) + " reads the files that need an extra")
     if kinds.get("symlink-outside"):
         ways.append("--follow-symlinks reads symlinks that leave the folder")
     if kinds.get("too-large"):
