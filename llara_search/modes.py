@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-TEXT_ONLY = "none"
+from .identity import TEXT_ONLY
 
 
 def default_mode(info: dict) -> str:
