@@ -18,7 +18,8 @@ LABELS = {
     "no-text": "no text to index", "needs-extra": "needs an optional extra", "hidden": "hidden",
     "excluded": "ignored by rule (--include/--exclude)", "symlink-outside": "symlink outside the folder",
     "symlink-loop": "symlink loop or second link to a folder", "broken-symlink": "broken symlink",
-    "special-file": "not a regular file", "link": "man page pointing to another", "index-file": "Info index file",
+    "special-file": "not a regular file", "link": "only points to another file", "index-file": "Info index file",
+    "encrypted": "encrypted",
 }
 SUPPORTED = "md, rst, txt, html, pdf, ipynb, docx, man pages, texinfo/info (and .gz/.bz2/.xz of the text ones)"
 
