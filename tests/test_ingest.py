@@ -30,7 +30,7 @@ def test_every_format_is_parsed_with_provenance(tmp_path, corpus, tiny_model):
     engine, r = ingest(tmp_path / "idx", [corpus], tiny_model)
     assert r.files_failed == []
     assert r.files_new == 10 and r.files_skipped == 2  # logo.png and the hidden folder skipped, and said
-    assert sorted(s["kind"] for s in r.skipped) == ["hidden", "unsupported"]
+    assert sorted(s["kind"] for s in r.skipped) == ["binary", "hidden"]  # logo.png: a binary type by its name
     assert r.chunks_total == r.chunks_encoded == r.chunks_added > 0
     care = engine.search("llama shelter hay", k=50, mode="bm25")[0]
     assert care.path.endswith("handbook.md")
