@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, cli_query, dtype, encode, formats, index, ingest, memory, milvus, parsing, rerank, serve, soak
+from . import (bm25, cli_query, dtype, encode, formats, index, ingest, memory, milvus, parsing, rerank, serve, soak,
+               watch)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -168,6 +169,7 @@ def report() -> str:
     lines += _formats_rows(data)
     lines += adapt_report(data)
     lines += verdict_report(data)
+    lines += watch.report_rows(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -346,6 +348,7 @@ def main() -> None:
         rerank.main([])
         parsing.main([])
         formats.main([])
+        watch.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

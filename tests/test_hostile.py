@@ -311,3 +311,20 @@ def test_files_that_need_an_extra_are_grouped_with_the_command_that_reads_them()
         {"path": f"/d/b{i}.epub", "reason": need, "kind": "needs-extra"} for i in range(3)])
     assert group_skipped(r.skipped) == [("needs an optional extra", 3)]
     assert "pip install 'llara-search[epub]'" in skipped_hint(r) and "3 of 4" in skipped_hint(r)
+
+
+def test_the_watcher_keeps_to_the_folder_too(tmp_path):
+    """A symlink out of a watched folder, created while it is watched, is not read (a single file or in a folder)."""
+    from llara_search.ingest.pipeline import IngestOptions
+    from llara_search.watch.filters import PathFilter
+    from llara_search.watch.sync import expand
+
+    root, outside = build(tmp_path, truncated=False)
+    (root / "new").mkdir()
+    os.symlink(outside / "secret.txt", root / "new" / "leak.txt")
+    (root / "new" / "fine.md").write_text("# Fine\n\nInside.\n")
+    filt = PathFilter([root])
+    files, _ = expand([str(root / "passwd.txt"), str(root / "new"), str(root / "good.md")], filt, IngestOptions())
+    assert sorted(p.name for p in files) == ["fine.md", "good.md"]
+    files, _ = expand([str(root / "passwd.txt")], filt, IngestOptions(follow_symlinks=True))
+    assert [p.name for p in files] == ["passwd.txt"]

@@ -42,6 +42,10 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         kinds = ", ".join(f"{k} {n}" for k, n in s["files_skipped_by_kind"].items())
         t.add_row("files left out", f"{s['files_failed']} failed; skipped: {kinds or 'none'} (status --files)")
     out.print(t)
+    if s.get("watch"):
+        from ..watch.state import describe_state
+
+        out.print(term.text(describe_state(s["watch"])), highlight=False)
     if files:
         from ..report_view import file_notes
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -31,6 +31,10 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                            help="Time the reranker may take per request; past it "
                                                                 "the answer is the first stage's order, said so in "
                                                                 "the response [2000; 0: no limit]"),
+          watch_paths: List[Path] = typer.Option([], "--watch", help="Keep the index in sync with this folder while "
+                                                 "serving (repeatable; as `llara-search watch`)"),
+          debounce: float = typer.Option(0.5, "--debounce", min=0, help="With --watch: as for watch"),
+          poll: Optional[float] = typer.Option(None, "--poll", min=0.1, help="With --watch: as for watch"),
           dtype: str = DtypeOpt) -> None:
     """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs)."""
     from ..serve import is_loopback, run_server
@@ -41,10 +45,17 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                          rerank_budget_ms=rerank_budget_ms)
     if not token and not is_loopback(host):
         fail(f"refusing to bind {host} without a token: pass --token or set LLARA_SEARCH_TOKEN", 2)
-    engine = open_engine(index, db_url, dtype=dtype)
-    policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
-                            rerank_max_depth, rerank_budget_ms)
-    run_server(engine, host=host, port=port, token=token, rerank=policy)
+    missing = [str(p) for p in watch_paths if not p.exists()]
+    if missing:
+        fail(f"--watch: no such file or folder: {missing[0]}", 2)
+    from ..watch import WatchSettings
+    from ..watch.command import serve_watching
+
+    engine = open_engine(index, db_url, dtype=dtype, create=bool(watch_paths))
+    with serve_watching(engine, watch_paths, WatchSettings(debounce=debounce, poll=poll)):
+        policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
+                                rerank_max_depth, rerank_budget_ms)
+        run_server(engine, host=host, port=port, token=token, rerank=policy)
 
 
 def _rerank_policy(engine, model, depth, base, normalize, by_default=True, max_depth=None, budget_ms=None):

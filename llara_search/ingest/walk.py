@@ -45,6 +45,18 @@ class Walk:
         return len(self.files) + len(self.skipped) + len(self.failures)
 
 
+_TEMP_SUFFIXES = (".swp", ".swo", ".swn", ".swx", ".swpx", ".kate-swp", ".tmp", ".temp", ".crdownload", ".part",
+                  "___jb_tmp___", "___jb_old___")
+
+
+def is_editor_temp(name: str) -> bool:
+    """Editors' swap, backup, lock and atomic-save files (vim's `.x.swp` and `4913` probe, emacs' `#x#` and `.#x`,
+    `x~` backups, Office's `~$x`, downloads in progress): never documents, and usually gone a moment later, so
+    neither `ingest` nor `watch` reads them."""
+    return (name.endswith("~") or name == "4913" or name.startswith((".#", "~$", ".~lock.", ".goutputstream-"))
+            or (name.startswith("#") and name.endswith("#")) or name.lower().endswith(_TEMP_SUFFIXES))
+
+
 def _matches(path: Path, root: Path, patterns: list[str]) -> bool:
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
     return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(path.name, p) for p in patterns)
@@ -64,19 +76,25 @@ def boundary(paths: list[Path]) -> list[str]:
     return out
 
 
+def leaves(path: Path, within: list[Path]) -> bool:
+    """True when `path` is a symlink whose target resolves outside `within` (a watcher's single changed file)."""
+    return path.is_symlink() and not _inside(os.path.realpath(path), boundary(within))
+
+
 def walk(paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None,
-         hidden: bool = False, follow_symlinks: bool = False) -> Walk:
+         hidden: bool = False, follow_symlinks: bool = False, within: list[Path] | None = None) -> Walk:
     """Files under `paths` (or the files themselves, followed even when they are symlinks: they were named),
-    sorted, each path once; what is left out is in `skipped` (by a rule) or `failures` (could not be read)."""
+    sorted, each path once; what is left out is in `skipped` (by a rule) or `failures` (could not be read).
+    `within`: the boundary when it is wider than `paths` (a watcher walking one changed folder of its roots)."""
     out = Walk()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
     include, exclude = include or [], exclude or []
-    bounds = boundary(paths)
+    bounds = boundary(within or paths)
 
     def consider(f: Path, root: Path) -> None:
         key = os.path.abspath(f)
-        if key in seen_files:
+        if key in seen_files or is_editor_temp(f.name):
             return
         seen_files.add(key)
         if include and not _matches(f, root, include):
