@@ -122,14 +122,18 @@ def test_whole_model_is_ingested_and_reencoded_with_model(full_trained, tmp_path
 
 
 def test_reencode_refuses_a_model_of_another_width_or_tokenizer(full_trained, tmp_path, tiny_model):
-    from llara_search.testing import make_tiny_llara
+    from llara_search.testing import make_tiny_llara, train_fallback_tokenizer
 
     docs, model, _ = full_trained
     index = tmp_path / "idx"
     _run("ingest", docs, "--index", index, "--model", model)
     wide = make_tiny_llara(tmp_path / "wide", tokenizer_dir=model, hidden_size=96, num_heads=4)
+    # a tokenizer of another vocabulary whatever the model's is (a bare clone's fallback tokenizer is the one the
+    # tiny model has too, once training added the LLaRA tokens)
+    train_fallback_tokenizer(tmp_path / "tok-800", vocab_size=800)
+    other_tok = make_tiny_llara(tmp_path / "other-tok", tokenizer_dir=tmp_path / "tok-800")
     before = _run("status", "--index", index)
-    for other, what in ((wide, "96-d"), (tiny_model, "another tokenizer")):
+    for other, what in ((wide, "96-d"), (other_tok, "another tokenizer")):
         r = runner.invoke(app, ["reencode", "--index", str(index), "--model", str(other)])
         assert r.exit_code == 1 and what in r.output and "Traceback" not in r.output, r.output
     assert _run("status", "--index", index) == before  # nothing changed
