@@ -24,6 +24,7 @@ from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
 from .layout import IndexPaths, WriteLock
+from .pathnames import to_stored
 from .store import Store
 
 if TYPE_CHECKING:
@@ -324,7 +325,10 @@ def delete(engine, paths: Sequence[str | os.PathLike]) -> IngestReport:
         check_vectors(engine)
         _, chunker, fp = prepare_write(engine, None, None, None, None, None, need_chunker=False)
         ing = ingestor(engine, chunker, fp, IngestOptions(), None)
-        ing.remove_documents(paths_under(engine.store, paths))  # found by path prefix in SQL, page by page
+        # a real name (bytes that are not UTF-8 too) or the escaped one reports show; found by path prefix in SQL,
+        # page by page
+        names = [n for p in paths for n in (to_stored(os.path.abspath(p)), os.path.abspath(p), str(p))]
+        ing.remove_documents(paths_under(engine.store, names))
         ing.commit_generation()
         counts = engine.store.counts(ing.report.generation or 0)
         ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]

@@ -4,14 +4,14 @@
 text is stored inline) takes seconds, while one over this covering index reads a few megabytes. The chunks' index
 replaces `ix_chunks_added_gen`, which is its prefix.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03
 """
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
