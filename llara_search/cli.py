@@ -1001,9 +1001,14 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                            help="Time the reranker may take per request; past it "
                                                                 "the answer is the first stage's order, said so in "
                                                                 "the response [2000; 0: no limit]"),
+          editor_url: Optional[str] = typer.Option(None, "--editor-url", envvar="LLARA_SEARCH_EDITOR_URL",
+                                                   help="The search page's 'open in editor' link, e.g. "
+                                                        "'vscode://file/{path}:{line}' ({path}, {line}, {page})"),
+          open_page: bool = typer.Option(False, "--open", help="Open the search page in the browser"),
           dtype: str = DtypeOpt) -> None:
-    """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs)."""
+    """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs) and the search page for people at /."""
     from .serve import is_loopback, run_server
+    from .serve.page import check_editor_url
 
     dtype = _dtype(dtype)
     _check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
@@ -1011,10 +1016,12 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                           rerank_budget_ms=rerank_budget_ms)
     if not token and not is_loopback(host):
         _fail(f"refusing to bind {host} without a token: pass --token or set LLARA_SEARCH_TOKEN", 2)
+    editor_url = check_editor_url(editor_url)
     engine = _open(index, db_url, dtype=dtype)
     policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
                             rerank_max_depth, rerank_budget_ms)
-    run_server(engine, host=host, port=port, token=token, rerank=policy)
+    run_server(engine, host=host, port=port, token=token, rerank=policy, editor_url=editor_url,
+               open_page=open_page)
 
 
 def _rerank_policy(engine, model, depth, base, normalize, by_default=True, max_depth=None, budget_ms=None):

@@ -28,6 +28,7 @@ from ..index.backend import VectorDBError
 from ..index.generations import IndexFileError
 from ..search import EmptyIndexError
 from .openai_api import content_type_hint, error_body, openai_router
+from .page import COOKIE, page_router
 
 if TYPE_CHECKING:
     from ..rerank import RerankPolicy
@@ -160,9 +161,11 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | None = None) -> FastAPI:
+def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | None = None,
+               editor_url: str | None = None) -> FastAPI:
     """`rerank`: the server's reranker (loaded once, kept warm), whether it is on by default, its depth, the cap on
-    a request's depth and the time budget per request, past which the answer is the first stage's, said so."""
+    a request's depth and the time budget per request, past which the answer is the first stage's, said so.
+    `editor_url`: the search page's link template for opening a result in an editor (serve/page.py)."""
     app = FastAPI(title="llara-search", version=__version__,
                   description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, hybrid).")
     bearer = HTTPBearer(auto_error=False)
@@ -171,10 +174,12 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
     app.state.engine = engine
     app.state.rerank = rerank  # read per request: an operator (or a test) may swap it on a running app
 
-    def auth(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def auth(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        """The token as a Bearer header, or the search page's sign-in cookie (HttpOnly, SameSite=Strict)."""
         if token is None:
             return
-        given = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" else ""
+        given = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" else \
+            request.cookies.get(COOKIE, "")
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
@@ -301,6 +306,7 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
         return {"kind": body.kind, "dim": int(vecs.shape[1]), "embeddings": vecs.tolist()}
 
     app.include_router(openai_router(engine, auth))  # /v1/embeddings, /v1/models: OpenAI's shapes and errors
+    app.include_router(page_router(engine, auth, token, editor_url, lambda: app.state.rerank))  # GET /: people
     return app
 
 
@@ -317,7 +323,7 @@ def _public(r) -> dict:
 
 
 def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-               rerank: RerankPolicy | None = None) -> None:
+               rerank: RerankPolicy | None = None, editor_url: str | None = None, open_page: bool = False) -> None:
     """Serve until SIGINT/SIGTERM. While it runs, `<index>/server.json` tells `llara-search query` on this machine
     where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port."""
     import sys
@@ -331,13 +337,18 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
         engine.encoder  # load the model before accepting traffic  # noqa: B018
     if rerank is not None:  # and run the reranker once, so the first request does not pay for its warm-up
         rerank.reranker.score("warm-up", ["warm-up"])
-    app = create_app(engine, token, rerank)
+    app = create_app(engine, token, rerank, editor_url)
     sock = _listen(host, port)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level="warning"))
     with _stopped_by_signals(), announce(engine.paths.root, engine.paths.db_url, sock.getsockname(),
                                          auth=token is not None) as rec:
         url = rec.url if rec else f"http://{host}:{sock.getsockname()[1]}"
-        print(f"serving {engine.paths.root} at {url} (OpenAPI docs at {url}/docs)", file=sys.stderr, flush=True)
+        print(f"serving {engine.paths.root} at {url} (search page at {url}/, OpenAPI docs at {url}/docs)",
+              file=sys.stderr, flush=True)
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(url + "/")
         server.run(sockets=[sock])
 
 
