@@ -352,7 +352,7 @@ def test_filter_by_folder_type_and_glob(signed_in, server, built):
     page = signed_in.page
     ready(page, server + "/?mode=bm25")
     type_query(page, "llama")
-    paths = lambda: page.eval_on_selector_all("#results .file", "fs => fs.map(f => f.textContent)")  # noqa: E731
+    paths = lambda: page.eval_on_selector_all("#results .file .name", "fs => fs.map(f => f.title)")  # noqa: E731
     assert any("handbook.md" in p for p in paths())
     page.click("#folder-chips button:has-text('sub/')")
     page.wait_for_function("() => new URLSearchParams(location.search).get('folder') === 'sub'")

@@ -76,6 +76,13 @@
     }
   }
 
+  /* The folder of a result, relative to the indexed root (the facets' root) when it is under it. */
+  function shortDir(path) {
+    const dir = dirname(path), root = state.root;
+    if (root && (dir + "/").startsWith(root.replace(/\/$/, "") + "/")) return dir.slice(root.replace(/\/$/, "").length + 1) || "";
+    return dir;
+  }
+
   function groupByFile(hits) {
     const groups = new Map();
     hits.forEach((h) => {
@@ -97,7 +104,7 @@
       const headId = `file-${seq}-${gi}`;
       const g = el("div", { class: "group", role: "group", "aria-labelledby": headId });
       g.append(el("div", { class: "file", id: headId },
-        el("span", { class: "name" }, basename(path)), el("span", { class: "dir" }, dirname(path))));
+        el("span", { class: "name", title: path }, basename(path)), el("span", { class: "dir" }, shortDir(path))));
       group.forEach((h) => {
         const idx = state.hits.length;
         state.hits.push(h);
@@ -327,6 +334,7 @@
       $("folder-chips").replaceChildren(el("span", { class: "muted" }, "filters unavailable: " + err.message));
       return;
     }
+    state.root = top.root;
     state.folderGlob = state.folder ? here.folder_glob : null;
     const typeEntry = top.types.find((t) => t.ext === state.type);
     state.typeGlob = typeEntry ? typeEntry.glob : null;

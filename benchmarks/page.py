@@ -1,0 +1,152 @@
+"""The search page in a real browser: time from the last keystroke to results painted (the Performance API's
+`llara:painted` measure, written by the page after the frame that shows them), beside the same queries' `/search`
+time asked from Python, on the JAX docs (keyword and hybrid, a tiny random LLaRA model).
+
+The page waits DEBOUNCE (200 ms) after the last keystroke before it asks; "page after debounce" is the time from
+that moment to the painted results, which is what the page adds to (and includes of) the server's time.
+
+    python -m benchmarks.page [--queries 100] [--docs ../shared/data/docs-jax/docs] [--screenshots docs/]
+
+Needs Debian's Chromium (/usr/bin/chromium) and `playwright` (dev extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import ROOT, SHARED, WORK, machine, record
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def build_index(docs: Path, out: Path) -> Path:
+    from llara_search.engine import Engine
+    from llara_search.testing import make_tiny_llara, shared_tokenizer_dir
+
+    index = out / "index"
+    if (index / "meta.sqlite").is_file():
+        return index
+    model = make_tiny_llara(out / "model", tokenizer_dir=shared_tokenizer_dir())
+    with Engine.open(index, create=True) as engine:
+        engine.ingest([docs], model=str(model))
+    return index
+
+
+def headings(docs: Path, n: int, seed: int = 0) -> list[str]:
+    """Section headings of the docs as queries (what a person looking for a section would type)."""
+    found = set()
+    for f in sorted(docs.rglob("*.md")):
+        for line in f.read_text(errors="replace").splitlines():
+            m = re.match(r"#{1,4} +([A-Za-z][^`<>\[\]{}()]{5,60})$", line.strip())
+            if m:
+                found.add(m.group(1).strip().rstrip(":"))
+    qs = sorted(found)
+    random.Random(seed).shuffle(qs)
+    return qs[:n]
+
+
+def pct(xs: list[float]) -> dict:
+    return {"p50_ms": round(float(np.percentile(xs, 50)), 1), "p95_ms": round(float(np.percentile(xs, 95)), 1)}
+
+
+def python_times(base: str, queries: list[str], mode: str) -> list[float]:
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=60) as c:
+        c.get("/search", params={"q": queries[0], "mode": mode, "k": 10})  # warm
+        out = []
+        for q in queries:
+            t = time.perf_counter()
+            r = c.get("/search", params={"q": q, "mode": mode, "k": 10})
+            out.append(1000 * (time.perf_counter() - t))
+            r.raise_for_status()
+    return out
+
+
+def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[float], list[float]]:
+    page.goto(f"{base}/?mode={mode}")
+    page.wait_for_selector("body[data-ready=true]")
+    total, after = [], []
+    for q in queries:
+        n = page.evaluate("() => performance.getEntriesByName('llara:painted').length")
+        page.fill("#q", "")
+        page.type("#q", q, delay=25)  # a fast typist: every keystroke restarts the page's 200 ms wait
+        page.wait_for_function("([n, q]) => { const e = performance.getEntriesByName('llara:painted');"
+                               " return e.length > n && e[e.length - 1].detail.query === q; }", arg=[n, q.strip()],
+                               timeout=60_000)
+        e = page.evaluate("() => { const e = performance.getEntriesByName('llara:painted'); const m = e[e.length-1];"
+                          " return [m.duration, m.detail.fired]; }")
+        total.append(e[0])
+        after.append(e[0] - e[1])
+    return total, after
+
+
+def screenshots(browser, base: str, out: Path) -> list[str]:
+    saved = []
+    for scheme in ("light", "dark"):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 760}, color_scheme=scheme)
+        page = ctx.new_page()
+        page.goto(f"{base}/?mode=hybrid&q=jit+compile+static+arguments")
+        page.wait_for_selector("#results [role=option]")
+        page.click("#results [role=option]")
+        page.wait_for_selector("#preview:not([hidden]) .chunk.current")
+        page.wait_for_timeout(300)
+        path = out / f"page-{scheme}.png"
+        page.screenshot(path=str(path))
+        saved.append(str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path))
+        ctx.close()
+    return saved
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--docs", default=str(SHARED / "data" / "docs-jax" / "docs"))
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--screenshots", default=None, help="folder for page-light.png and page-dark.png")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from llara_search.engine import Engine
+    from llara_search.serve import create_app
+
+    from .common import start_server
+
+    docs = Path(args.docs)
+    if not docs.is_dir():
+        raise SystemExit(f"no docs folder at {docs}; pass --docs")
+    index = build_index(docs, WORK / "page-jax")
+    queries = headings(docs, args.queries)
+    engine = Engine.open(index)
+    base, server = start_server(create_app(engine))
+    results = {"data": f"JAX docs ({engine.status()['chunks_total']} chunks), {len(queries)} section headings typed",
+               "machine": machine(), "command": "python -m benchmarks.page", "modes": {}}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            for mode in ("bm25", "hybrid"):
+                py = python_times(base, queries, mode)
+                total, after = browser_times(page, base, queries, mode)
+                results["modes"][mode] = {
+                    "python_search": pct(py), "page_key_to_paint": pct(total), "page_after_debounce": pct(after),
+                    "ratio_p50": round(float(np.percentile(after, 50) / np.percentile(py, 50)), 2)}
+                print(mode, results["modes"][mode], flush=True)
+            if args.screenshots:
+                results["screenshots"] = screenshots(browser, base, Path(args.screenshots).resolve())
+            browser.close()
+    finally:
+        server.should_exit = True
+        engine.close()
+    record("page", results)
+    print(results)
+
+
+if __name__ == "__main__":
+    main()
