@@ -37,6 +37,13 @@ def built(tmp_path_factory, tiny_model):
     corpus = make_corpus(root / "docs")
     (corpus / "sub" / "packing.md").write_text("# Packing list\n\nA llama packing list for long treks.\n\n"
                                                "## Saddles\n\nEvery llama needs a saddle that fits.\n")
+    (corpus / "facts").mkdir()
+    for i in range(12):
+        (corpus / "facts" / f"fact{i:02d}.md").write_text(f"# Fact {i}\n\nLlama fact number {i}: herds of {i + 3}.\n")
+    manual = ("Trail etiquette for alpacas and llamas: keep a steady pace, never tie a llama to a moving cart, "
+              "and let the lead animal choose the crossing over any stream or fallen tree on the route.")
+    (corpus / "etiquette.md").write_text(f"# Etiquette\n\n{manual}\n")
+    (corpus / "etiquette.txt").write_text(f"Etiquette\n\n{manual}\n")  # the same text in another format
     (corpus / "xss.txt").write_text(XSS)
     (corpus / "empty.html").write_text("<html><body><script>var only = 'markup';</script></body></html>")
     (corpus / "broken.md").symlink_to(corpus / "nowhere.md")
@@ -72,13 +79,17 @@ def server(built):
 
 
 @pytest.fixture(scope="module")
-def open_server(built):
-    """The same index served without a token."""
+def open_server(built, tmp_path_factory):
+    """The same index served without a token, with a (tiny) reranker used on request."""
+    from llara_search.rerank import RerankPolicy
     from llara_search.serve import create_app
+    from llara_search.testing import make_tiny_cross_encoder
 
     _, index = built
     engine = Engine.open(index)
-    base, srv = serve_in_thread(create_app(engine))
+    reranker = engine.reranker(str(make_tiny_cross_encoder(tmp_path_factory.mktemp("ce"))))
+    policy = RerankPolicy(reranker, by_default=False, depth=20, max_depth=40, budget_ms=None)
+    base, srv = serve_in_thread(create_app(engine, rerank=policy))
     yield base
     srv.should_exit = True
     engine.close()
@@ -131,9 +142,9 @@ def test_facets_count_what_is_indexed(server, built):
     corpus, _ = built
     f = httpx.get(server + "/facets", cookies=COOKIE).json()
     assert f["root"] == str(corpus)
-    assert {d["name"]: d["count"] for d in f["folders"]} == {"sub": 2}
+    assert {d["name"]: d["count"] for d in f["folders"]} == {"facts": 12, "sub": 2}
     types = {t["ext"]: t["count"] for t in f["types"]}
-    assert types["md"] == 3 and types["pdf"] == 1 and types["rst"] == 1 and "png" not in types
+    assert types["md"] == 16 and types["pdf"] == 1 and types["rst"] == 1 and "png" not in types
     sub = httpx.get(server + "/facets", params={"folder": "sub"}, cookies=COOKIE).json()
     assert sub["documents"] == 2 and [d["folder"] for d in sub["folders"]] == ["sub/deeper"]
     # a facet's glob is a `where` that selects exactly what it counted
@@ -302,12 +313,19 @@ def test_sign_in_on_the_page(browser, server):
     assert not w.dialogs
 
 
-def test_no_token_server_needs_no_sign_in(browser, open_server):
+def test_no_token_server_needs_no_sign_in_and_enter_re_ranks(browser, open_server):
     w = Watched(browser)
-    ready(w.page, open_server + "/")
-    assert w.page.is_hidden("#signout")
-    type_query(w.page, "llama")
+    page = w.page
+    ready(page, open_server + "/?mode=bm25")
+    assert page.is_hidden("#signout")
+    type_query(page, "llama trail")
+    assert "re-ranked" not in page.text_content("#status")  # typing asks for the first stage only: fast
+    assert "first stage rank" not in page.get_attribute("#results [role=option]", "title")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('re-ranked by')")
+    assert "first stage rank" in page.get_attribute("#results [role=option]", "title")
     w.close()
+    assert not w.dialogs and not w.errors
 
 
 def test_type_see_highlights_and_switch_modes(signed_in, server):
@@ -327,10 +345,19 @@ def test_type_see_highlights_and_switch_modes(signed_in, server):
         page.wait_for_function(f"() => performance.getEntriesByName('llara:painted').length > {before}")
         assert f"mode={mode}" in page.url
         assert page.eval_on_selector_all("#results [role=option]", "os => os.length") > 0
+    # near-copies in other formats are named, not repeated
+    type_query(page, "trail etiquette alpacas")
+    assert page.eval_on_selector_all("#results .also", "a => a.map(x => x.textContent)") in (
+        ["also in: etiquette.txt"], ["also in: etiquette.md"])
+    # "more" asks for the next page
+    type_query(page, "llama fact")
+    assert page.eval_on_selector_all("#results [role=option]", "os => os.length") == 10
+    page.click("#more")
+    page.wait_for_function("() => document.querySelectorAll('#results [role=option]').length > 10")
     # the URL is the search: opening it again shows the same
     page.goto(page.url)
     page.wait_for_selector("#results [role=option]")
-    assert page.input_value("#q") == "llama packing" and page.is_checked("#mode-bm25")
+    assert page.input_value("#q") == "llama fact" and page.is_checked("#mode-bm25")
 
 
 def test_a_slow_answer_never_overwrites_a_newer_one(signed_in, server):

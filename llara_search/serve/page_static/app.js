@@ -133,7 +133,7 @@
     const files = new Set(hits.map((h) => h.path)).size;
     let line = q ? `${hits.length} passage${hits.length === 1 ? "" : "s"} in ${files} file${files === 1 ? "" : "s"}` : "";
     if (q && !hits.length) line = "No passages match" + (globBox.value.trim() ? " under this filter." : ".");
-    if (rerank) line += rerank.fallback || rerank.timed_out ? " · first-stage order (re-ranker did not answer in time)" : " · re-ranked";
+    if (rerank) line += rerank.applied ? ` · re-ranked by ${rerank.model}` : ` · first-stage order (${rerank.reason || "not re-ranked"})`;
     statusLine.textContent = line;
     moreBtn.hidden = !(q && hits.length >= state.k && state.k < 1000);
     if (state.preview && !hits.some((h) => h.path === state.preview.path)) closePreview(false);
