@@ -121,6 +121,10 @@ def test_sign_in_sets_an_http_only_strict_cookie(server):
     assert wrong.status_code == 401 and "set-cookie" not in wrong.headers and "not this server" in wrong.text
     r = httpx.post(server + "/ui/session", data={"token": TOKEN, "next": "https://evil.example/"})
     assert r.status_code == 303 and r.headers["location"] == "/"
+    back = httpx.get(server + "/coverage")  # the form brings a person back to the page they asked for
+    assert back.status_code == 401 and 'name="next" value="/coverage"' in back.text
+    r2 = httpx.post(server + "/ui/session", data={"token": TOKEN, "next": "/coverage"})
+    assert r2.status_code == 303 and r2.headers["location"] == "/coverage"
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f"llara_token={TOKEN};") and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert TOKEN not in r.headers["location"]

@@ -28,6 +28,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+PAGES = ("/", "/coverage")  # where a sign-in may lead back to
 PUBLIC_ASSETS = frozenset({"style.css"})  # what the sign-in form needs: the package's own stylesheet
 SIGNIN_FAILED = '<p class="error" role="alert">That token is not this server\'s. Try again.</p>'
 BAD_EDITOR_SCHEMES = ("javascript:", "data:", "vbscript:", "blob:")
@@ -86,14 +87,15 @@ def page_router(engine: Engine, auth: Callable, token: str | None, editor_url: s
     async def guarded(request: Request) -> None:
         auth(request, await bearer(request))
 
-    def html(name: str, status: int = 200, error: str = "") -> Response:
+    def html(name: str, status: int = 200, **marks: str) -> Response:
+        """A page file; `marks` fill its `<!--name-->` places with our own fixed strings (never request data)."""
         body, ctype = assets()[name]
-        if error:
-            body = body.replace(b"<!--error-->", error.encode())
+        for mark, text in marks.items():
+            body = body.replace(f"<!--{mark}-->".encode(), text.encode())
         return _secure(Response(body, status_code=status, media_type=ctype))
 
-    def signin(status: int = 401, error: str = "") -> Response:
-        r = html("signin.html", status, error)
+    def signin(status: int = 401, error: str = "", back_to: str = "/") -> Response:
+        r = html("signin.html", status, error=error, next=back_to.lstrip("/") if back_to in PAGES else "")
         r.headers["WWW-Authenticate"] = "Bearer"
         return r
 
@@ -103,7 +105,7 @@ def page_router(engine: Engine, auth: Callable, token: str | None, editor_url: s
 
     @router.get("/coverage", include_in_schema=False)
     async def coverage_page(request: Request):
-        return html("coverage.html") if await signed_in(request) else signin()
+        return html("coverage.html") if await signed_in(request) else signin(back_to="/coverage")
 
     @router.get("/ui/static/{name}", include_in_schema=False)
     async def static(name: str, request: Request):
@@ -118,12 +120,12 @@ def page_router(engine: Engine, auth: Callable, token: str | None, editor_url: s
     @router.post("/ui/session", include_in_schema=False)
     async def sign_in(request: Request, token_given: str = Form("", alias="token", max_length=4096),
                       next_page: str = Form("/", alias="next", max_length=64)):
-        target = next_page if next_page in ("/", "/coverage") else "/"
+        target = next_page if next_page in PAGES else "/"
         if token is None:
             return RedirectResponse(target, status_code=303)
         if not hmac.compare_digest(token_given.encode(), token.encode()):
             await asyncio.sleep(0.25)  # a guess costs time
-            return signin(401, SIGNIN_FAILED)
+            return signin(401, SIGNIN_FAILED, target)
         r = RedirectResponse(target, status_code=303)
         r.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
                      secure=request.url.scheme == "https")
