@@ -284,11 +284,22 @@ def ready(page, url):
     page.wait_for_selector("body[data-ready=true]")
 
 
+PAINTED = "() => performance.getEntriesByName('llara:painted').length"
+
+
+def wait_painted(page, after: int, query: str | None = None):
+    """Until the page has painted results (its `llara:painted` measure) after `after` earlier paints, for
+    `query` when given: a status line from an earlier answer does not count."""
+    page.wait_for_function("([n, q]) => { const e = performance.getEntriesByName('llara:painted');"
+                           " return e.length > n && (q === null || e[e.length - 1].detail.query === q); }",
+                           arg=[after, query])
+
+
 def type_query(page, text):
+    n = page.evaluate(PAINTED)
     page.fill("#q", "")
     page.type("#q", text, delay=15)
-    page.wait_for_function("(q) => document.getElementById('status').textContent.includes('passage') && "
-                           "new URLSearchParams(location.search).get('q') === q", arg=text)
+    wait_painted(page, n, text)
 
 
 def test_sign_in_on_the_page(browser, server):
@@ -325,8 +336,10 @@ def test_no_token_server_needs_no_sign_in_and_enter_re_ranks(browser, open_serve
     type_query(page, "llama trail")
     assert "re-ranked" not in page.text_content("#status")  # typing asks for the first stage only: fast
     assert "first stage rank" not in page.get_attribute("#results [role=option]", "title")
+    n = page.evaluate(PAINTED)
     page.keyboard.press("Enter")
-    page.wait_for_function("() => document.getElementById('status').textContent.includes('re-ranked by')")
+    wait_painted(page, n, "llama trail")
+    assert "re-ranked by" in page.text_content("#status")
     assert "first stage rank" in page.get_attribute("#results [role=option]", "title")
     w.close()
     assert not w.dialogs and not w.errors
@@ -344,9 +357,9 @@ def test_type_see_highlights_and_switch_modes(signed_in, server):
     assert re.match(r"score -?\d+\.\d+ · rank 1", first.get_attribute("title"))
     assert re.search(r"\d+ passages? in \d+ files?", page.text_content("#status"))
     for label, mode in (("semantic", "dense"), ("hybrid", "hybrid"), ("keyword", "bm25")):
-        before = page.evaluate("performance.getEntriesByName('llara:painted').length")
+        before = page.evaluate(PAINTED)
         page.click(f"label:has-text('{label}')")
-        page.wait_for_function(f"() => performance.getEntriesByName('llara:painted').length > {before}")
+        wait_painted(page, before)
         assert f"mode={mode}" in page.url
         assert page.eval_on_selector_all("#results [role=option]", "os => os.length") > 0
     # near-copies in other formats are named, not repeated
@@ -371,7 +384,7 @@ def test_a_slow_answer_never_overwrites_a_newer_one(signed_in, server):
     page.wait_for_timeout(350)  # its request is on its way (held 1.2 s by the server)
     page.fill("#q", "saddle")
     page.dispatch_event("#q", "input")
-    page.wait_for_function("() => document.getElementById('status').textContent.includes('passage')")
+    wait_painted(page, 0, "saddle")
     page.wait_for_timeout(1300)  # past the moment the slow answer would have come
     assert page.text_content("#status").startswith(("1 passage", "2 passages", "3 passages"))
     assert page.eval_on_selector_all("#results mark", "ms => ms.map(m => m.textContent.toLowerCase())") \
@@ -385,14 +398,16 @@ def test_filter_by_folder_type_and_glob(signed_in, server, built):
     type_query(page, "llama")
     paths = lambda: page.eval_on_selector_all("#results .file .name", "fs => fs.map(f => f.title)")  # noqa: E731
     assert any("handbook.md" in p for p in paths())
+    n = page.evaluate(PAINTED)
     page.click("#folder-chips button:has-text('sub/')")
     page.wait_for_function("() => new URLSearchParams(location.search).get('folder') === 'sub'")
-    page.wait_for_function("() => document.getElementById('status').textContent.includes('passage')")
+    wait_painted(page, n)
     assert page.input_value("#where").endswith("/sub/*")
     assert paths() and all("/sub" in p for p in paths())
+    n = page.evaluate(PAINTED)
     page.click("#type-chips button:has-text('.md')")
     page.wait_for_function("() => new URLSearchParams(location.search).get('type') === 'md'")
-    page.wait_for_function("() => document.getElementById('status').textContent.includes('passage')")
+    wait_painted(page, n)
     assert page.input_value("#where").endswith("/sub/*.[mM][dD]")
     assert paths() and all(".md" in p and "/sub" in p for p in paths())
     page.fill("#where", "*.rst")  # a free glob for the rest
@@ -433,7 +448,7 @@ def test_keyboard_only(signed_in, server):
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "q"
     page.keyboard.type("llama", delay=15)
-    page.wait_for_function("() => document.getElementById('status').textContent.includes('passage')")
+    wait_painted(page, 0, "llama")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
     active = page.get_attribute("#q", "aria-activedescendant")
@@ -482,9 +497,11 @@ def test_coverage_page_shows_failed_and_skipped_files(signed_in, server, built):
     assert "symlink" in by_path[str(corpus / "broken.md")][2]
     assert by_path[str(corpus / "empty.html")][0] == "skipped"
     assert "no text" in by_path[str(corpus / "empty.html")][2]
-    assert by_path[str(corpus / "handbook.md")][0] == "indexed" and "chunks" in by_path[str(corpus / "handbook.md")][2]
+    handbook = by_path[str(corpus / "handbook.md")]
+    assert handbook[0] == "indexed" and "chunks" in handbook[2]
     page.click(".coverage-controls .chip[data-state=failed]")
-    page.wait_for_function("() => [...document.querySelectorAll('#files tr')].every(r => r.classList.contains('failed'))")
+    page.wait_for_function("() => [...document.querySelectorAll('#files tr')]"
+                           ".every(r => r.classList.contains('failed'))")
     page.fill("#filter", "nothing-like-this")
     assert page.eval_on_selector_all("#files tr", "rs => rs.length") == 0
 

@@ -15,8 +15,9 @@ import hmac
 from functools import lru_cache
 from importlib import resources
 from typing import Callable
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBearer
 
@@ -32,6 +33,8 @@ PAGES = ("/", "/coverage")  # where a sign-in may lead back to
 PUBLIC_ASSETS = frozenset({"style.css"})  # what the sign-in form needs: the package's own stylesheet
 SIGNIN_FAILED = '<p class="error" role="alert">That token is not this server\'s. Try again.</p>'
 BAD_EDITOR_SCHEMES = ("javascript:", "data:", "vbscript:", "blob:")
+FOLDER_DOC = "a folder relative to the indexed root (as `folders[].folder` gives it): count its sub-folders"
+MAX_FORM_BYTES = 8192
 
 
 @lru_cache(maxsize=1)
@@ -58,6 +61,21 @@ def check_editor_url(template: str | None) -> str | None:
         raise EngineError(f"--editor-url {template!r} must start with an editor's URL scheme, e.g. "
                           "'vscode://file/{path}:{line}' or 'idea://open?file={path}&line={line}'")
     return t
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The sign-in form's fields (`application/x-www-form-urlencoded`), read here rather than through FastAPI's
+    `Form`, which would need python-multipart for two short fields."""
+    body = b""
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413, f"sign-in form over {MAX_FORM_BYTES} bytes")
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
+    except ValueError:
+        raise HTTPException(400, "the sign-in form has more fields than it should") from None
+    return {k: v[0] for k, v in fields.items() if v}
 
 
 def _secure(response: Response, *, cache: bool = False) -> Response:
@@ -118,9 +136,10 @@ def page_router(engine: Engine, auth: Callable, token: str | None, editor_url: s
         return _secure(Response(body, media_type=ctype), cache=True)
 
     @router.post("/ui/session", include_in_schema=False)
-    async def sign_in(request: Request, token_given: str = Form("", alias="token", max_length=4096),
-                      next_page: str = Form("/", alias="next", max_length=64)):
-        target = next_page if next_page in PAGES else "/"
+    async def sign_in(request: Request):
+        form = await _form(request)
+        token_given, target = form.get("token", ""), form.get("next", "/")
+        target = target if target in PAGES else "/"
         if token is None:
             return RedirectResponse(target, status_code=303)
         if not hmac.compare_digest(token_given.encode(), token.encode()):
@@ -137,9 +156,9 @@ def page_router(engine: Engine, auth: Callable, token: str | None, editor_url: s
         r.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return _secure(r)
 
-    @router.get("/ui/config", tags=["page"], summary="What the search page needs to know about this server")
-    async def config(request: Request):
-        await guarded(request)
+    @router.get("/ui/config", tags=["page"], dependencies=[Depends(auth)],
+                summary="What the search page needs to know about this server")
+    async def config():
         info = engine.info
         policy = rerank()
         text_only = info.get("model") in (TEXT_ONLY, None)
@@ -147,31 +166,25 @@ def page_router(engine: Engine, auth: Callable, token: str | None, editor_url: s
                 "modes": ["bm25"] if text_only else ["bm25", "dense", "hybrid"],
                 "rerank": policy is not None, "rerank_by_default": bool(policy and policy.by_default)}
 
-    @router.get("/facets", tags=["browse"],
+    @router.get("/facets", tags=["browse"], dependencies=[Depends(auth)],
                 summary="Documents per folder and per file type, each with the `where` glob that selects it")
-    async def facets(request: Request,
-                     folder: str | None = Query(None, max_length=1024,
-                                                description="a folder relative to the indexed root (as `folders[]."
-                                                            "folder` gives it): count its sub-folders")):
-        await guarded(request)
+    async def facets(folder: str | None = Query(None, max_length=1024, description=FOLDER_DOC)):
         return await asyncio.to_thread(browser.facets, folder)
 
-    @router.get("/chunks/{chunk_id}", tags=["browse"],
+    @router.get("/chunks/{chunk_id}", tags=["browse"], dependencies=[Depends(auth)],
                 summary="A result's chunk in its document: its neighbouring chunks, read from the index by id")
-    async def chunk_context(request: Request, chunk_id: int,
+    async def chunk_context(chunk_id: int,
                             before: int = Query(3, ge=0, le=MAX_CONTEXT),
                             after: int = Query(3, ge=0, le=MAX_CONTEXT)):
-        await guarded(request)
         try:
             return await asyncio.to_thread(browser.context, chunk_id, before, after)
         except NotInIndex as exc:
             return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    @router.get("/files", tags=["browse"],
+    @router.get("/files", tags=["browse"], dependencies=[Depends(auth)],
                 summary="Every file the last ingest saw: indexed (chunks), skipped (why) or failed (reason)")
-    async def files(request: Request, state: str | None = Query(None, pattern="^(indexed|skipped|failed)$"),
+    async def files(state: str | None = Query(None, pattern="^(indexed|skipped|failed)$"),
                     offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=MAX_FILES)):
-        await guarded(request)
         return await asyncio.to_thread(browser.coverage, state, offset, limit)
 
     return router
