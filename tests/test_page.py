@@ -221,6 +221,44 @@ def test_editor_url_template_is_checked(built):
     assert r.exit_code != 0 and "--editor-url" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow
+def test_serve_open_opens_the_page(built, tmp_path):
+    """`serve --open` hands the page's address to the system's browser ($BROWSER here: a script noting it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, index = built
+    opened = tmp_path / "opened.txt"
+    note = tmp_path / "browser.py"
+    note.write_text(f"import sys; open({str(opened)!r}, 'w').write(sys.argv[1])\n")
+    env = {**os.environ, "BROWSER": f"{sys.executable} {note} %s", "LLARA_SEARCH_TOKEN": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "llara_search", "serve", "--index", str(index), "--port", "0",
+                             "--open", "--editor-url", "vscode://file/{path}:{line}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not opened.exists() or not opened.read_text():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the browser was never asked to open the page"
+            time.sleep(0.1)
+        url = opened.read_text()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), url
+        for _ in range(100):
+            try:
+                r = httpx.get(url)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert r.status_code == 200 and 'id="q"' in r.text
+        assert httpx.get(url + "ui/config").json()["editor_url"] == "vscode://file/{path}:{line}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
 def test_assets_ship_in_the_wheel(tmp_path):
     """The page is package data: a wheel built from this tree carries every file the page serves."""
     import subprocess
