@@ -496,6 +496,10 @@ def test_keyboard_only(signed_in, server):
     assert page.get_attribute("#q", "aria-activedescendant") != active
     page.keyboard.press("Enter")
     page.wait_for_selector("#preview:not([hidden]) .chunk.current")
+    assert page.evaluate("document.activeElement.id") == "preview-scroll"  # the arrows now scroll the document
+    first = page.get_attribute("#preview .chunk.current", "data-chunk")
+    page.keyboard.press("n" if page.is_enabled("#next-hit") else "p")
+    page.wait_for_function("(c) => document.querySelector('#preview .chunk.current').dataset.chunk !== c", arg=first)
     page.keyboard.press("Escape")
     page.wait_for_selector("#preview", state="hidden")
     assert page.evaluate("document.activeElement.id") == "q"

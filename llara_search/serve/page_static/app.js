@@ -136,7 +136,13 @@
     if (rerank) line += rerank.applied ? ` · re-ranked by ${rerank.model}` : ` · first-stage order (${rerank.reason || "not re-ranked"})`;
     statusLine.textContent = line;
     moreBtn.hidden = !(q && hits.length >= state.k && state.k < 1000);
-    if (state.preview && !hits.some((h) => h.path === state.preview.path)) closePreview(false);
+    if (state.preview) {  // the open preview follows the new answer: its file's hits, or closed if none is left
+      if (hits.some((h) => h.path === state.preview.path)) {
+        state.preview.hits = docHits(state.preview.path);
+        state.preview.hit = state.preview.hits.find((h) => h.chunk_id === state.preview.hit.chunk_id) || state.preview.hits[0];
+        if (state.preview.doc) paintPreview(state.preview);
+      } else closePreview(false);
+    }
     if (firedAt !== undefined) {
       const keyAt = state.keyAt || firedAt;
       requestAnimationFrame(() => setTimeout(() => {  // after the frame that shows the results is painted
@@ -275,11 +281,14 @@
   /* ------------------------------------------------------------------------------------------ keyboard */
   box.addEventListener("input", schedule);
   box.addEventListener("keydown", (ev) => {
-    if (ev.key === "ArrowDown") { ev.preventDefault(); setActive(state.active + 1); }
-    else if (ev.key === "ArrowUp") { ev.preventDefault(); setActive(state.active - 1); }
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      setActive(state.active + (ev.key === "ArrowDown" ? 1 : -1));
+      if (!preview.hidden && state.active >= 0) openPreview(state.hits[state.active]);  // the preview follows
+    }
     else if (ev.key === "Enter") {
       ev.preventDefault();
-      if (state.active >= 0) openPreview(state.hits[state.active]);
+      if (state.active >= 0) openPreview(state.hits[state.active], true);  // read on with the keys; Esc comes back
       else search({ rerank: state.config.rerank });
     }
   });
