@@ -6,6 +6,7 @@ The page waits DEBOUNCE (200 ms) after the last keystroke before it asks; "page 
 that moment to the painted results, which is what the page adds to (and includes of) the server's time.
 
     python -m benchmarks.page [--queries 100] [--docs ../shared/data/docs-jax/docs] [--screenshots docs/]
+                              [--work benchmarks/.work/page-jax]
 
 Needs Debian's Chromium (/usr/bin/chromium) and `playwright` (dev extra).
 """
@@ -30,11 +31,10 @@ def build_index(docs: Path, out: Path) -> Path:
     from llara_search.engine import Engine
     from llara_search.testing import make_tiny_llara, shared_tokenizer_dir
 
-    index = out / "index"
-    if (index / "meta.sqlite").is_file():
-        return index
-    model = make_tiny_llara(out / "model", tokenizer_dir=shared_tokenizer_dir())
-    with Engine.open(index, create=True) as engine:
+    index, model = out / "index", out / "model"
+    if not (model / "config.json").is_file():
+        make_tiny_llara(model, tokenizer_dir=shared_tokenizer_dir())
+    with Engine.open(index, create=True) as engine:  # incremental: a finished index costs a walk, a cut one resumes
         engine.ingest([docs], model=str(model))
     return index
 
@@ -70,10 +70,11 @@ def python_times(base: str, queries: list[str], mode: str) -> list[float]:
     return out
 
 
-def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[float], list[float]]:
+def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[float], list[float], list[float]]:
+    """Per query: last keystroke to painted, the page's pause's end to painted, and its fetch of /search alone."""
     page.goto(f"{base}/?mode={mode}")
     page.wait_for_selector("body[data-ready=true]")
-    total, after = [], []
+    total, after, fetch = [], [], []
     for q in queries:
         n = page.evaluate("() => performance.getEntriesByName('llara:painted').length")
         page.fill("#q", "")
@@ -82,10 +83,11 @@ def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[
                                " return e.length > n && e[e.length - 1].detail.query === q; }", arg=[n, q.strip()],
                                timeout=60_000)
         e = page.evaluate("() => { const e = performance.getEntriesByName('llara:painted'); const m = e[e.length-1];"
-                          " return [m.duration, m.detail.fired]; }")
+                          " return [m.duration, m.detail.fired, m.detail.answered]; }")
         total.append(e[0])
         after.append(e[0] - e[1])
-    return total, after
+        fetch.append(e[2] - e[1])
+    return total, after, fetch
 
 
 def screenshots(browser, base: str, out: Path) -> list[str]:
@@ -105,12 +107,13 @@ def screenshots(browser, base: str, out: Path) -> list[str]:
     return saved
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", default=str(SHARED / "data" / "docs-jax" / "docs"))
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--screenshots", default=None, help="folder for page-light.png and page-dark.png")
-    args = ap.parse_args()
+    ap.add_argument("--work", default=str(WORK / "page-jax"), help="where the index and the tiny model are kept")
+    args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     from llara_search.engine import Engine
@@ -121,11 +124,14 @@ def main() -> None:
     docs = Path(args.docs)
     if not docs.is_dir():
         raise SystemExit(f"no docs folder at {docs}; pass --docs")
-    index = build_index(docs, WORK / "page-jax")
+    index = build_index(docs, Path(args.work))
     queries = headings(docs, args.queries)
     engine = Engine.open(index)
     base, server = start_server(create_app(engine))
-    results = {"data": f"JAX docs ({engine.status()['chunks_total']} chunks), {len(queries)} section headings typed",
+    status = engine.status()
+    name = "JAX docs" if docs.resolve() == (SHARED / "data" / "docs-jax" / "docs").resolve() else str(docs)
+    results = {"data": f"{name} ({status['documents']} files, {status['chunks_total']} chunks), {len(queries)} section "
+                       "headings typed",
                "machine": machine(), "command": "python -m benchmarks.page", "modes": {}}
     try:
         with sync_playwright() as p:
@@ -133,9 +139,10 @@ def main() -> None:
             page = browser.new_page()
             for mode in ("bm25", "hybrid"):
                 py = python_times(base, queries, mode)
-                total, after = browser_times(page, base, queries, mode)
+                total, after, fetch = browser_times(page, base, queries, mode)
                 results["modes"][mode] = {
                     "python_search": pct(py), "page_key_to_paint": pct(total), "page_after_debounce": pct(after),
+                    "page_fetch": pct(fetch), "page_render_paint": pct([a - f for a, f in zip(after, fetch)]),
                     "ratio_p50": round(float(np.percentile(after, 50) / np.percentile(py, 50)), 2)}
                 print(mode, results["modes"][mode], flush=True)
             if args.screenshots:

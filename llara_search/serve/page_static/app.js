@@ -65,7 +65,7 @@
     try {
       const body = await getJSON("/search", params, controller.signal);
       if (seq !== state.seq) return;  // a newer query was typed meanwhile: never paint an older answer over it
-      render(seq, q, body.results, body.rerank || null, firedAt);
+      render(seq, q, body.results, body.rerank || null, firedAt, performance.now());
     } catch (err) {
       if (err.name === "AbortError" || seq !== state.seq) return;
       if (err.status === 401) { statusLine.textContent = "Signed out: reload the page to sign in again."; return; }
@@ -92,7 +92,7 @@
     return [...groups.entries()];
   }
 
-  function render(seq, q, hits, rerank, firedAt) {
+  function render(seq, q, hits, rerank, firedAt, answeredAt) {
     statusLine.classList.remove("error");
     state.hits = [];
     state.active = -1;
@@ -147,7 +147,8 @@
       const keyAt = state.keyAt || firedAt;
       requestAnimationFrame(() => setTimeout(() => {  // after the frame that shows the results is painted
         performance.measure("llara:painted", { start: keyAt, end: performance.now(),
-          detail: { query: q, mode: state.mode, fired: firedAt - keyAt, results: hits.length } });
+          detail: { query: q, mode: state.mode, fired: firedAt - keyAt, answered: answeredAt - keyAt,
+            results: hits.length } });
       }, 0));
     }
   }
