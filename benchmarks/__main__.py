@@ -167,6 +167,7 @@ def report() -> str:
                          f"`{pa['command']}` |")
     lines += page_rows(data)
     lines += adapt_report(data)
+    lines += verdict_report(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -299,6 +300,20 @@ def page_rows(data: dict) -> list[str]:
                    f"{m['python_search']['p50_ms']} / p95 {m['python_search']['p95_ms']} ms | "
                    f"**{m['ratio_p50']}×** (after the pause, p50) | `{pg['command']}` |")
     return out
+
+
+def verdict_report(data: dict) -> list[str]:
+    """benchmarks/verdict.py: does `train`'s held-out check agree with the dataset's own judged queries?"""
+    from .verdict import table
+
+    r = data.get("verdict_agreement")
+    if not r or not r.get("rows"):
+        return []
+    return ["", "## The retrain verdict against real judgments", "",
+            f"A {r['model']} Llama (random init) trained {r['steps']} pretext steps of 4 by `train --full` on each "
+            f"dataset; the verdict (held-out share {r['share']}) next to `eval` of both models on the dataset's own "
+            f"judged queries, 95% paired bootstrap intervals; {r['seconds'] / 60:.0f} min on "
+            f"{r['machine'].split(',')[0]}. Command: `{r['command']}`", "", table(r), ""]
 
 
 def main() -> None:

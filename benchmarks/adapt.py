@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llara_search.eval.stats import paired_bootstrap
+
 from .common import ROOT, SHARED, WORK, machine, record
 
 TOKENIZER = SHARED / "models" / "llama2-llara-tokenizer"
@@ -197,16 +199,6 @@ def per_query(qrels: dict[str, dict[str, int]], run_file: Path) -> dict[str, np.
     qids = list(qrels)
     return {"ndcg@10": np.array([got.get(q, {}).get("ndcg_cut_10", 0.0) for q in qids]),
             "recall@100": np.array([got.get(q, {}).get("recall_100", 0.0) for q in qids])}
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 10_000, seed: int = 0) -> dict:
-    """Mean of a − b over queries with a 95% interval from resampling the queries (paired)."""
-    d = np.asarray(a) - np.asarray(b)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n, len(d)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"diff": round(float(d.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
-            "significant": bool(lo > 0 or hi < 0)}
 
 
 # ---------------------------------------------------------------------------------------------------- fusion study

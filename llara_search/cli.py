@@ -24,6 +24,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+ForceOpt = typer.Option(False, "--force", help="Switch to an adapter or model even when its retrain verdict was "
+                        "'worse'")
+
+
 IndexOpt = typer.Option(None, "--index", help="Index folder [default: $LLARA_SEARCH_INDEX or ./indexes/default]")
 DbUrlOpt = typer.Option(None, "--db-url", help="SQLAlchemy URL of the metadata database [default: <index>/meta.sqlite]")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object (for scripts)")
@@ -212,6 +216,7 @@ def ingest(
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
     max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
     wait: bool = typer.Option(False, "--wait", help="Wait for another ingest holding the index instead of failing"),
+    force: bool = ForceOpt,
     dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -232,6 +237,8 @@ def ingest(
     def run(pool, device):
         engine = _open(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
         engine.pool, engine.device = pool, device
+        if adapter is not None and engine.info.get("adapter") != str(adapter.resolve()):
+            _check_switch(adapter, force)
         with (nullcontext() if as_json or not err.is_terminal else _IngestProgress()) as progress:
             return engine.ingest(paths, model=model, adapter=str(adapter) if adapter else None,
                                  chunk_tokens=chunk_tokens, options=opts, wait=wait, progress=progress)
@@ -614,8 +621,24 @@ LoraAlpha = typer.Option(16, "--lora-alpha", min=1, help="LoRA alpha")
 LoraDropout = typer.Option(0.1, "--lora-dropout", min=0.0, max=0.9, help="LoRA dropout")
 FullOpt = typer.Option(False, "--full", help="Train every weight and write a whole model (use it with --model); "
                        "for small or new models, which learn little through LoRA")
+HeldOutOpt = typer.Option(0.1, "--heldout-share", min=0.0, max=0.9, help="Share of the documents kept out of "
+                          "training to judge the new model on (0: no check)")
+QueriesOpt = typer.Option(None, "--queries", help="Your own judged queries for the check: JSONL {query, pos: "
+                          "[relevant passage texts]}")
+KeepBestOpt = typer.Option(False, "--keep-best", help="Keep the checkpoint that scored best on the held-out check "
+                           "(scored at every --save-every), not the last one")
 LrOpt = typer.Option(None, "--lr", help="Peak learning rate [LoRA: 1e-4; --full: by model size, 1e-5 at 7B, up "
                      "to 2e-3 for a few million parameters]")
+
+
+def _check_switch(folder, force: bool) -> None:
+    """A model whose recorded retrain verdict is worse does not replace the current one without --force."""
+    from .train.verdict import SwitchRefused, check_switch
+
+    try:
+        check_switch(folder, force)
+    except SwitchRefused as exc:
+        _fail(str(exc), 1)
 
 
 def _train_config(output, base, task, **kw):
@@ -652,6 +675,10 @@ def _train_report(card: dict, output: Path, as_json: bool) -> None:
     out.print(f"[bold]{card['task']}[/]: {card['steps']} steps, loss {card['loss_first']:.4f} → "
               f"{card['loss_last']:.4f}, {card['tokens_per_second']:.0f} tokens/s, {card['seconds']:.0f}s")
     out.print(f"adapter: {output} · card: {output / 'TRAINING.md'}")
+    if card.get("verdict"):
+        from .train.verdict import sentence
+
+        out.print(Text(sentence(card["verdict"], output, bool(card.get("full")))))
 
 
 @app.command()
@@ -684,13 +711,16 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output"),
     merge: bool = typer.Option(False, "--merge", help="Also write a merged model to <output>/merged"),
     seed: int = typer.Option(42, "--seed"),
+    heldout_share: float = HeldOutOpt, queries: Optional[Path] = QueriesOpt, keep_best: bool = KeepBestOpt,
     dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Adapt the encoder to your corpus without labels: LLaRA's EBAE + EBAR pretext task with LoRA."""
+    """Adapt the encoder to your corpus without labels (LLaRA's EBAE + EBAR pretext task), then judge it against
+    the current model on held-out documents of the same corpus."""
     from .encoder import DEFAULT_MODEL, load_tokenizer
     from .engine import TEXT_ONLY
-    from .train.data import pairs_from_corpus, pairs_from_index
+    from .train.data import TrainDataError, pairs_from_passages
+    from .train.heldout import build_check, documents_from_corpus, documents_from_index
 
     dtype = _train_dtype(dtype)
     if (index is None) == (not corpus):
@@ -699,11 +729,14 @@ def train(
         _fail(f"--loss must be llara or causal, not {loss!r}", 2)
     if ebar_target not in ("following", "next"):
         _fail(f"--ebar-target must be following or next, not {ebar_target!r}", 2)
+    current_adapter = current_model = None
     if index is not None:
         engine = _open(index, None)
         model = engine.info.get("model")
         base = base or (model if model and model != TEXT_ONLY else None)
-        pairs = pairs_from_index(engine)
+        if base == model:  # judged against what the index encodes with today
+            current_adapter = engine.info.get("adapter")
+        docs = documents_from_index(engine)
         source = f"index {engine.paths.root}"
     else:
         missing = [str(p) for p in corpus if not p.exists()]
@@ -712,10 +745,15 @@ def train(
         base = base or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL
         _check_training(_train_config(output, base, "pretext", lora_r=lora_r, batch_size=batch_size,
                                       cutoff_len=cutoff_len, dtype=dtype))  # before the tokenizer is fetched
-        pairs = pairs_from_corpus(corpus, load_tokenizer(base))
+        docs = documents_from_corpus(corpus, load_tokenizer(base))
         source = "corpus " + ", ".join(str(p) for p in corpus)
     if not base:
         _fail("this index has no model (text-only); name the model to adapt with --base", 2)
+    try:
+        train_docs, check = build_check(docs, share=heldout_share, seed=seed, queries_file=queries)
+    except (TrainDataError, ValueError) as exc:
+        _fail(str(exc), 2)
+    pairs = pairs_from_passages([d.passages() for d in train_docs])
     if not pairs:
         _fail("no text to train on: the index or corpus has no chunks", 2)
     cfg = _train_config(output, base, "pretext", lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
@@ -724,9 +762,10 @@ def train(
                         resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype, full=full, loss=loss,
                         ebar_target=ebar_target, bow_weight=bow_weight)
     _check_training(cfg)
-    from .train.trainer import train as run_training
+    from .train.checked import run_checked
 
-    card = run_training(cfg, pairs, show_progress=not as_json and err.is_terminal)
+    card = run_checked(cfg, pairs, check, keep_best=keep_best, current_adapter=current_adapter,
+                       current_model=current_model, show_progress=not as_json and err.is_terminal, quiet=as_json)
     _train_report(card, output, as_json)
 
 
@@ -756,6 +795,7 @@ def finetune(
     resume: bool = typer.Option(False, "--resume"),
     merge: bool = typer.Option(False, "--merge"),
     seed: int = typer.Option(42, "--seed"),
+    heldout_share: float = HeldOutOpt, keep_best: bool = KeepBestOpt,
     dtype: str = DtypeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -773,6 +813,9 @@ def finetune(
         m = engine.info.get("model")
         base = m if m and m != TEXT_ONLY else None
     base = base or os.environ.get("LLARA_SEARCH_MODEL") or DEFAULT_MODEL
+    current_adapter = str(adapter) if adapter else None
+    if engine is not None and adapter is None and engine.info.get("model") == base:
+        current_adapter = engine.info.get("adapter")
     shape = dict(batch_size=batch_size, group_size=group_size, query_max_len=query_max_len,
                  passage_max_len=passage_max_len, lora_r=lora_r, dtype=dtype)
     _check_training(_train_config(output, base, "contrastive", **shape))  # before hard negatives are mined
@@ -805,9 +848,11 @@ def finetune(
                         temperature=temperature, query_max_len=query_max_len, passage_max_len=passage_max_len,
                         save_every=save_every, resume=resume, merge=merge, seed=seed, data_source=source, dtype=dtype,
                         full=full)
-    from .train.trainer import train as run_training
+    from .train.checked import run_checked, split_examples
 
-    card = run_training(cfg, examples, show_progress=not as_json and err.is_terminal)
+    examples, check = split_examples(examples, heldout_share, seed)
+    card = run_checked(cfg, examples, check, keep_best=keep_best, current_adapter=current_adapter,
+                       current_model=None, show_progress=not as_json and err.is_terminal, quiet=as_json)
     _train_report(card, output, as_json)
 
 
@@ -818,10 +863,11 @@ def reencode(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                     "model alone)"),
              model: Optional[str] = typer.Option(None, "--model", help="Another whole model of the same tokenizer "
                                                  "and width, e.g. what `train --full` wrote [the index's own]"),
-             dtype: str = DtypeOpt, as_json: bool = JsonOpt) -> None:
+             force: bool = ForceOpt, dtype: str = DtypeOpt, as_json: bool = JsonOpt) -> None:
     """Re-encode every chunk with the index's model (or --model) and an adapter into a new generation; queries
     follow."""
     dtype = _dtype(dtype)
+    _check_switch(adapter or model, force)
 
     def run(pool, device):
         engine = _open(index, db_url, dtype=dtype)  # rank 0 alone: the other processes only encode

@@ -36,6 +36,12 @@ COMPACT_GRACE_S = 60.0  # far longer than any one search holds its generation
 TEXT_ONLY = "none"  # `--model none`: a text-only index searched by BM25 alone (no encoder, no vectors)
 
 
+def verdict_of(folder: str | None) -> dict | None:
+    from .train.verdict import brief, load
+
+    return brief(load(folder))
+
+
 class EngineError(RuntimeError):
     """Wrong use (bad argument, wrong model, missing index): the message is one line saying what to do."""
 
@@ -895,6 +901,7 @@ class Engine:
             "trained_on": gen.trained_on if gen else None,
             "ann_tuning": info.get("ann_tuning") if gen and gen.index_type != "flat" else None,
             "fusion": info.get("fusion"),
+            "verdict": verdict_of(info.get("adapter") or info.get("model")),  # the retrain's check, if it had one
         }
         out["bytes_on_disk"] = self._disk_sizes()
         out["lexical"] = LexicalIndex(self.paths.lexical).describe(gen.id) if gen else None

@@ -250,8 +250,12 @@ def _autocast(cfg: TrainConfig, device: torch.device):
 
 # ---------------------------------------------------------------------------------------------------- the loop
 def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
-          on_step: Callable[[int, dict], None] | None = None) -> dict:
-    """Train on `examples` ((text, next_text) pairs for pretext, `Example`s for contrastive); returns the card."""
+          on_step: Callable[[int, dict], None] | None = None,
+          on_checkpoint: Callable[..., None] | None = None) -> dict:
+    """Train on `examples` ((text, next_text) pairs for pretext, `Example`s for contrastive); returns the card.
+
+    `on_checkpoint(step, model, tokenizer, final=False)`: called on the first process after each checkpoint and
+    once more with the final weights (the held-out check scores them there; train/checked.py)."""
     if not examples:
         raise ValueError("no training examples")
     rank, world, local_rank = init_distributed()
@@ -344,6 +348,8 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
             if cfg.save_every and step % cfg.save_every == 0 and step < total:
                 _save_checkpoint(cfg, model, tokenizer, opt, sched, step, history,
                                  seconds_before + elapsed, rank, world)
+                if on_checkpoint is not None and rank == 0:
+                    on_checkpoint(step, model, tokenizer)
             crash_point("train-step")
     except KeyboardInterrupt:
         path = _save_checkpoint(cfg, model, tokenizer, opt, sched, step, history,
@@ -354,6 +360,8 @@ def train(cfg: TrainConfig, examples: Sequence, *, show_progress: bool = True,
         if bar is not None:
             bar.close()
     seconds = seconds_before + time.perf_counter() - t0
+    if on_checkpoint is not None and rank == 0:
+        on_checkpoint(step, model, tokenizer, final=True)
     card = {
         "task": cfg.task, "base": cfg.base, "started_from_adapter": cfg.adapter, "resumed_from": str(resume_from)
         if resume_from else None, "data": {"source": cfg.data_source, "examples": len(examples)},
