@@ -464,6 +464,7 @@ def test_preview_shows_the_passage_in_place_and_moves_to_the_next_hit(signed_in,
     assert n_hits >= 2
     handbook.query_selector("[role=option]").click()
     page.wait_for_selector("#preview:not([hidden]) .chunk.current")
+    assert page.evaluate("window.scrollY") == 0  # the preview scrolls itself, not the page
     assert page.eval_on_selector_all("#preview .chunk", "cs => cs.length") >= 2  # its neighbours too
     assert page.query_selector("#preview .chunk.current mark")
     assert page.text_content("#preview-title") == "Llama Handbook"

@@ -242,7 +242,10 @@
     previewBody.replaceChildren(frag);
     preview.hidden = false;
     document.body.classList.add("previewing");
-    if (current) current.scrollIntoView({ block: "center" });
+    if (current) {  // centre the hit in the preview's own scroller, leaving the page where it is
+      const scroller = $("preview-scroll");
+      scroller.scrollTop = Math.max(0, current.offsetTop - scroller.clientHeight / 2 + current.offsetHeight / 2);
+    }
   }
 
   function moveHit(step) {
