@@ -13,7 +13,7 @@
   const state = {
     config: { modes: ["bm25", "dense", "hybrid"], rerank: false, editor_url: null, auth: false },
     mode: "hybrid", k: PAGE, folder: null, folderGlob: null, type: null, typeGlob: null,
-    seq: 0, shown: 0, controller: null, timer: null, keyAt: 0, hits: [], active: -1, lastQuery: "",
+    seq: 0, controller: null, timer: null, busy: null, keyAt: 0, hits: [], active: -1, lastQuery: "",
     preview: null,
   };
 
@@ -61,13 +61,16 @@
     const firedAt = performance.now();
     const params = { q, mode: state.mode, k: state.k, where: globBox.value.trim() || null };
     if (state.config.rerank) params.rerank = rerank ? "true" : "false";  // typing stays fast; Enter re-ranks
-    statusLine.textContent = rerank ? "Re-ranking…" : "Searching…";
+    clearTimeout(state.busy);  // said only when an answer is slow to come, so quick answers do not flicker
+    state.busy = setTimeout(() => { if (seq === state.seq) statusLine.textContent = rerank ? "Re-ranking…" : "Searching…"; },
+      rerank ? 0 : 300);
     try {
       const body = await getJSON("/search", params, controller.signal);
       if (seq !== state.seq) return;  // a newer query was typed meanwhile: never paint an older answer over it
       render(seq, q, body.results, body.rerank || null, firedAt, performance.now());
     } catch (err) {
       if (err.name === "AbortError" || seq !== state.seq) return;
+      clearTimeout(state.busy);
       if (err.status === 401) { statusLine.textContent = "Signed out: reload the page to sign in again."; return; }
       results.replaceChildren();
       moreBtn.hidden = true;
@@ -93,6 +96,7 @@
   }
 
   function render(seq, q, hits, rerank, firedAt, answeredAt) {
+    clearTimeout(state.busy);
     statusLine.classList.remove("error");
     state.hits = [];
     state.active = -1;
