@@ -182,7 +182,7 @@ def test_chunk_context_by_id_only(server):
 
 def test_no_route_takes_a_path(server):
     """Every route's parameters, from the OpenAPI document: none is a file path, and the page's routes read ids."""
-    spec = httpx.get(server + "/openapi.json").json()
+    spec = httpx.get(server + "/openapi.json", cookies=COOKIE).json()
     for path, ops in spec["paths"].items():
         assert "{path" not in path and "{file" not in path, path
         for op in ops.values():
