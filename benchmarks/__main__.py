@@ -291,14 +291,17 @@ def page_rows(data: dict) -> list[str]:
         return []
     out = []
     for mode, m in pg["modes"].items():
+        sent = f"; {m['searches_sent_per_query']} searches sent per typed query" \
+            if "searches_sent_per_query" in m else ""
+        bare = f"; the browser's bare `fetch` of the same: p50 {m['browser_bare_fetch']['p50_ms']} ms" \
+            if "browser_bare_fetch" in m else ""
         out.append(f"| search page in Chromium, {mode}: last keystroke to results painted ({pg['data']}) | "
                    f"p50 {m['page_key_to_paint']['p50_ms']} / p95 {m['page_key_to_paint']['p95_ms']} ms, of which "
                    f"after the page's 200 ms pause p50 {m['page_after_debounce']['p50_ms']} / p95 "
                    f"{m['page_after_debounce']['p95_ms']} ms (its fetch of `/search` p50 {m['page_fetch']['p50_ms']}, "
-                   f"drawing and paint p50 {m['page_render_paint']['p50_ms']} ms) | the same queries' `/search` "
-                   f"from Python: p50 "
-                   f"{m['python_search']['p50_ms']} / p95 {m['python_search']['p95_ms']} ms | "
-                   f"**{m['ratio_p50']}×** (after the pause, p50) | `{pg['command']}` |")
+                   f"drawing and paint p50 {m['page_render_paint']['p50_ms']} ms{sent}) | the same queries' "
+                   f"`/search` from Python: p50 {m['python_search']['p50_ms']} / p95 {m['python_search']['p95_ms']} "
+                   f"ms{bare} | **{m['ratio_p50']}×** (after the pause, p50) | `{pg['command']}` |")
     return out
 
 

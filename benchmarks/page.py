@@ -71,11 +71,22 @@ def python_times(base: str, queries: list[str], mode: str) -> list[float]:
     return out
 
 
-def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[float], list[float], list[float]]:
-    """Per query: last keystroke to painted, the page's pause's end to painted, and its fetch of /search alone."""
+def bare_fetch_times(page, queries: list[str], mode: str) -> list[float]:
+    """The same requests sent by the browser's own `fetch` from the loaded page, with nothing typed or drawn: what
+    the browser's network stack costs beside Python's client."""
+    return page.evaluate("async ([qs, mode]) => { const out = []; for (const q of qs) {"
+                         " const t = performance.now();"
+                         " const r = await fetch('/search?' + new URLSearchParams({ q, mode, k: 10 }));"
+                         " await r.json(); out.push(performance.now() - t); } return out; }", [queries, mode])
+
+
+def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[float], ...]:
+    """Per query: last keystroke to painted, the page's pause's end to painted, its fetch of /search alone, and
+    how many searches the page sent while the query was typed (1 unless a keystroke came over 200 ms late)."""
     page.goto(f"{base}/?mode={mode}")
     page.wait_for_selector("body[data-ready=true]")
-    total, after, fetch = [], [], []
+    total, after, fetch, sent = [], [], [], []
+    last_sent = 0
     for q in queries:
         n = page.evaluate("() => performance.getEntriesByName('llara:painted').length")
         page.fill("#q", "")
@@ -84,11 +95,13 @@ def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[
                                " return e.length > n && e[e.length - 1].detail.query === q; }", arg=[n, q.strip()],
                                timeout=60_000)
         e = page.evaluate("() => { const e = performance.getEntriesByName('llara:painted'); const m = e[e.length-1];"
-                          " return [m.duration, m.detail.fired, m.detail.answered]; }")
+                          " return [m.duration, m.detail.fired, m.detail.answered, m.detail.sent]; }")
         total.append(e[0])
         after.append(e[0] - e[1])
         fetch.append(e[2] - e[1])
-    return total, after, fetch
+        sent.append(e[3] - last_sent)
+        last_sent = e[3]
+    return total, after, fetch, sent, bare_fetch_times(page, queries, mode)
 
 
 def _shrink(path: Path) -> None:
@@ -151,10 +164,11 @@ def main(argv: list[str] | None = None) -> None:
             page = browser.new_page()
             for mode in () if args.only_screenshots else ("bm25", "hybrid"):
                 py = python_times(base, queries, mode)
-                total, after, fetch = browser_times(page, base, queries, mode)
+                total, after, fetch, sent, bare = browser_times(page, base, queries, mode)
                 results["modes"][mode] = {
                     "python_search": pct(py), "page_key_to_paint": pct(total), "page_after_debounce": pct(after),
                     "page_fetch": pct(fetch), "page_render_paint": pct([a - f for a, f in zip(after, fetch)]),
+                    "searches_sent_per_query": round(float(np.mean(sent)), 2), "browser_bare_fetch": pct(bare),
                     "ratio_p50": round(float(np.percentile(after, 50) / np.percentile(py, 50)), 2)}
                 print(mode, results["modes"][mode], flush=True)
             if args.screenshots:
