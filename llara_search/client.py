@@ -16,13 +16,14 @@ module and must start in well under a second (no torch, no numpy).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import httpx
 
+from .results import SearchResult
+
 MODES = ("dense", "bm25", "hybrid")  # == llara_search.search.MODES (a test keeps them equal)
-MAX_K = 1000  # == llara_search.engine.MAX_K
+MAX_K = 1000  # == llara_search.retrieval.MAX_K (a test keeps them equal)
 DEFAULT_TIMEOUT_S = 120.0  # a first query on a 7B model waits for its encode; connecting gets 5 s
 TOKEN_ENV = "LLARA_SEARCH_TOKEN"
 
@@ -47,35 +48,7 @@ class RequestError(LlaraSearchError):
     """The request was refused as given (4xx): a wrong argument, an index that cannot answer this mode, ..."""
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result, as `llara_search.search.SearchResult` less the BEIR doc key. `data` is the result exactly as
-    the server sent it (fields a newer server adds are kept there)."""
-
-    rank: int
-    score: float
-    chunk_id: int
-    path: str
-    heading: str | None
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    text: str
-    first_stage_rank: int | None = None  # set when the server re-ranked: the hit's rank and score before
-    first_stage_score: float | None = None
-    also_in: list[str] = field(default_factory=list)  # near-copies of this passage in other files (other formats)
-    data: dict = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Hit":
-        return cls(rank=int(d["rank"]), score=float(d["score"]), chunk_id=int(d["chunk_id"]), path=d["path"],
-                   heading=d.get("heading"), start_line=d.get("start_line"), end_line=d.get("end_line"),
-                   page=d.get("page"), text=d.get("text", ""), first_stage_rank=d.get("first_stage_rank"),
-                   first_stage_score=d.get("first_stage_score"), also_in=list(d.get("also_in") or []),
-                   data=dict(d))
-
-    def to_dict(self) -> dict:
-        return dict(self.data) if self.data else {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "data"}
+Hit = SearchResult  # one search result, as the engine returns it (llara_search/results.py)
 
 
 def check_search_args(queries: Iterable[Any], k: int, mode: str) -> None:

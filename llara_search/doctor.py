@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select, text, update
 
+from .errors import EngineError, VectorDBError, first_line
+from .identity import reencode_args
 from .index import VectorStore
 from .index.generations import IndexFileError, load_ann
 from .layout import IndexPaths, WriteLock, write_head
@@ -193,8 +195,6 @@ class Doctor:
 
     def _milvus_collection(self, d: Diagnosis, gen: Generation, live: np.ndarray) -> None:
         """Milvus ids visible at the generation against the database's rows (the same check as a FAISS file's ids)."""
-        from .index.backend import VectorDBError
-
         d.rebuild_index = True
         name = self.backend.collection_of(gen)
         d.checked["vector_db"] = self.backend.uri
@@ -237,7 +237,7 @@ class Doctor:
             now = fingerprint_for(str(info["model"]), info.get("adapter"), int(info.get("max_length", 512)))
         except (OSError, ValueError) as exc:
             d.warnings.append(Finding("fingerprint", f"model {info['model']} is not available here, its fingerprint "
-                                      f"was not checked ({str(exc).splitlines()[0][:120]})"))
+                                      f"was not checked ({first_line(exc, limit=120)})"))
             return
         if now != info.get("fingerprint"):
             d.problems.append(Finding("fingerprint", f"the model at {info['model']} now has fingerprint {now}, the "
@@ -255,8 +255,6 @@ class Doctor:
         if info_dim := self.store.get_info().get("dim"):
             d.orphan_files += VectorStore(self.paths.vectors, int(info_dim)).orphans()
         if self.milvus and gen is not None:
-            from .index.backend import VectorDBError
-
             keep = set(self.store.generation_index_files(gen.id - 1).values())
             try:
                 d.orphan_collections = self.backend.orphans(keep)
@@ -283,8 +281,6 @@ class Doctor:
                                       f"{dead[-1].generation}); the committed state is intact, run `llara-search "
                                       "ingest` again to finish the work"))
         if info.get("pending_reencode"):
-            from .engine import reencode_args
-
             d.warnings.append(Finding("reencode", "a re-encode was interrupted; finish it with `llara-search reencode"
                                       f"{reencode_args(info['pending_reencode'])}`"))
 
@@ -296,8 +292,6 @@ class Doctor:
             return done
         info = self.store.get_info()
         if info.get("pending_reencode") and d.rebuild_index:
-            from .engine import EngineError
-
             raise EngineError("a re-encode was interrupted: finish it first with `llara-search reencode`, then run "
                               "doctor again (a repair now would mix vectors of two encoders)")
         with WriteLock(self.paths.lock, wait=wait):

@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import random
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 FUSION_METHOD = "rrf"  # weighted reciprocal rank fusion (benchmarks/adapt.py compared it with score fusions)
 DEFAULT_DENSE_WEIGHT = 0.5  # before any calibration (and for an index too small to calibrate)
@@ -52,8 +48,9 @@ def span_queries(chunks: list[tuple[int, str, str | None]], n: int, seed: int = 
     return out
 
 
-def calibrate(engine: "Engine", n: int = PROBES, seed: int = 0) -> dict:
-    """Measure both halves on span queries from the current generation and return the fusion settings."""
+def calibrate(engine, n: int = PROBES, seed: int = 0) -> dict:
+    """Measure both halves on span queries from the current generation and return the fusion settings.
+    `engine`: the index's `Engine`, of which only `store` and `search_many` are used (this module sits below it)."""
     gen = engine.store.current_generation()
     ids = [int(i) for i in engine.store.visible_chunk_ids(gen.id)]
     sample = random.Random(seed).sample(ids, min(len(ids), 4 * n))

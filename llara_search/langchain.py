@@ -35,7 +35,8 @@ _LANGCHAIN_KWARGS = {"verbose"}  # what BaseRetriever.invoke may leave in the ke
 
 
 def to_document(hit: Any) -> Document:
-    """A search result (`llara_search.client.Hit` or `llara_search.search.SearchResult`) as a LangChain Document."""
+    """A search result (`llara_search.results.SearchResult`, from the engine or the HTTP client) as a LangChain
+    Document."""
     metadata = {"source": hit.path, "path": hit.path, "heading": hit.heading, "start_line": hit.start_line,
                 "end_line": hit.end_line, "page": hit.page, "score": hit.score, "rank": hit.rank,
                 "chunk_id": hit.chunk_id, "also_in": list(getattr(hit, "also_in", None) or [])}

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import IndexLockedError
+
 DEFAULT_INDEX = "indexes/default"
 
 
@@ -60,10 +62,6 @@ def write_head(paths: IndexPaths, generation: int) -> None:
         os.replace(tmp, paths.head)
     except OSError:  # a read-only copy of the folder: readers fall back to asking the database
         pass
-
-
-class IndexLockedError(RuntimeError):
-    pass
 
 
 class WriteLock:

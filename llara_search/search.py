@@ -6,14 +6,15 @@ import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .index import AnnIndex, VectorStore
+from .errors import EmptyIndexError
 from .index.generations import load_ann
 from .layout import IndexPaths
 from .lexical import LexicalIndex
+from .results import SearchResult
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -21,34 +22,6 @@ log = logging.getLogger(__name__)
 MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60
 EXACT_FILTER_MAX = 50_000  # a filter this selective is scored exactly over its allowed ids
-
-
-@dataclass
-class SearchResult:
-    rank: int
-    score: float
-    chunk_id: int
-    path: str
-    heading: str | None
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    text: str
-    doc_key: str | None = None
-    first_stage_rank: int | None = None  # set by a re-ranking (then `score` is the reranker's)
-    first_stage_score: float | None = None
-    also_in: list[str] = field(default_factory=list)  # paths of near-copies collapsed into this result
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["heading"] = d["heading"] or None
-        if d["first_stage_rank"] is None:  # not re-ranked: the first stage's shape, unchanged
-            del d["first_stage_rank"], d["first_stage_score"]
-        return d
-
-
-class EmptyIndexError(RuntimeError):
-    pass
 
 
 class GenerationPin:

@@ -208,7 +208,7 @@ def test_files_lists_indexed_skipped_and_failed(server, built):
 
 
 def test_editor_url_template_is_checked(built):
-    from llara_search.engine import EngineError
+    from llara_search.errors import EngineError
     from llara_search.serve.page import check_editor_url
 
     assert check_editor_url("vscode://file/{path}:{line}") == "vscode://file/{path}:{line}"

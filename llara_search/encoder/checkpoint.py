@@ -14,6 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import first_line
 from ..notices import emit
 from .prompts import EBAE_SUFFIX, EBAR_SUFFIX, N_POOL, PREFIX
 
@@ -182,11 +183,6 @@ def _tokenizer_dir(model_dir: Path, adapter_dir: Path | None) -> Path:
     return model_dir
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _no_config(folder: Path) -> str | None:
     if not (folder / "config.json").is_file():
         return "no config.json, so it is not a Hugging Face model folder (pass the folder save_pretrained wrote)"
@@ -203,7 +199,7 @@ def _no_tokenizer_files(folder: Path) -> str | None:
 def model_load_error(name_or_path: str, folder: Path, exc: BaseException) -> OSError:
     """One line for a model folder whose weights transformers would not load: what the folder lacks, said plainly
     (transformers' own errors name internals), else transformers' first line."""
-    return OSError(f"cannot load model {name_or_path!r}: {_no_config(folder) or _first_line(exc)}")
+    return OSError(f"cannot load model {name_or_path!r}: {_no_config(folder) or first_line(exc)}")
 
 
 def tokenizer_from(model_dir: Path, adapter_dir: Path | None):
@@ -214,6 +210,6 @@ def tokenizer_from(model_dir: Path, adapter_dir: Path | None):
     try:
         tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # transformers' many ways of saying "not a tokenizer"
-        raise OSError(f"cannot load a tokenizer from {src}: {_no_tokenizer_files(src) or _first_line(exc)}") from None
+        raise OSError(f"cannot load a tokenizer from {src}: {_no_tokenizer_files(src) or first_line(exc)}") from None
     tok.padding_side = "left"
     return tok

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .ann import RERANK_FACTORS, AnnIndex, IndexPlan, plan_index
-from .backend import BuiltGeneration, VectorBackend, VectorDBError
+from ..errors import IndexFileError, VectorDBError, first_line
+from .base import BuiltGeneration, VectorBackend
 from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -22,13 +23,8 @@ def plan_of(gen) -> IndexPlan:
     return IndexPlan(gen.index_type, gen.factory, 0, gen.nprobe, gen.trained_on, gen.rerank or RERANK_FACTORS[0])
 
 
-class IndexFileError(RuntimeError):
-    """A committed generation's index file is missing or unreadable; the message says how to repair it."""
-
-    def __init__(self, path: Path, generation: int, reason: str):
-        self.path, self.generation, self.reason = path, generation, reason
-        super().__init__(f"index file {path} of generation {generation} {reason}; run `llara-search doctor --repair "
-                         f"--index {path.parent.parent}` to rebuild it from the stored vectors")
+def _faiss_reason(exc: Exception) -> str:
+    return first_line(exc).split(": ", 1)[-1][:160]  # drop faiss's "Error in <C++ signature> at <file>:<line>"
 
 
 def load_ann(path: Path, gen) -> AnnIndex:
@@ -37,12 +33,7 @@ def load_ann(path: Path, gen) -> AnnIndex:
     try:
         return AnnIndex.load(path, plan_of(gen), gen.trained_on)
     except RuntimeError as exc:  # faiss: a C++ message about the bytes it could not read
-        raise IndexFileError(path, gen.id, f"cannot be read ({_first_line(exc)})") from None
-
-
-def _first_line(exc: Exception) -> str:
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return msg.split(": ", 1)[-1][:160]  # drop faiss's "Error in <C++ signature> at <file>:<line>" prefix
+        raise IndexFileError(path, gen.id, f"cannot be read ({_faiss_reason(exc)})") from None
 
 
 def next_ann(prev_gen, prev_path: Path | None, vectors: VectorStore, all_ids: np.ndarray, added: np.ndarray,

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..encoder.batching import forward_in_batches, round_up
+from ..errors import first_line
 from ..encoder.model import resolve_device, resolve_dtype
 from .stage import FAMILIES, NotARerankerError, RerankError, RerankerOutputError, RerankTimeout
 
@@ -240,7 +241,7 @@ def load_reranker(name_or_path: str, *, base: str | None = None, family: str = "
                 model_dir, dtype=dt, local_files_only=True, output_loading_info=True)
         except (ValueError, KeyError) as exc:
             raise NotARerankerError(f"{name_or_path} cannot be loaded as a sequence classifier: "
-                                    f"{str(exc).splitlines()[0]}") from None
+                                    f"{first_line(exc)}") from None
         missing = [k for k in info.get("missing_keys", ()) if k.split(".")[0] in HEAD_NAMES]
         if missing:
             raise NotARerankerError(f"{name_or_path} is not a reranker: its checkpoint has no trained "

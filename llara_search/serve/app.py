@@ -23,10 +23,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..engine import MAX_K, Engine, EngineError
-from ..index.backend import VectorDBError
-from ..index.generations import IndexFileError
-from ..search import EmptyIndexError
+from ..engine import Engine
+from ..errors import EmptyIndexError, EngineError, IndexFileError, VectorDBError
+from ..retrieval import MAX_K
 from .openai_api import content_type_hint, error_body, openai_router
 from .page import COOKIE, page_router
 
@@ -330,7 +329,7 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
 
     import uvicorn
 
-    from ..engine import TEXT_ONLY
+    from ..identity import TEXT_ONLY
     from ..server_record import announce
 
     if engine.info.get("model") != TEXT_ONLY:

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Literal, get_type_hints
 
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from ..engine import MAX_K, Engine, EngineError
-from ..index.generations import IndexFileError
-from ..search import EmptyIndexError, SearchResult
+from ..engine import Engine
+from ..errors import EmptyIndexError, EngineError, IndexFileError
+from ..results import SearchResult
+from ..retrieval import MAX_K
 
 if TYPE_CHECKING:
     from ..rerank import RerankPolicy

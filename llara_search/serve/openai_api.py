@@ -28,9 +28,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ..engine import TEXT_ONLY, Engine, EngineError
-from ..index.generations import IndexFileError
-from ..search import EmptyIndexError
+from ..engine import Engine
+from ..errors import EmptyIndexError, EngineError, IndexFileError
+from ..identity import TEXT_ONLY
 
 log = logging.getLogger(__name__)
 

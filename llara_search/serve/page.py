@@ -22,7 +22,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBearer
 
 from ..browse import MAX_CONTEXT, MAX_FILES, Browser, NotInIndex
-from ..engine import TEXT_ONLY, Engine, EngineError
+from ..engine import Engine
+from ..errors import EngineError
+from ..identity import TEXT_ONLY
 
 COOKIE = "llara_token"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "

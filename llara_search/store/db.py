@@ -8,9 +8,7 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-
-class StoreError(RuntimeError):
-    """A database that cannot be used as it is (unreachable, corrupt, or from a newer llara-search)."""
+from ..errors import StoreError, first_line
 
 
 def migrations_dir() -> Path:
@@ -74,7 +72,8 @@ def open_database(url: str, *, create: bool = True, upgrade: bool = True) -> SAE
         engine = create_db_engine(url)
         rev = current_revision(engine)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot open the database {_safe_url(url)}: {_first_line(exc)}") from exc
+        reason = first_line(getattr(exc, "orig", None) or exc)  # the driver's words, not SQLAlchemy's wrapper
+        raise StoreError(f"cannot open the database {_safe_url(url)}: {reason}") from exc
     except Exception as exc:  # noqa: BLE001 - e.g. a missing DB driver
         raise StoreError(f"cannot open the database {_safe_url(url)}: {type(exc).__name__}: {exc}") from exc
     script = ScriptDirectory.from_config(_alembic_config(None))
@@ -91,13 +90,11 @@ def open_database(url: str, *, create: bool = True, upgrade: bool = True) -> SAE
             with engine.begin() as conn:
                 command.upgrade(_alembic_config(conn), "head")
         except OperationalError as exc:
-            raise StoreError(f"cannot migrate the database {_safe_url(url)}: {_first_line(exc)}") from exc
+            reason = first_line(getattr(exc, "orig", None) or exc)
+            raise StoreError(f"cannot migrate the database {_safe_url(url)}: {reason}") from exc
     return engine
 
 
-def _first_line(exc: Exception) -> str:
-    msg = str(getattr(exc, "orig", None) or exc)
-    return msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
 
 
 def _safe_url(url: str) -> str:
