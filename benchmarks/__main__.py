@@ -295,6 +295,10 @@ def page_rows(data: dict) -> list[str]:
             if "searches_sent_per_query" in m else ""
         bare = f"; the browser's bare `fetch` of the same: p50 {m['browser_bare_fetch']['p50_ms']} ms" \
             if "browser_bare_fetch" in m else ""
+        if "page_own_work" in m:  # Resource Timing: the server's part of the page's fetch, and what is left
+            sent += (f"; the server's part as the browser saw it p50 {m['page_server_part']['p50_ms']} ms, the "
+                     f"page's own work (sending, reading, drawing, paint) p50 {m['page_own_work']['p50_ms']} / p95 "
+                     f"{m['page_own_work']['p95_ms']} ms")
         out.append(f"| search page in Chromium, {mode}: last keystroke to results painted ({pg['data']}) | "
                    f"p50 {m['page_key_to_paint']['p50_ms']} / p95 {m['page_key_to_paint']['p95_ms']} ms, of which "
                    f"after the page's 200 ms pause p50 {m['page_after_debounce']['p50_ms']} / p95 "

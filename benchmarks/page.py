@@ -82,10 +82,12 @@ def bare_fetch_times(page, queries: list[str], mode: str) -> list[float]:
 
 def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[float], ...]:
     """Per query: last keystroke to painted, the page's pause's end to painted, its fetch of /search alone, and
-    how many searches the page sent while the query was typed (1 unless a keystroke came over 200 ms late)."""
+    how many searches the page sent while the query was typed (1 unless a keystroke came over 200 ms late), the
+    server's part of that fetch as the browser saw it (Resource Timing: request sent to first byte back), and the
+    browser's bare fetch of the same requests."""
     page.goto(f"{base}/?mode={mode}")
     page.wait_for_selector("body[data-ready=true]")
-    total, after, fetch, sent = [], [], [], []
+    total, after, fetch, sent, server = [], [], [], [], []
     last_sent = 0
     for q in queries:
         n = page.evaluate("() => performance.getEntriesByName('llara:painted').length")
@@ -95,13 +97,17 @@ def browser_times(page, base: str, queries: list[str], mode: str) -> tuple[list[
                                " return e.length > n && e[e.length - 1].detail.query === q; }", arg=[n, q.strip()],
                                timeout=60_000)
         e = page.evaluate("() => { const e = performance.getEntriesByName('llara:painted'); const m = e[e.length-1];"
-                          " return [m.duration, m.detail.fired, m.detail.answered, m.detail.sent]; }")
+                          " const r = performance.getEntriesByType('resource')"
+                          ".filter((x) => x.name.includes('/search?')).at(-1);"
+                          " return [m.duration, m.detail.fired, m.detail.answered, m.detail.sent,"
+                          " r.responseStart - r.requestStart]; }")
         total.append(e[0])
         after.append(e[0] - e[1])
         fetch.append(e[2] - e[1])
         sent.append(e[3] - last_sent)
         last_sent = e[3]
-    return total, after, fetch, sent, bare_fetch_times(page, queries, mode)
+        server.append(e[4])
+    return total, after, fetch, sent, server, bare_fetch_times(page, queries, mode)
 
 
 def _shrink(path: Path) -> None:
@@ -164,11 +170,13 @@ def main(argv: list[str] | None = None) -> None:
             page = browser.new_page()
             for mode in () if args.only_screenshots else ("bm25", "hybrid"):
                 py = python_times(base, queries, mode)
-                total, after, fetch, sent, bare = browser_times(page, base, queries, mode)
+                total, after, fetch, sent, server_ms, bare = browser_times(page, base, queries, mode)
                 results["modes"][mode] = {
                     "python_search": pct(py), "page_key_to_paint": pct(total), "page_after_debounce": pct(after),
                     "page_fetch": pct(fetch), "page_render_paint": pct([a - f for a, f in zip(after, fetch)]),
                     "searches_sent_per_query": round(float(np.mean(sent)), 2), "browser_bare_fetch": pct(bare),
+                    "page_server_part": pct(server_ms),
+                    "page_own_work": pct([a - sv for a, sv in zip(after, server_ms)]),
                     "ratio_p50": round(float(np.percentile(after, 50) / np.percentile(py, 50)), 2)}
                 print(mode, results["modes"][mode], flush=True)
             if args.screenshots:
