@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bm25, cli_query, dtype, encode, index, ingest, memory, milvus, page, parsing, rerank, serve, soak
+from . import (bm25, cli_query, dtype, encode, formats, index, ingest, memory, milvus, page, parsing, rerank, serve,
+               soak)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -165,6 +166,7 @@ def report() -> str:
                          f"{c['p50_ms_collapse']} ms, {c['results_naming_copies']} copies named in also_in | p50 "
                          f"{c['p50_ms_no_collapse']} ms without collapsing | **{c['ratio']}×** the time | "
                          f"`{pa['command']}` |")
+    lines += _formats_rows(data)
     lines += page_rows(data)
     lines += adapt_report(data)
     lines += verdict_report(data)
@@ -309,6 +311,39 @@ def page_rows(data: dict) -> list[str]:
     return out
 
 
+def _formats_rows(data: dict) -> list[str]:
+    """Issue #30's formats: per real folder and format, files, chunks, raw markup and headings; the libraries."""
+    fo = data.get("formats")
+    if not fo:
+        return []
+    out = []
+    for f in fo["folders"]:
+        per = "; ".join(f"{k} {v['files']} files, {v['chunks']} chunks, " + (
+            f"**{v['chunks_with_markup_copied_from_source']}** with roff markup from the source "
+            f"({100 * v['raw_share']:.1f}% show roff as escaped examples)" if "chunks_with_markup_copied_from_source" in v
+            else f"**{100 * v['raw_share']:.2f}%** with raw markup") + f", {100 * v['headed_share']:.1f}% headed"
+            for k, v in f["formats"].items() if k not in ("text", "markdown", "html"))
+        out.append(f"| formats: {f['folder']} ({f['files_seen']} files, {f['documents']} indexed, "
+                   f"{f['files_skipped']} skipped, {f['files_failed']} failed) | {per} | | | `{fo['command']}` |")
+    a = fo.get("asciidoc_library", {})
+    lib = a.get("asciidoc_py")
+    if isinstance(lib, dict):
+        out.append(f"| AsciiDoc reader vs asciidoc-py (render to HTML, read back), {a['files']} files | ours: "
+                   f"{a['ours']['files_per_s']} files/s, {100 * a['ours']['raw_share']:.2f}% blocks with raw markup, "
+                   f"{a['ours']['failed']} failed | asciidoc-py: {lib['files_per_s']} files/s, "
+                   f"{100 * lib['raw_share']:.2f}% blocks with raw markup, {lib['failed']} failed | "
+                   f"**{a['speedup_ours_vs_asciidoc_py']}×** faster | `{fo['command']}` |")
+    t = fo.get("latex_library", {})
+    lib = t.get("pylatexenc")
+    if isinstance(lib, dict):
+        out.append(f"| LaTeX reader vs pylatexenc LatexNodes2Text, {t['files']} files | ours: {t['ours']['failed']} "
+                   f"failed, {t['ours']['blocks_with_raw_markup']}/{t['ours']['blocks']} blocks with raw commands | "
+                   f"pylatexenc: {lib['failed']} failed ({', '.join(lib['errors']) or 'none'}), "
+                   f"{lib['blocks_with_raw_markup']}/{lib['blocks']} blocks with raw commands, "
+                   f"{lib['cit_ref_placeholders']} <cit.>/<ref> placeholders | | `{fo['command']}` |")
+    return out
+
+
 def verdict_report(data: dict) -> list[str]:
     """benchmarks/verdict.py: does `train`'s held-out check agree with the dataset's own judged queries?"""
     from .verdict import table
@@ -336,6 +371,7 @@ def main() -> None:
         cli_query.main([])
         rerank.main([])
         parsing.main([])
+        formats.main([])
         page.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")

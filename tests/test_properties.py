@@ -15,8 +15,10 @@ from llara_search.ingest.parsers import ParseError, SkipFile, parse_file, parse_
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 EXTENSIONS = [".md", ".rst", ".txt", ".html", ".ipynb", ".pdf", ".docx", ".json", "", ".1", ".3pm", ".0", ".cat",
-              ".texi", ".info", ".info-2", ".1.gz"]
-MARKUP_EXTENSIONS = [".md", ".rst", ".txt", "", ".1", ".8", ".0", ".cat", ".texi", ".info", ".ipynb"]
+              ".texi", ".info", ".info-2", ".1.gz", ".adoc", ".ms", ".me", ".mm", ".mom", ".org", ".tex", ".pod",
+              ".pm", ".epub", ".odt", ".odp", ".ods", ".pptx", ".xlsx", ".rtf"]
+MARKUP_EXTENSIONS = [".md", ".rst", ".txt", "", ".1", ".8", ".0", ".cat", ".texi", ".info", ".ipynb", ".adoc", ".ms",
+                     ".me", ".mm", ".mom", ".roff", ".org", ".tex", ".pod", ".pm", ".rtf"]
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # fragments of every markup we parse (roff, nroff output, Texinfo, Info, rst, MyST), control characters, words:
@@ -35,6 +37,17 @@ FRAGMENTS = [
     "+--+--+", "| a | b |", "=====", "-----", "   ", "* ", "1. ", ".. [#f] note", ".. raw:: html", "<b>x</b>",
     "```{note}", "```{code-cell}", "```{eval-rst}", "```", ":::{warning}", ":::", "---", "title: T", "+++",
     "(lbl)=", "{func}`f`", "% c", "# H", "## H2", "[l](u)", "![a](i.png)",
+    # AsciiDoc, -ms/-me/-mm/-mom, Org, LaTeX, POD, RTF
+    "= Title", "== Sec", "Title\n=====", ":attr: v", "{attr}", "include::f.adoc[]", "include::../../etc/passwd[]",
+    "ifdef::x[]", "endif::[]", "----", "....", "****", "////", "++++", "|===", "|a |b", "[source,python]",
+    "[[id]]", "<<id,label>>", "linkgit:git-x[1]", "link:u[t]", "term::", "NOTE: n", ".Title", "*b* _i_ `c`",
+    ".NH 1", ".TL", ".AU", ".AB", ".AE", ".DS", ".DE", ".sh 1 T", ".pp", ".(l", ".)l", ".H 1 \"T\"", ".HU x",
+    ".LI", ".HEADING 1 \"T\"", ".PRINTSTYLE TYPESET", ".START",
+    "* TODO h :tag:", ":PROPERTIES:", ":END:", "#+TITLE: t", "#+BEGIN_SRC py", "#+END_SRC", "[[l][d]]", "| a |",
+    "\\section{S}", "\\begin{document}", "\\end{document}", "\\emph{x", "$x^2$", "\\href{u}{t}",
+    "\\begin{verbatim}", "\\end{verbatim}", "\\newcommand{\\x}{y}", "\\x", "%", "\\item",
+    "=head1 NAME", "=over", "=item x", "=back", "=cut", "=begin html", "=end html", "B<x>", "C<< a >>", "E<gt>",
+    "{\\rtf1", "\\par", "{\\*\\x y}", "\\'e9", "\\u9731?", "\\cell",
     "\x00", "\x07", "\x0b", "\x0c", "\x7f", "\x85", "\u2028", "\ufeff", "e\u0301", "llama", "hay", "Feed", "42"]
 MARKUP_TEXT = st.lists(st.tuples(st.sampled_from(FRAGMENTS), st.sampled_from(["\n", " ", "", "\n\n", "\n   "])),
                        max_size=60).map(lambda parts: "".join(a + b for a, b in parts))

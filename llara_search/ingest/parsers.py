@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .clean import clean_document
+from .formats.asciidoc import INCLUDE_ROOTS, looks_like_asciidoc, parse_asciidoc
 from .formats.base import (Block, ParsedDocument, ParseError, Section, SkipFile, decode_text,  # noqa: F401
                            looks_binary)
 from .formats.docx import parse_docx
@@ -21,6 +22,15 @@ from .formats.man import looks_like_formatted_man, looks_like_roff, parse_format
 from .formats.markdown import parse_markdown
 from .formats.notebook import parse_ipynb
 from .formats.pdf import parse_pdf
+from .formats.epub import parse_epub
+from .formats.latex import parse_latex
+from .formats.odf import parse_odf
+from .formats.pptx import parse_pptx
+from .formats.rtf import parse_rtf
+from .formats.xlsx import parse_xlsx
+from .formats.org import parse_org
+from .formats.pod import parse_pod
+from .formats.roff import looks_like_roff_document, parse_roff
 from .formats.rst import looks_like_rst, parse_rst
 from .formats.texinfo import looks_like_info, looks_like_texinfo, parse_info, parse_texinfo
 from .formats.text import parse_underlined  # BEIR records and plain text
@@ -28,15 +38,15 @@ from .formats.text import parse_underlined  # BEIR records and plain text
 # The version of what the parsers make of a file, stored with every document. Bump it whenever any parser's output
 # changes (cleaner text, new headings, a format newly read): the next ingest re-parses files whose bytes did not
 # change, and only chunks whose text changed are encoded again (the others keep their vectors by content hash).
-PARSER_VERSION = "2"
+PARSER_VERSION = "4"
 
 TEXT_EXT = {".txt", ".text", ".log", ".cfg", ".conf", ".ini", ".toml", ".yaml", ".yml", ".csv", ".tsv", ".json",
-            ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java", ".tex", ".me", ".ms", ".mm"}
+            ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java"}
 BINARY_EXT = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".bmp", ".webp", ".tif", ".tiff", ".mp3", ".mp4",
               ".wav", ".avi", ".mov", ".zip", ".tgz", ".7z", ".tar", ".whl", ".so", ".o", ".a",
               ".dll", ".exe", ".bin", ".pyc", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".db", ".sqlite", ".pkl",
-              ".npy", ".npz", ".pt", ".safetensors", ".class", ".jar", ".doc", ".xls", ".xlsx", ".ppt", ".pptx",
-              ".odt", ".dia", ".fig", ".psd", ".ai", ".eps", ".ps", ".dot", ".gv", ".graffle", ".dvi"}
+              ".npy", ".npz", ".pt", ".safetensors", ".class", ".jar", ".doc", ".xls", ".ppt",
+              ".dia", ".fig", ".psd", ".ai", ".eps", ".ps", ".dot", ".gv", ".graffle", ".dvi"}
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
 MAX_DECOMPRESSED = 64 * 2**20
 
@@ -59,7 +69,16 @@ PARSERS: dict[str, Parser] = {
     ".html": parse_html, ".htm": parse_html, ".xhtml": parse_html,
     ".pdf": parse_pdf, ".ipynb": parse_ipynb, ".docx": parse_docx,
     ".texi": parse_texinfo, ".texinfo": parse_texinfo, ".txi": parse_texinfo,
+    ".ms": parse_roff, ".me": parse_roff, ".mm": parse_roff, ".mom": parse_roff, ".tr": parse_roff,
+    ".roff": parse_roff,
+    ".epub": parse_epub, ".odt": parse_odf, ".odp": parse_odf, ".ods": parse_odf, ".pptx": parse_pptx,
+    ".xlsx": parse_xlsx, ".xlsm": parse_xlsx, ".rtf": parse_rtf,
+    ".org": parse_org, ".tex": parse_latex, ".ltx": parse_latex, ".latex": parse_latex,
+    ".pod": parse_pod, ".pm": parse_pod, ".pl": parse_pod, ".pod6": parse_pod,
+    ".adoc": parse_asciidoc, ".asciidoc": parse_asciidoc, ".asc": parse_asciidoc, ".ad": parse_asciidoc,
 }
+# containers read as bytes: no text decoding, no binary check, never inside .gz
+_BINARY_PARSERS = {parse_pdf, parse_docx, parse_ipynb, parse_epub, parse_odf, parse_pptx, parse_xlsx}
 _CONTENT_SNIFFED = {parse_text, parse_man, parse_formatted_man, parse_rst, parse_info, parse_texinfo}
 
 
@@ -90,7 +109,7 @@ def parser_for(path: Path) -> Parser | None:
     ext = path.suffix.lower()
     if ext in COMPRESSED:
         inner = _by_name(name[: -len(ext)])
-        return inner if inner not in (None, parse_pdf, parse_docx, parse_ipynb) else None
+        return inner if inner is not None and inner not in _BINARY_PARSERS else None
     return _by_name(name)
 
 
@@ -100,6 +119,8 @@ def _sniff(parser: Parser, head: str, ext: str) -> Parser:
         return parse_info
     if looks_like_texinfo(head):
         return parse_texinfo
+    if parser is parse_text and ext in (".txt", ".text", "") and looks_like_roff_document(head):
+        return parse_roff  # -ms/-me/-mm/-mom saved as text (before the man test: they may use .SH too)
     if looks_like_roff(head, named=parser is parse_man):
         return parse_man
     if looks_like_formatted_man(head):
@@ -108,6 +129,8 @@ def _sniff(parser: Parser, head: str, ext: str) -> Parser:
         return parse_text  # named like one of these, but plain text inside
     if parser is parse_text and ext in (".txt", ".text", "") and looks_like_rst(head):
         return parse_rst
+    if parser is parse_text and ext in (".txt", ".text", "") and looks_like_asciidoc(head):
+        return parse_asciidoc
     return parser
 
 
@@ -137,10 +160,35 @@ def _decompress(path: Path, data: bytes) -> tuple[Path, bytes]:
     return path.with_name(path.name[: -len(ext)]), out
 
 
-def parse_file(path: Path, data: bytes) -> ParsedDocument:
+_LEGACY = {".doc": "legacy Word binary format: save it as .docx, .odt or .rtf to index it",
+           ".xls": "legacy Excel binary format: save it as .xlsx or .ods to index it",
+           ".ppt": "legacy PowerPoint binary format: save it as .pptx or .odp to index it"}
+
+
+def _unsupported(path: Path) -> SkipFile:
+    """Why a file's name rules it out, and which kind of skip that is (for the grouped ingest summary)."""
+    ext = path.suffix.lower()
+    if ext in _LEGACY:
+        return SkipFile(f"{ext}: {_LEGACY[ext]}", kind="unsupported")
+    if ext in BINARY_EXT or ext in COMPRESSED:
+        return SkipFile(f"binary file type ({ext})", kind="binary")
+    return SkipFile(f"unsupported format {ext or '(no extension)'}", kind="unsupported")
+
+
+def parse_file(path: Path, data: bytes, roots: list[Path] | None = None) -> ParsedDocument:
+    """`roots`: the folders being ingested; a document may pull in other files (AsciiDoc `include::`) only from
+    inside them (by default: the file's own folder)."""
+    token = INCLUDE_ROOTS.set(tuple(roots) if roots else None)
+    try:
+        return _parse_file(path, data)
+    finally:
+        INCLUDE_ROOTS.reset(token)
+
+
+def _parse_file(path: Path, data: bytes) -> ParsedDocument:
     parser = parser_for(path)
     if parser is None:
-        raise SkipFile(f"not a document type we read ({path.suffix or 'no extension'})")
+        raise _unsupported(path)
     if not data.strip():
         raise ParseError("empty file")
     if path.suffix.lower() in COMPRESSED:
@@ -149,13 +197,13 @@ def parse_file(path: Path, data: bytes) -> ParsedDocument:
             raise ParseError("empty file")
     head = data[:65536].decode("utf-8", "replace") if parser in _CONTENT_SNIFFED else ""
     info = parser in _CONTENT_SNIFFED and looks_like_info(head)  # Info index markers hold NUL bytes
-    if parser not in (parse_pdf, parse_docx) and not info and looks_binary(data):
+    if (parser not in _BINARY_PARSERS or parser is parse_ipynb) and not info and looks_binary(data):
         raise ParseError("binary data, not text")
     if parser in _CONTENT_SNIFFED:
         parser = _sniff(parser, head, path.suffix.lower())
     doc = clean_document(parser(path, data))
     if not doc.sections:  # a valid file with nothing to index (a toctree page, an empty notebook)
-        raise SkipFile("no text to index (only markup or whitespace)", warn=True)
+        raise SkipFile("no text to index (only markup or whitespace)", warn=True, kind="no-text")
     return doc
 
 

@@ -129,12 +129,14 @@ class Ingestor:
         self._forecast = ChunkForecast()
         self._remaining: Callable[[], int] | None = None  # chunks still to encode after the batch in hand
         self._expected = 0
+        self._roots: list[Path] | None = None  # the folders being ingested: where AsciiDoc includes may come from
 
     # ------------------------------------------------------------------------------------------------ files
     def run_files(self, roots: list[Path]) -> IngestReport:
         t0 = time.perf_counter()
         run_id = self._start_run()
         found = walk(roots, self.opt.include, self.opt.exclude, self.opt.hidden)
+        self._roots = [Path(os.path.abspath(r)) for r in roots]
         for path, reason in found.failures:
             self._fail(path, reason)
         self.report.files_seen = len(found.files)
@@ -213,7 +215,7 @@ class Ingestor:
                     self.report.files_unchanged += 1
                     return
                 self.report.files_reparsed += 1
-            parsed = parse_file(f, data)
+            parsed = parse_file(f, data, self._roots)
             for w in parsed.warnings:
                 self.report.warnings.append({"path": path, "warning": w})
             self.report.stages["parse"] += time.perf_counter() - t

@@ -19,12 +19,15 @@ class SkipFile(Exception):
     """Not a document we index (binary, image, a scanned PDF): counted as skipped, not as a failure.
 
     `warn=True` puts the reason in the ingest report's warnings, for files the user would expect to be indexed
-    (a PDF without a text layer, a man page that only points to another one).
+    (a PDF without a text layer, a man page that only points to another one). `kind` groups skipped files in the
+    report (`unsupported`, `binary`, `empty`, `too-large`, `no-text`, `needs-extra` with the pip command in the
+    reason...); the report's summary counts files per kind.
     """
 
-    def __init__(self, reason: str, warn: bool = False):
+    def __init__(self, reason: str, warn: bool = False, *, kind: str = "other"):
         super().__init__(reason)
         self.warn = warn
+        self.kind = kind
 
 
 @dataclass

@@ -6,14 +6,15 @@ import io
 import re
 from pathlib import Path
 
-from .base import Block, ParsedDocument, ParseError, Section, push_heading
+from .base import Block, ParsedDocument, ParseError, Section, SkipFile, push_heading
 
 
 def parse_docx(path: Path, data: bytes) -> ParsedDocument:
     try:
         import docx  # python-docx, the optional `docx` extra
     except ImportError:
-        raise ParseError("a .docx file needs the docx extra: pip install 'llara-search[docx]'") from None
+        raise SkipFile("a .docx file needs the docx extra: pip install 'llara-search[docx]'", warn=True,
+                       kind="needs-extra") from None
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - zip/xml errors of many kinds

@@ -306,6 +306,8 @@ class _Roff:
             while line.endswith("\\") and not line.endswith("\\\\") and queue:  # escaped newline joins lines
                 nxt, _ = queue.pop()
                 line = line[:-1] + nxt
+            if line.strip() in (".", "'"):  # an empty request
+                continue
             if line[:1] in ".'" and len(line) > 1:
                 self.request(line[1:].lstrip(" \t"), no, queue)
             elif not line.strip():
@@ -764,7 +766,8 @@ def parse_man(path: Path, data: bytes) -> ParsedDocument:
     roff.run()
     sections = roff.builder.result()
     if not sections and roff.links:
-        raise SkipFile(f"man page only points to another one (.so {roff.links[0]}); skipped", warn=True)
+        raise SkipFile(f"man page only points to another one (.so {roff.links[0]}); skipped", warn=True,
+                       kind="link")
     title = roff.title or (path.name if sections else None)
     if roff.title:
         sections = [Section([roff.title] + s.heading, s.blocks) for s in sections]

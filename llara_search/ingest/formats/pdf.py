@@ -154,7 +154,7 @@ def parse_pdf(path: Path, data: bytes, extractors=EXTRACTORS) -> ParsedDocument:
         warnings.append(f"read with {used}; {errors[0]}")
     pages = [_clean_page(p) for p in got.pages]
     if not any(p.strip() for p in pages):
-        raise SkipFile(NO_TEXT, warn=True)
+        raise SkipFile(NO_TEXT, warn=True, kind="no-text")
     empty = [i + 1 for i, p in enumerate(pages) if not p.strip()]
     if empty and len(pages) > 1:
         warnings.append(f"{len(empty)} of {len(pages)} pages have no text layer ({_ranges(empty)}); "

@@ -112,7 +112,7 @@ def parse_info(path: Path, data: bytes) -> ParsedDocument:
         if indirect:
             parts = [p.split(":")[0] for p in indirect.group(1).split("\n") if p.strip()]
             raise SkipFile(f"Info index file; its text is in {', '.join(parts[:3])}"
-                           f"{', …' if len(parts) > 3 else ''}")
+                           f"{', …' if len(parts) > 3 else ''}", kind="link")
     if title:
         for s in sections:
             if not s.heading or s.heading[0] != title:
