@@ -10,7 +10,7 @@ import json
 import sys
 
 from . import (bm25, cli_query, dtype, encode, formats, index, ingest, memory, milvus, page, parsing, rerank, serve,
-               soak)
+               soak, watch)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -170,6 +170,7 @@ def report() -> str:
     lines += page_rows(data)
     lines += adapt_report(data)
     lines += verdict_report(data)
+    lines += watch.report_rows(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]
@@ -373,6 +374,7 @@ def main() -> None:
         parsing.main([])
         formats.main([])
         page.main([])
+        watch.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
 

@@ -172,6 +172,9 @@ def status(engine) -> dict:
     }
     out["bytes_on_disk"] = disk_sizes(engine)
     out["lexical"] = LexicalIndex(engine.paths.lexical).describe(gen.id) if gen else None
+    from .watch.state import read_state
+
+    out["watch"] = read_state(engine.paths.root)  # a watcher's state (llara_search/watch), None if none ran
     if info.get("model") != TEXT_ONLY:
         out.update(engine.backend.status())
     try:

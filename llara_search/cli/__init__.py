@@ -26,6 +26,7 @@ def _root() -> None:
 
 
 app.command()(ingest.ingest)
+app.command()(ingest.watch)
 app.command()(query.query)
 app.command("eval")(eval_cmd.eval_)
 app.command()(train.train)

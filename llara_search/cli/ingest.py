@@ -1,4 +1,4 @@
-"""`ingest` and `delete`: the commands that change which documents an index holds."""
+"""`ingest`, `watch` and `delete`: the commands that change which documents an index holds."""
 
 from __future__ import annotations
 
@@ -72,6 +72,49 @@ def ingest(
         _ingest_table(report)
     if report.files_failed and ok_files == 0:
         raise typer.Exit(1)
+
+
+@guard
+def watch(
+    paths: List[Path] = typer.Argument(..., help="Files or folders to keep in sync"),
+    index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
+    model: Optional[str] = typer.Option(None, "--model", help="As for ingest (recorded when the index is created)"),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="As for ingest (a new index only)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Most texts per encoder batch"),
+    chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=8, help="Token budget of a chunk [256]"),
+    include: List[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)"),
+    exclude: List[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)"),
+    index_type: Optional[str] = typer.Option(None, "--index-type", help="As for ingest"),
+    index_factory: Optional[str] = typer.Option(None, "--index-factory", help="As for ingest"),
+    vector_db: Optional[str] = VectorDbOpt,
+    no_delete: bool = typer.Option(False, "--no-delete", help="Keep documents whose files are gone"),
+    hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
+    max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
+    debounce: float = typer.Option(0.5, "--debounce", min=0, help="Seconds a file must stop changing before it is "
+                                   "taken; a burst is taken once the folder is quiet this long"),
+    poll: Optional[float] = typer.Option(None, "--poll", min=0.1, help="Poll every SECONDS instead of change events "
+                                         "(network drives, Docker volumes); chosen on its own where events are not "
+                                         "delivered"),
+    exit_after: Optional[float] = typer.Option(None, "--exit-after", min=0, help="Stop after SECONDS (scripts)"),
+    dtype: str = DtypeOpt, as_json: bool = typer.Option(False, "--json", help="One JSON object per line and event"),
+) -> None:
+    """Keep the index in sync with folders: catch up, then one generation per settled batch of changes."""
+    from ..ingest.pipeline import IngestOptions
+    from ..watch import WatchSettings
+    from ..watch.command import run_watch
+
+    dtype = parse_dtype(dtype)
+    check_index_type(index_type)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {missing[0]}", 2)
+    opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
+                         max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
+                         batch_size=batch_size)
+    engine = open_engine(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
+    run_watch(engine, paths, opts, WatchSettings(debounce=debounce, poll=poll), model=model,
+              adapter=str(adapter) if adapter else None, chunk_tokens=chunk_tokens, as_json=as_json,
+              exit_after=exit_after, console=out)
 
 
 def _ingest_table(r) -> None:

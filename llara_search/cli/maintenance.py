@@ -32,6 +32,10 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
         lx = s["lexical"]
         t.add_row("lexical index", f"{lx['segments']} segments, {lx['chunks']} chunks, {lx['postings']} postings")
     out.print(t)
+    if s.get("watch"):
+        from ..watch.state import describe_state
+
+        out.print(Text(describe_state(s["watch"])), highlight=False)
     if s["reindex_hint"]:
         out.print(f"[yellow]hint:[/] {s['reindex_hint']}; run `llara-search reindex`")
     tuning = s.get("ann_tuning") or {}

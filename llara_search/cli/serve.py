@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -35,6 +35,10 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                    help="The search page's 'open in editor' link, e.g. "
                                                         "'vscode://file/{path}:{line}' ({path}, {line}, {page})"),
           open_page: bool = typer.Option(False, "--open", help="Open the search page in the browser"),
+          watch_paths: List[Path] = typer.Option([], "--watch", help="Keep the index in sync with this folder while "
+                                                 "serving (repeatable; as `llara-search watch`)"),
+          debounce: float = typer.Option(0.5, "--debounce", min=0, help="With --watch: as for watch"),
+          poll: Optional[float] = typer.Option(None, "--poll", min=0.1, help="With --watch: as for watch"),
           dtype: str = DtypeOpt) -> None:
     """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs) and the search page for people at /."""
     from ..serve import is_loopback, run_server
@@ -47,11 +51,18 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     if not token and not is_loopback(host):
         fail(f"refusing to bind {host} without a token: pass --token or set LLARA_SEARCH_TOKEN", 2)
     editor_url = check_editor_url(editor_url)
-    engine = open_engine(index, db_url, dtype=dtype)
-    policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
-                            rerank_max_depth, rerank_budget_ms)
-    run_server(engine, host=host, port=port, token=token, rerank=policy, editor_url=editor_url,
-               open_page=open_page)
+    missing = [str(p) for p in watch_paths if not p.exists()]
+    if missing:
+        fail(f"--watch: no such file or folder: {missing[0]}", 2)
+    from ..watch import WatchSettings
+    from ..watch.command import serve_watching
+
+    engine = open_engine(index, db_url, dtype=dtype, create=bool(watch_paths))
+    with serve_watching(engine, watch_paths, WatchSettings(debounce=debounce, poll=poll)):
+        policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
+                                rerank_max_depth, rerank_budget_ms)
+        run_server(engine, host=host, port=port, token=token, rerank=policy, editor_url=editor_url,
+                   open_page=open_page)
 
 
 def _rerank_policy(engine, model, depth, base, normalize, by_default=True, max_depth=None, budget_ms=None):

@@ -154,6 +154,27 @@ class Ingestor:
         self._finish(run_id, t0)
         return self.report
 
+    def run_changes(self, files: list[Path], gone: list[str]) -> IngestReport:
+        """Sync only what a file watcher saw change (llara_search/watch): `files` read again where their size or
+        mtime changed, the documents at or under each path in `gone` removed; one generation, like `run_files`."""
+        t0 = time.perf_counter()
+        run_id = self._start_run()
+        self.report.files_seen = len(files)
+        self._files, self._pos = files, 0
+        self._remaining = self._files_remaining
+        for n, f in enumerate(files):
+            self._pos = n
+            self._sync_file(f)
+        self._flush()
+        if gone:
+            with self.store.sessions() as s:
+                live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
+            prefixes = tuple(g.rstrip("/") + "/" for g in gone)
+            wanted, synced = set(gone), {str(f) for f in files}
+            self.remove_documents([p for p in live if (p in wanted or p.startswith(prefixes)) and p not in synced])
+        self._finish(run_id, t0)
+        return self.report
+
     def run_records(self, records, source: str, expected: int | None = None) -> IngestReport:
         """Ingest in-memory documents `(doc_key, title, text)` (BEIR corpora), keyed as `<source>:<doc_key>`;
         `expected`: how many records there are, when known (for the encode forecast)."""
@@ -290,12 +311,12 @@ class Ingestor:
         if to_encode and self.encode:
             self._load_encoder()
         t = time.perf_counter()
-        vecs = self.encode([c.passage for c in to_encode]) if to_encode and self.encode else None
+        vecs, n_encoded = self._vectors_for(to_encode) if to_encode and self.encode else (None, 0)
         took = time.perf_counter() - t
         self.report.stages["encode"] += took
-        self.report.chunks_encoded += len(to_encode) if self.encode else 0
-        if to_encode and self.encode:
-            self._forecast_once(len(to_encode), took)
+        self.report.chunks_encoded += n_encoded
+        if n_encoded:
+            self._forecast_once(n_encoded, took)
         self.progress("encode", self.report.chunks_encoded, self._expected)
         crash_point("encode")
         t = time.perf_counter()
@@ -349,6 +370,33 @@ class Ingestor:
             crash_point("commit")  # inside the transaction, after the vectors were written
         crash_point("batch")
         self.report.stages["store"] += time.perf_counter() - t
+
+    def _vectors_for(self, chunks: list[ChunkData]) -> tuple[np.ndarray, int]:
+        """Vectors for new chunk rows, and how many had to be encoded: a passage the index already holds (a file
+        renamed or moved, a copy) takes the stored vector of a row with the same content hash, live or removed in
+        this generation (so still the index's encoder and still in the stored vectors); only the rest is encoded."""
+        known: dict[str, int] = {}
+        if self.vectors is not None:
+            hashes = sorted({c.content_hash for c in chunks})
+            with self.store.sessions() as s:
+                for i in range(0, len(hashes), 900):
+                    for h, cid in s.execute(select(Chunk.content_hash, Chunk.id).where(
+                            Chunk.content_hash.in_(hashes[i:i + 900]),
+                            Chunk.removed_gen.is_(None) | (Chunk.removed_gen == self.gen))):
+                        known.setdefault(h, cid)
+            if known:
+                hs = list(known)
+                pos = self.vectors.positions(np.array([known[h] for h in hs], dtype=np.int64))
+                known = {h: known[h] for h, p in zip(hs, pos) if p >= 0}
+        todo = [i for i, c in enumerate(chunks) if c.content_hash not in known]
+        if not known:
+            return self.encode([c.passage for c in chunks]), len(chunks)
+        out = np.empty((len(chunks), self.vectors.dim), dtype=np.float32)
+        copied = [i for i, c in enumerate(chunks) if c.content_hash in known]
+        out[copied] = self.vectors.get(np.array([known[chunks[i].content_hash] for i in copied], dtype=np.int64))
+        if todo:
+            out[todo] = self.encode([chunks[i].passage for i in todo])
+        return out, len(todo)
 
     # ------------------------------------------------------------------------------------------------ re-encoding
     def reencode_all(self) -> None:

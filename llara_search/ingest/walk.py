@@ -16,6 +16,18 @@ class Walk:
     hidden_skipped: int = 0
 
 
+_TEMP_SUFFIXES = (".swp", ".swo", ".swn", ".swx", ".swpx", ".kate-swp", ".tmp", ".temp", ".crdownload", ".part",
+                  "___jb_tmp___", "___jb_old___")
+
+
+def is_editor_temp(name: str) -> bool:
+    """Editors' swap, backup, lock and atomic-save files (vim's `.x.swp` and `4913` probe, emacs' `#x#` and `.#x`,
+    `x~` backups, Office's `~$x`, downloads in progress): never documents, and usually gone a moment later, so
+    neither `ingest` nor `watch` reads them."""
+    return (name.endswith("~") or name == "4913" or name.startswith((".#", "~$", ".~lock.", ".goutputstream-"))
+            or (name.startswith("#") and name.endswith("#")) or name.lower().endswith(_TEMP_SUFFIXES))
+
+
 def _matches(path: Path, root: Path, patterns: list[str]) -> bool:
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
     return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(path.name, p) for p in patterns)
@@ -31,7 +43,7 @@ def walk(paths: list[Path], include: list[str] | None = None, exclude: list[str]
 
     def consider(f: Path, root: Path) -> None:
         key = os.path.abspath(f)
-        if key in seen_files:
+        if key in seen_files or is_editor_temp(f.name):
             return
         if include and not _matches(f, root, include):
             return
