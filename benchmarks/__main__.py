@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import (bm25, cli_query, dtype, encode, formats, index, ingest, memory, milvus, page, parsing, rerank, serve,
-               soak, watch)
+from . import (bm25, cli_query, dtype, encode, formats, gpu, index, ingest, memory, milvus, page, parsing, rerank,
+               serve, soak, watch)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -171,6 +171,7 @@ def report() -> str:
     lines += adapt_report(data)
     lines += verdict_report(data)
     lines += watch.report_rows(data)
+    lines += gpu.report_rows(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):
         lines += [f"### {key}", "", "```json", json.dumps(r, indent=2), "```", ""]

@@ -15,11 +15,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .batching import forward_in_batches
+from . import bulk
 from .checkpoint import (DEFAULT_MODEL, files_fingerprint, load_tokenizer, make_fingerprint, model_load_error,
                          resolve_model_dir)
 from .memory import CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS, Estimate, check_fits, resolve_dtype_name
-from .prompts import N_POOL, PromptIds, build_inputs, pad_left, tokenize_texts
+from .prompts import PromptIds
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class LlaraEncoder:
         self.max_batch_tokens = max_batch_tokens or (CUDA_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
         self.show_progress = show_progress
         self.memory: Estimate | None = None  # what the memory check estimated before loading (from_pretrained)
+        self.static = None  # a StaticQueryPath once compile_queries() ran (static_query.py)
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -78,8 +79,9 @@ class LlaraEncoder:
         config alone, before any download) and raise `InsufficientMemoryError` instead of being killed by the
         kernel halfway through the load.
         """
-        from transformers import AutoModel, AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
+
+        from . import fast_load
 
         hf_logging.set_verbosity_error()  # the load report lists lm_head as "unexpected": expected for an encoder
         hf_logging.disable_progress_bar()
@@ -96,9 +98,9 @@ class LlaraEncoder:
                                 batch_tokens=max_batch_tokens, with_lm_head=adapter_dir is not None)
         model_dir = resolve_model_dir(str(name_or_path))
         tokenizer = load_tokenizer(str(model_dir), adapter_dir)
-        try:
-            weights = (AutoModel if adapter_dir is None else AutoModelForCausalLM).from_pretrained(
-                model_dir, dtype=dt, local_files_only=True)
+        try:  # straight to the device and dtype, at disk speed (fast_load.py)
+            weights = fast_load.load(model_dir, dtype=dt, device=dev, causal=adapter_dir is not None,
+                                     label=str(name_or_path), progress=show_progress)
         except (OSError, ValueError, KeyError) as exc:
             raise model_load_error(str(name_or_path), model_dir, exc) from None
         if adapter_dir is None:
@@ -118,6 +120,20 @@ class LlaraEncoder:
                       max_batch_tokens=max_batch_tokens, show_progress=show_progress)
         encoder.memory = memory
         return encoder
+
+    def compile_queries(self, *, lengths: Sequence[int] | None = None, batches: Sequence[int] | None = None,
+                        mode: str | None = None, warm: bool = True):
+        """Route query encodes through compiled fixed-shape buckets (static_query.py); `warm`: compile them now."""
+        from . import static_query
+
+        if self.static is not None:
+            self.static.close()
+        self.static = static_query.StaticQueryPath(
+            self.model, device=self.device, pad_id=self.prompt.pad_id, mode=mode,
+            lengths=lengths or static_query.DEFAULT_LENGTHS, batches=batches or static_query.DEFAULT_BATCHES)
+        if warm:
+            self.static.warm()
+        return self.static
 
     # ----------------------------------------------------------------------------------------------- identity
     @property
@@ -156,34 +172,27 @@ class LlaraEncoder:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"text #{i} is {type(t).__name__}, not str")
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
-            return out
-        seqs = build_inputs(self.prompt, tokenize_texts(self.tokenizer, texts, self.max_length), kind)
+            return np.zeros((0, self.dim), dtype=np.float32)
+        seqs = None
+        if kind == "query" and self.static is not None:  # compiled fixed-shape buckets (static_query.py)
+            seqs = bulk.sequences(self, texts, kind)
+            vecs = self.static.encode(seqs)
+            if vecs is not None:
+                return self._checked(vecs)
         bar = None
         if self.show_progress and len(texts) >= 256:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc=f"encode {kind}s", unit="text", leave=False)
-        try:
-            forward_in_batches([len(x) for x in seqs], lambda idx: self._forward([seqs[i] for i in idx]), out,
-                               max_tokens=self.max_batch_tokens, max_batch=batch_size or 256,
+        try:  # tokenization overlapped with the model, one host sync per window (bulk.py)
+            return bulk.encode(self, texts, kind, batch_size=batch_size, seqs=seqs,
                                after_batch=None if bar is None else bar.update)
         finally:
             if bar is not None:
                 bar.close()
-        return out
 
-    @torch.inference_mode()
-    def _forward(self, seqs: list[list[int]]) -> np.ndarray:
-        ids, mask = pad_left(seqs, self.prompt.pad_id)
-        # use_cache=False: a KV cache is for generation; kept for every layer it cost 2·tokens·hidden·bytes per layer
-        # (8.6 GB for a 7B float32 batch of 8,192 tokens) and changed nothing in the embedding
-        hidden = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                            use_cache=False).last_hidden_state
-        emb = hidden[:, -N_POOL:, :].float().mean(dim=1)
-        emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
-        arr = emb.cpu().numpy()
+    def _checked(self, arr: np.ndarray) -> np.ndarray:
         if not np.isfinite(arr).all():
             raise EncoderOutputError(
                 f"{self.name} produced NaN/inf embeddings (dtype {self.dtype}); the weights may be broken, or try "

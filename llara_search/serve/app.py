@@ -333,7 +333,9 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
     from ..server_record import announce
 
     if engine.info.get("model") != TEXT_ONLY:
-        engine.encoder  # load the model before accepting traffic  # noqa: B018
+        from ..encoder.static_query import prepare_for_serving
+
+        prepare_for_serving(engine.encoder)  # load the model and compile the query path before accepting traffic
     if rerank is not None:  # and run the reranker once, so the first request does not pay for its warm-up
         rerank.reranker.score("warm-up", ["warm-up"])
     app = create_app(engine, token, rerank, editor_url)

@@ -94,7 +94,9 @@ def _public(r) -> SearchHit:
 def run_mcp(engine: Engine, transport: Literal["stdio", "streamable-http"] = "stdio", host: str = "127.0.0.1",
             port: int = 8001, rerank: RerankPolicy | None = None) -> None:
     if engine.info.get("model") not in (None, "none"):
-        engine.encoder  # load the model before the host's first call  # noqa: B018
+        from ..encoder.static_query import prepare_for_serving
+
+        prepare_for_serving(engine.encoder)  # load the model (and compile queries) before the host's first call
     if rerank is not None:
         rerank.reranker.score("warm-up", ["warm-up"])
     server = create_mcp_server(engine, rerank)

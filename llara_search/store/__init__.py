@@ -1,9 +1,23 @@
-"""Metadata store: SQLAlchemy models, sessions, Alembic upgrade on open, path filters."""
+"""Metadata store: SQLAlchemy models, sessions, Alembic upgrade on open, path filters.
 
-from .db import StoreError, open_database
-from .models import Chunk, Document, Generation, IndexInfo, IngestFailure, IngestRun
-from .fulltext import path_glob
-from .store import ChunkRecord, Store, visible
+Names are imported on first use: `store.stopwords` (the BM25 and training stop words) is pure Python, and what
+imports only it (training, the GPU benchmark on a bare box) must not pay for, or need, SQLAlchemy.
+"""
+
+from importlib import import_module
+
+_WHERE = {"StoreError": "db", "open_database": "db", "Chunk": "models", "Document": "models",
+          "Generation": "models", "IndexInfo": "models", "IngestFailure": "models", "IngestRun": "models",
+          "path_glob": "fulltext", "ChunkRecord": "store", "Store": "store", "visible": "store"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Chunk", "ChunkRecord", "Document", "Generation", "IndexInfo", "IngestFailure", "IngestRun", "Store",
            "StoreError", "open_database", "path_glob", "visible"]
