@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import (bm25, cli_query, dtype, encode, formats, gpu, index, ingest, memory, milvus, page, parsing, rerank,
-               serve, soak, watch)
+from . import (bm25, cli_query, dtype, encode, formats, gpu, hostile_serve, index, ingest, memory, milvus, page,
+               parsing, rerank, serve, soak, watch)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -169,6 +169,7 @@ def report() -> str:
     lines += _formats_rows(data)
     lines += page_rows(data)
     lines += adapt_report(data)
+    lines += hostile_serve.report_lines(data)
     lines += verdict_report(data)
     lines += watch.report_rows(data)
     lines += gpu.report_rows(data)
@@ -375,6 +376,7 @@ def main() -> None:
         parsing.main([])
         formats.main([])
         page.main([])
+        hostile_serve.main([])
         watch.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())
     print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")

@@ -8,19 +8,30 @@ result counts as a copy when nearly all of its word trigrams were already shown 
 files (containment in their union, not equality with one of them). Templated texts that differ in a name or a
 number keep their own trigrams around that word and are not collapsed. The best-ranked file the copy overlaps
 lists the copy's path in `also_in`.
+
+Cost: a result is compared only with the better results it could be a copy of, found by looking up its windows
+in a dictionary of the windows of the results kept so far (and its whole text, for exact copies). The windows
+start where every format cuts a text the same way (after a sentence end; for texts with few sentences, after
+clause ends and line breaks too), so a copy cut or wrapped elsewhere still shares them. The lookup costs the same
+per result at k=1000 as at k=10: scanning all kept text for each result instead (as this module once did) made
+k=1000 quadratic, 0.7-1 s per query, far more than the search it trimmed (benchmarks/hostile_serve.py). Among the
+first SMALL results a short text is compared with all of them, as before; past them, a short passage is found as a
+copy only through a shared window or an identical text.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence, TypeVar
+from typing import Iterable, TypeVar
 
 T = TypeVar("T")
 
 CONTAINMENT = 0.7  # share of a result's word trigrams already shown by better results from other files
 MIN_SHINGLES = 8  # below this, only identical texts collapse ("Returns: None" under two headings is not a copy)
-PROBES = 4  # windows of a result's text looked up verbatim in the better results before any tokenizing
-PROBE_CHARS = 32
+PROBE_CHARS = 32  # characters of a window
+FEW_WINDOWS = 4  # a text with fewer sentence windows than this is also cut at clause ends and line breaks
+SMALL = 16  # up to this many kept results, a short text is compared with all of them (the test is cheap)
+SHORT_CHARS = 200  # a "short text"
 _WORD = re.compile(r"\w+")
 
 
@@ -30,35 +41,64 @@ def collapse_depth(k: int) -> int:
 
 
 def _shingles(text: str) -> tuple[tuple[str, ...], frozenset]:
-    words = tuple(map(str.lower, _WORD.findall(text)))
+    """The words and the hashes of their trigrams (ints: a set of tuples would give the garbage collector
+    thousands of objects to walk at k=1000)."""
+    words = tuple(_WORD.findall(text.lower()))
     if len(words) < 3:
-        return words, frozenset([words])
-    return words, frozenset(zip(words, words[1:], words[2:]))
+        return words, frozenset([hash(words)])
+    return words, frozenset(map(hash, zip(words, words[1:], words[2:])))
 
 
-def _sources(flat: str, better: list[str], joined: str) -> list[int]:
-    """The better results this text could be a copy of: those holding one of its windows (lower-cased, line breaks
-    as spaces) verbatim; every one of them for a short text. Most results are nobody's copy and hold no window of
-    another, so the exact test (word trigrams, ~50 µs a passage) runs only where it can say yes; a copy split over
-    several better results holds windows in each part."""
-    if len(flat) < (PROBES + 1) * PROBE_CHARS:
-        return list(range(len(better)))  # short texts: the exact test is cheap
-    step = len(flat) // (PROBES + 1)
-    probes = [flat[j * step:j * step + PROBE_CHARS] for j in range(1, PROBES + 1)]
-    if not any(p in joined for p in probes):  # `joined`: all of `better`, one search per window
-        return []
-    return [i for i, b in enumerate(better) if any(p in b for p in probes)]
+def _windows(low: str, flat: str) -> list[str]:
+    """The text's windows: PROBE_CHARS characters of `flat` after each sentence end, and its start; for a text with
+    few sentences (code, a list, a table) after clause ends and line breaks (of `low`, which still has its line
+    breaks) too. Found with str.find (C, no copy of the text): a regex scan or a split cost more than the search
+    itself at k=1000."""
+    out = [flat.lstrip()[:PROBE_CHARS]]
+    for text, sep in ((flat, ". "), (flat, "? "), (flat, "; "), (flat, ": "), (low, "\n")):
+        if len(out) >= FEW_WINDOWS and sep != "? ":
+            break
+        i = text.find(sep)
+        while i >= 0:
+            i += len(sep)
+            w = flat[i:i + PROBE_CHARS]
+            if len(w) == PROBE_CHARS:
+                out.append(w)
+            i = text.find(sep, i)
+    return out
 
 
-def collapse_duplicates(results: Sequence[T], k: int) -> list[T]:
+class _Kept:
+    """The kept results' windows, each with the best kept result holding it, and their exact texts."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, int] = {}
+        self.flats: dict[str, int] = {}  # exact texts (lower-cased, line breaks as spaces) -> first kept
+
+    def add(self, i: int, flat: str, windows: list[str]) -> None:
+        self.flats.setdefault(flat, i)
+        first = self.windows.setdefault
+        for w in windows:
+            first(w, i)
+
+    def sources(self, flat: str, windows: list[str], n_kept: int) -> list[int]:
+        """The kept results this text could be a copy of, best first."""
+        if len(flat) < SHORT_CHARS and n_kept <= SMALL:
+            return list(range(n_kept))  # short texts among few results: the exact test is cheap
+        found = set(map(self.windows.get, windows))
+        found.discard(None)
+        return sorted(found)
+
+
+def collapse_duplicates(results: Iterable[T], k: int) -> list[T]:
     """The first k results, in order, without copies of better ones; ranks renumbered; a kept result's `also_in`
     lists the paths of the copies it stands for. Results need `text`, `path`, `rank` and an `also_in` list.
 
     Runs on every search (BM25's whole budget is about a millisecond), so a result is tokenized only when a better
-    one holds a window of its text."""
+    one shares a window of its text."""
     kept: list[T] = []
     flats: list[str] = []
-    joined = ""  # the flats, NUL-separated (no window spans two results)
+    index = _Kept()
     shingles: list[tuple[tuple[str, ...], frozenset] | None] = []  # tokenized only when a later result needs them
 
     def of(i: int) -> tuple[tuple[str, ...], frozenset]:
@@ -67,9 +107,11 @@ def collapse_duplicates(results: Sequence[T], k: int) -> list[T]:
         return shingles[i]
 
     for r in results:
-        flat = r.text.lower().replace("\n", " ")  # a line break in one format is a space in another
-        dup = None
-        sources = _sources(flat, flats, joined)
+        low = r.text.lower()
+        flat = low.replace("\n", " ")  # a line break in one format is a space in another
+        dup = index.flats.get(flat)  # the same text, wrapped the same or otherwise
+        windows = _windows(low, flat) if dup is None else []
+        sources = index.sources(flat, windows, len(kept)) if dup is None else []
         same = [i for i in sources if abs(len(flats[i]) - len(flat)) <= len(flat) // 8 + 8]  # could hold its words
         others = [i for i in sources if kept[i].path != r.path]  # (overlapping chunks of one file hold windows too)
         if same or others:
@@ -86,9 +128,9 @@ def collapse_duplicates(results: Sequence[T], k: int) -> list[T]:
             continue
         if len(kept) == k:
             break
+        index.add(len(kept), flat, windows)
         kept.append(r)
         flats.append(flat)
-        joined += "\0" + flat
         shingles.append(None)
     for rank, r in enumerate(kept, start=1):
         r.rank = rank

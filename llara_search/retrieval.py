@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -26,13 +26,14 @@ MAX_K = 1000
 
 
 def collapsed(searcher: Searcher, hits: list[tuple[int, float]], k: int) -> list[SearchResult]:
-    """The top k of `hits` without near-copies. Copies are rare, so the texts of the first k alone are read and
-    compared; the deeper hits (fetched for the copies' places) are read only when some of the k were copies."""
-    results = searcher.results(hits[:k])
-    kept = collapse_duplicates(results, k)
-    if len(kept) < k and len(hits) > k:
-        kept = collapse_duplicates(results + searcher.results(hits[k:]), k)
-    return kept
+    """The top k of `hits` without near-copies. Copies are rare, so the texts of the first k alone are read first;
+    deeper hits (fetched for the copies' places) are read, a slice at a time, only as far as copies made room."""
+    def texts():
+        yield from searcher.results(hits[:k])
+        for start in range(k, len(hits), 64):
+            yield from searcher.results(hits[start:start + 64])
+
+    return collapse_duplicates(texts(), k)
 
 
 def search(engine, query: str, k: int = 10, mode: str = "dense", where: str | None = None, *,
@@ -45,7 +46,7 @@ def search(engine, query: str, k: int = 10, mode: str = "dense", where: str | No
 def search_many(engine, queries: Sequence[str], k: int = 10, mode: str = "dense",
                 where: str | None = None, query_vectors: np.ndarray | None = None, *,
                 rerank: str | Reranker | None = None, rerank_depth: int | None = None,
-                collapse: bool = True) -> list[list[SearchResult]]:
+                collapse: bool = True, check: Callable[[], None] | None = None) -> list[list[SearchResult]]:
     """Search several queries with one batched encode (or with `query_vectors` already encoded).
 
     `collapse`: near-copies of a better result (the same manual as pdf, man page and info) are left out and
@@ -54,7 +55,8 @@ def search_many(engine, queries: Sequence[str], k: int = 10, mode: str = "dense"
     `rerank`: a reranker (or its model name, loaded once and kept) re-scores the first stage's top
     `rerank_depth` candidates (collapsed first, so no copy takes a candidate's place) and the top-k by its score
     are returned, each with its first-stage rank and score; a reranker failure raises `EngineError` (the server
-    answers in first-stage order instead: `rerank_candidates()`)."""
+    answers in first-stage order instead: `rerank_candidates()`). `check`: called between queries, to stop a
+    server's request at its deadline (it raises)."""
     if rerank is not None:
         from .rerank import DEFAULT_DEPTH
 
@@ -92,6 +94,8 @@ def search_many(engine, queries: Sequence[str], k: int = 10, mode: str = "dense"
         dense = searcher.dense(qv, depth, where, pinned=pinned)
     out = []
     for qi, q in enumerate(queries):
+        if check is not None:
+            check()
         if mode == "dense":
             hits = dense[qi]
         elif mode == "bm25":

@@ -352,7 +352,8 @@ def test_v1_errors_keep_openai_shape_other_routes_keep_detail(served):
     assert r.status_code == 413 and set(r.json()) == {"detail"}
     r = httpx.post(url + "/search", json={"query": "llama", "k": "3", "mode": "bm25"}, headers=auth)
     assert r.status_code == 200 and len(r.json()["results"]) == 3  # numbers sent as strings (LLM-made bodies)
-    docs = httpx.get(url + "/openapi.json").json()
+    assert httpx.get(url + "/openapi.json").status_code == 401  # the schema is behind the token too
+    docs = httpx.get(url + "/openapi.json", headers=auth).json()
     props = docs["components"]["schemas"]["EmbeddingRequest"]["properties"]
     assert "Default `passage`" in props["input_type"]["description"] and "float" in props["encoding_format"]["enum"]
     assert WRONG not in log.read_text()

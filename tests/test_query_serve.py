@@ -185,7 +185,8 @@ def test_search_routes_limits_and_errors(server):
     assert httpx.get(base + "/readyz", headers=AUTH).json()["status"] == "ready"
     info = httpx.get(base + "/info", headers=AUTH).json()
     assert info["fingerprint"].startswith("llara-") and info["documents"] == 40
-    assert httpx.get(base + "/openapi.json").status_code == 200
+    assert httpx.get(base + "/openapi.json").status_code == 401  # the schema is behind the token too
+    assert httpx.get(base + "/openapi.json", headers=AUTH).json()["paths"]["/batch_search"]
 
 
 def test_embeddings_match_the_encoder(server):

@@ -10,6 +10,22 @@ import typer
 from .common import (DbUrlOpt, DtypeOpt, IndexOpt, RerankBaseOpt, RerankDepthOpt, RerankNormalizeOpt, RerankOpt,
                      check_rerank_options, fail, guard, open_engine, parse_dtype)
 
+RequestTimeoutOpt = typer.Option(None, "--request-timeout", min=0,
+                                 help="Seconds one request may take, past which it is answered 503 (or in "
+                                      "first-stage order when the reranker ran out) [$LLARA_SEARCH_REQUEST_TIMEOUT "
+                                      "or 10; 0: no limit]")
+
+
+def _request_timeout(value: Optional[float]) -> Optional[float]:
+    from rich.markup import escape
+
+    from ..serve.limits import deadline_seconds
+
+    try:
+        return deadline_seconds(value)
+    except ValueError as exc:
+        fail(escape(str(exc)), 2)
+
 
 @guard
 def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
@@ -35,15 +51,19 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                    help="The search page's 'open in editor' link, e.g. "
                                                         "'vscode://file/{path}:{line}' ({path}, {line}, {page})"),
           open_page: bool = typer.Option(False, "--open", help="Open the search page in the browser"),
+          request_timeout: Optional[float] = RequestTimeoutOpt,
+          shutdown_grace: float = typer.Option(3.0, "--shutdown-grace", min=0,
+                                               help="Seconds requests in flight get after SIGTERM/SIGINT"),
           watch_paths: List[Path] = typer.Option([], "--watch", help="Keep the index in sync with this folder while "
                                                  "serving (repeatable; as `llara-search watch`)"),
           debounce: float = typer.Option(0.5, "--debounce", min=0, help="With --watch: as for watch"),
           poll: Optional[float] = typer.Option(None, "--poll", min=0.1, help="With --watch: as for watch"),
           dtype: str = DtypeOpt) -> None:
-    """Serve top-k search over HTTP (FastAPI; OpenAPI docs at /docs) and the search page for people at /."""
+    """Serve top-k search over HTTP (FastAPI; API docs at /docs) and the search page for people at /."""
     from ..serve import is_loopback, run_server
     from ..serve.page import check_editor_url
 
+    timeout = _request_timeout(request_timeout)
     dtype = parse_dtype(dtype)
     check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base,
                          rerank_normalize=rerank_normalize, rerank_max_depth=rerank_max_depth,
@@ -54,6 +74,7 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     missing = [str(p) for p in watch_paths if not p.exists()]
     if missing:
         fail(f"--watch: no such file or folder: {missing[0]}", 2)
+    from ..serve.app import exit_now
     from ..watch import WatchSettings
     from ..watch.command import serve_watching
 
@@ -61,8 +82,10 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
     with serve_watching(engine, watch_paths, WatchSettings(debounce=debounce, poll=poll)):
         policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
                                 rerank_max_depth, rerank_budget_ms)
-        run_server(engine, host=host, port=port, token=token, rerank=policy, editor_url=editor_url,
+        run_server(engine, host=host, port=port, token=token, rerank=policy, request_timeout=timeout,
+                   shutdown_grace=shutdown_grace, editor_url=editor_url,
                    open_page=open_page)
+    exit_now()  # the watcher has stopped cleanly: skip the interpreter's teardown (seconds on a busy machine)
 
 
 def _rerank_policy(engine, model, depth, base, normalize, by_default=True, max_depth=None, budget_ms=None):
@@ -93,6 +116,7 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         rerank_budget_ms: Optional[float] = typer.Option(None, "--rerank-budget-ms", min=0,
                                                          help="Time the reranker may take per call; past it the "
                                                               "first stage's order is returned [2000; 0: no limit]"),
+        request_timeout: Optional[float] = RequestTimeoutOpt,
         dtype: str = DtypeOpt) -> None:
     """Serve search as an MCP tool for agents (read-only): `search` and `index_info`."""
     from ..serve import is_loopback
@@ -100,6 +124,7 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
 
     import importlib.util
 
+    timeout = _request_timeout(request_timeout)
     dtype = parse_dtype(dtype)
     if importlib.util.find_spec("mcp") is None:
         fail("the MCP server needs the `mcp` package: pip install 'llara-search[mcp]'", 2)
@@ -111,4 +136,4 @@ def mcp(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                          rerank_budget_ms=rerank_budget_ms)
     engine = open_engine(index, db_url, dtype=dtype)
     policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, False, budget_ms=rerank_budget_ms)
-    run_mcp(engine, transport, host, port, rerank=policy)
+    run_mcp(engine, transport, host, port, rerank=policy, request_timeout=timeout)

@@ -3,42 +3,47 @@
 Concurrent single queries are micro-batched: requests arriving within a couple of milliseconds share one encoder
 forward, which is where a 7B model spends its time. A generation committed by a concurrent ingest is picked up on
 the next request (the searcher re-pins the newest committed generation each time).
+
+Every request is checked against limits.py before any work, then runs in a lane (lanes.py: small requests never
+wait behind big ones, the event loop never computes) under one deadline; a SIGTERM gives in-flight requests a short
+grace, then stops their work at its next checkpoint (`run_server`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import logging
-import time
-from contextlib import contextmanager
-from functools import partial
+import sys
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..engine import Engine
 from ..errors import EmptyIndexError, EngineError, IndexFileError, VectorDBError
-from ..retrieval import MAX_K
+from . import jobs, limits
+from .auth import require_token
+from .docs_page import add_docs_routes
+from .lanes import Busy, DeadlineExceeded, Lanes
+from .limits import MAX_BODY_BYTES, MAX_K, MAX_QUERIES, MAX_TEXT_CHARS, MAX_TEXTS, MAX_WHERE_CHARS, LimitError
 from .openai_api import content_type_hint, error_body, openai_router
-from .page import COOKIE, page_router
+from .page import page_router
 
 if TYPE_CHECKING:
     from ..rerank import RerankPolicy
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY_CHARS = 8192
-MAX_BATCH = 256
-MAX_TEXT_CHARS = 100_000
-MAX_BODY_BYTES = 4 * 2**20
 BATCH_WINDOW_S = 0.003
+SHUTDOWN_GRACE_S = 3.0
+# how often Python hands the GIL between threads (default 5 ms): a small search's Python steps wait less for a
+# big request's, at a small cost in the big one's throughput
+SWITCH_INTERVAL_S = 0.001
 
 
 RERANK_DOC = ("re-rank the first stage's top candidates with the server's reranker (`serve --rerank MODEL`); "
@@ -48,31 +53,42 @@ RERANK_DEPTH_DOC = "first-stage candidates the reranker scores (default: the ser
 
 COLLAPSE_DOC = ("false: every copy of a passage that other files repeat (the same manual as html, pdf, man page) "
                 "is its own result; true (default): copies are left out and named in the better result's `also_in`")
+# the limits are checked by limits.py (one message per limit on every route); these only document them
+K_SCHEMA = {"minimum": 1, "maximum": MAX_K}
+TEXT_SCHEMA = {"minLength": 1, "maxLength": MAX_TEXT_CHARS}
+WHERE_DOC = "path glob, e.g. 'api/*' or '*.pdf'"
+TRUNCATE_DOC = ("embed only the first tokens of a text longer than the model reads, instead of refusing it (the "
+                "default, as /v1/embeddings does)")
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
-    k: int = Field(10, ge=1, le=MAX_K)
+    query: str = Field(..., json_schema_extra=TEXT_SCHEMA)
+    k: int = Field(10, json_schema_extra=K_SCHEMA)
     mode: Literal["dense", "bm25", "hybrid"] = "dense"
-    where: str | None = Field(None, max_length=1024, description="path glob, e.g. 'api/*' or '*.pdf'")
+    where: str | None = Field(None, description=WHERE_DOC, json_schema_extra={"maxLength": MAX_WHERE_CHARS})
     rerank: bool | None = Field(None, description=RERANK_DOC)
-    rerank_depth: int | None = Field(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)
+    rerank_depth: int | None = Field(None, description=RERANK_DEPTH_DOC, json_schema_extra=K_SCHEMA)
     collapse: bool = Field(True, description=COLLAPSE_DOC)
 
 
 class BatchSearchRequest(BaseModel):
-    queries: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
-    k: int = Field(10, ge=1, le=MAX_K)
+    queries: list[str] = Field(..., json_schema_extra={"minItems": 1, "maxItems": MAX_QUERIES},
+                               description=f"1 to {MAX_QUERIES} queries; queries x k at most {limits.MAX_RESULTS:,}, "
+                                           f"{limits.MAX_QUERY_CHARS_TOTAL:,} characters in all")
+    k: int = Field(10, json_schema_extra=K_SCHEMA)
     mode: Literal["dense", "bm25", "hybrid"] = "dense"
-    where: str | None = Field(None, max_length=1024)
+    where: str | None = Field(None, description=WHERE_DOC, json_schema_extra={"maxLength": MAX_WHERE_CHARS})
     rerank: bool | None = Field(None, description=RERANK_DOC)
-    rerank_depth: int | None = Field(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC)
+    rerank_depth: int | None = Field(None, description=RERANK_DEPTH_DOC, json_schema_extra=K_SCHEMA)
     collapse: bool = Field(True, description=COLLAPSE_DOC)
 
 
 class EmbedRequest(BaseModel):
-    texts: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
+    texts: list[str] = Field(..., json_schema_extra={"minItems": 1, "maxItems": MAX_TEXTS},
+                             description=f"1 to {MAX_TEXTS} texts of up to {MAX_TEXT_CHARS:,} characters, "
+                                         f"{limits.MAX_EMBED_CHARS_TOTAL:,} in all")
     kind: Literal["query", "passage"] = "passage"
+    truncate: bool = Field(False, description=TRUNCATE_DOC)
 
 
 def is_loopback(host: str) -> bool:
@@ -87,8 +103,10 @@ def is_loopback(host: str) -> bool:
 class MicroBatcher:
     """Collects concurrent query encodes for a few milliseconds and runs them as one encoder call."""
 
-    def __init__(self, engine: Engine, window: float = BATCH_WINDOW_S, max_batch: int = 64):
+    def __init__(self, engine: Engine, window: float = BATCH_WINDOW_S, max_batch: int = 64,
+                 gate: jobs.EncodeGate | None = None):
         self.engine = engine
+        self.gate = gate or jobs.EncodeGate()  # these encodes go before a big request's next slice
         self.window = window
         self.max_batch = max_batch
         self.queue: asyncio.Queue | None = None
@@ -118,7 +136,7 @@ class MicroBatcher:
             texts = [t for t, _ in items]
             try:
                 self.calls += 1
-                vecs = await asyncio.to_thread(self.engine.encode_queries, texts)
+                vecs = await asyncio.to_thread(self._encode, texts)
                 for (_, fut), v in zip(items, vecs):
                     if not fut.done():
                         fut.set_result(v)
@@ -126,6 +144,11 @@ class MicroBatcher:
                 for _, fut in items:
                     if not fut.done():
                         fut.set_exception(exc)
+
+
+    def _encode(self, texts: list[str]):
+        with self.gate.small():
+            return self.engine.encode_queries(texts)
 
 
 class BodyLimit:
@@ -160,27 +183,27 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | None = None,
+def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | None = None, *,
+               request_timeout: float | None = limits.DEFAULT_DEADLINE_S, lanes: Lanes | None = None,
                editor_url: str | None = None) -> FastAPI:
     """`rerank`: the server's reranker (loaded once, kept warm), whether it is on by default, its depth, the cap on
     a request's depth and the time budget per request, past which the answer is the first stage's, said so.
-    `editor_url`: the search page's link template for opening a result in an editor (serve/page.py)."""
-    app = FastAPI(title="llara-search", version=__version__,
-                  description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, hybrid).")
-    bearer = HTTPBearer(auto_error=False)
-    batcher = MicroBatcher(engine)
+    `request_timeout`: seconds one request may take (None: no limit), past which it is answered 503 (or in
+    first-stage order when the reranker is what ran out). `editor_url`: the search page's link template for
+    opening a result in an editor (serve/page.py)."""
+    app = FastAPI(title="llara-search", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, "
+                              "hybrid).\n\n" + limits.LIMITS_DOC)
+    auth = require_token(token)
+    gate = jobs.EncodeGate()
+    batcher = MicroBatcher(engine, gate=gate)
+    lanes = lanes or Lanes()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     app.state.batcher = batcher
     app.state.engine = engine
+    app.state.lanes = lanes
+    app.state.request_timeout = request_timeout  # read per request, like `rerank`
     app.state.rerank = rerank  # read per request: an operator (or a test) may swap it on a running app
-
-    def auth(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        """The token as a Bearer header, or the search page's sign-in cookie (HttpOnly, SameSite=Strict)."""
-        if token is None:
-            return
-        given = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" else \
-            request.cookies.get(COOKIE, "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
@@ -193,6 +216,18 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
             msgs.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
         return JSONResponse({"detail": "; ".join(msgs) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(LimitError)
+    async def over_limit(_request: Request, exc: LimitError):
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(DeadlineExceeded)
+    async def too_slow(_request: Request, exc: DeadlineExceeded):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(Busy)
+    async def busy(_request: Request, exc: Busy):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(EngineError)
     async def engine_error(_request: Request, exc: EngineError):
@@ -226,27 +261,44 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
                                      "candidates per query; lower rerank_depth (or k), or pass rerank=false")
         return depth
 
-    async def second_stage(queries: list[str], first: list, k: int) -> list:
-        """Re-rank within the server's time budget; a reranker failure answers in first-stage order, said so."""
-        policy = app.state.rerank
-        deadline = None if policy.budget_ms is None else time.monotonic() + policy.budget_ms / 1000
-        return await asyncio.to_thread(engine.rerank, queries, first, k, policy.reranker, deadline=deadline,
-                                       fallback=True)
-
-    async def run_search(query: str, k: int, mode: str, where: str | None, rerank_asked: bool | None = None,
-                         depth: int | None = None, collapse: bool = True):
-        depth = rerank_depth(k, rerank_asked, depth)
-        qv = None
-        if mode != "bm25":
+    async def run_search(queries: list[str], k: int, mode: str, where: str | None, rerank_asked: bool | None,
+                         asked_depth: int | None, collapse: bool, *, single: bool) -> tuple[list, list | None]:
+        """Checked against the limits, then run in its lane under the request's deadline."""
+        limits.check_search(queries, k, rerank_depth=asked_depth, where=where, single=single)
+        depth = rerank_depth(k, rerank_asked, asked_depth)
+        cost = limits.check_search(queries, k, rerank_depth=depth, where=where, single=single)
+        deadline = lanes.deadline(app.state.request_timeout)
+        job = jobs.SearchJob(list(queries), k, mode, where, collapse, depth)
+        if single and mode != "bm25":  # concurrent single queries share encoder forwards
             import numpy as np
 
-            qv = np.asarray([await batcher.encode(query)])
-        results = await asyncio.to_thread(partial(engine.search_many, collapse=collapse), [query], depth or k, mode,
-                                          where, qv)
-        if depth is None:
-            return {"results": [_public(r) for r in results[0]]}
-        [outcome] = await second_stage([query], results, k)
-        return {"rerank": outcome.to_dict(), "results": [_public(r) for r in outcome.results]}
+            try:
+                vec = await asyncio.wait_for(batcher.encode(queries[0]), deadline.remaining())
+            except asyncio.TimeoutError:
+                raise DeadlineExceeded(deadline.message()) from None
+            job.query_vectors = np.asarray([vec])
+        policy = app.state.rerank
+        return await lanes.run(lambda d: jobs.search(engine, job, policy, d, gate, small=cost.small), deadline,
+                               small=cost.small)
+
+    def answer(head: dict, results: list, outcomes: list | None, single: bool) -> bytes:
+        payload = dict(head)
+        if outcomes is not None:
+            payload["rerank"] = outcomes[0].to_dict() if single else [o.to_dict() for o in outcomes]
+        if single:
+            payload["results"] = [jobs.public(r) for r in results[0]]
+        else:
+            payload["results"] = [[jobs.public(r) for r in rs] for rs in results]
+        return jobs.dumps(payload)
+
+    async def answered(head: dict, queries: list[str], k: int, mode: str, where: str | None,
+                       rerank_asked: bool | None, depth: int | None, collapse: bool, *, single: bool) -> Response:
+        results, outcomes = await run_search(queries, k, mode, where, rerank_asked, depth, collapse, single=single)
+        if sum(map(len, results)) > 100:  # a big answer is serialized off the event loop too
+            body = await asyncio.to_thread(answer, head, results, outcomes, single)
+        else:
+            body = answer(head, results, outcomes, single)
+        return Response(body, media_type="application/json")
 
     @app.get("/healthz", tags=["ops"])
     async def healthz():
@@ -268,63 +320,66 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
             status["rerank"] = {"model": policy.model, "family": getattr(policy.reranker, "family", None),
                                 "by_default": policy.by_default, "depth": policy.depth,
                                 "max_depth": policy.max_depth, "budget_ms": policy.budget_ms}
+        status["limits"] = {**limits.summary(), "request_timeout_s": app.state.request_timeout}
         return status
 
     @app.get("/search", tags=["search"], dependencies=[Depends(auth)])
-    async def search_get(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS),
-                         k: int = Query(10, ge=1, le=MAX_K),
+    async def search_get(q: str = Query(..., json_schema_extra=TEXT_SCHEMA),
+                         k: int = Query(10, json_schema_extra=K_SCHEMA),
                          mode: Literal["dense", "bm25", "hybrid"] = "dense",
-                         where: str | None = Query(None, max_length=1024),
+                         where: str | None = Query(None, description=WHERE_DOC,
+                                                   json_schema_extra={"maxLength": MAX_WHERE_CHARS}),
                          rerank: bool | None = Query(None, description=RERANK_DOC),
-                         rerank_depth: int | None = Query(None, ge=1, le=MAX_K, description=RERANK_DEPTH_DOC),
+                         rerank_depth: int | None = Query(None, description=RERANK_DEPTH_DOC,
+                                                          json_schema_extra=K_SCHEMA),
                          collapse: bool = Query(True, description=COLLAPSE_DOC)):
-        return {"query": q, "mode": mode, **await run_search(q, k, mode, where, rerank, rerank_depth, collapse)}
+        return await answered({"query": q, "mode": mode}, [q], k, mode, where, rerank, rerank_depth, collapse,
+                              single=True)
 
     @app.post("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_post(body: SearchRequest):
-        return {"query": body.query, "mode": body.mode,
-                **await run_search(body.query, body.k, body.mode, body.where, body.rerank, body.rerank_depth,
-                                   body.collapse)}
+        return await answered({"query": body.query, "mode": body.mode}, [body.query], body.k, body.mode, body.where,
+                              body.rerank, body.rerank_depth, body.collapse, single=True)
 
     @app.post("/batch_search", tags=["search"], dependencies=[Depends(auth)])
     async def batch_search(body: BatchSearchRequest):
-        _check_lengths(body.queries, MAX_QUERY_CHARS)
-        depth = rerank_depth(body.k, body.rerank, body.rerank_depth)
-        results = await asyncio.to_thread(partial(engine.search_many, collapse=body.collapse), body.queries,
-                                          depth or body.k, body.mode, body.where)
-        if depth is None:
-            return {"results": [[_public(r) for r in rs] for rs in results]}
-        outcomes = await second_stage(body.queries, results, body.k)
-        return {"rerank": [o.to_dict() for o in outcomes], "results": [[_public(r) for r in o.results]
-                                                                         for o in outcomes]}
+        return await answered({}, body.queries, body.k, body.mode, body.where, body.rerank, body.rerank_depth,
+                              body.collapse, single=False)
 
     @app.post("/embed", tags=["embeddings"], dependencies=[Depends(auth)])
     async def embed(body: EmbedRequest):
-        _check_lengths(body.texts, MAX_TEXT_CHARS)
-        vecs = await asyncio.to_thread(engine.embed, body.texts, body.kind)
-        return {"kind": body.kind, "dim": int(vecs.shape[1]), "embeddings": vecs.tolist()}
+        cost = limits.check_embed(body.texts)
+        deadline = lanes.deadline(app.state.request_timeout)
 
-    app.include_router(openai_router(engine, auth))  # /v1/embeddings, /v1/models: OpenAI's shapes and errors
+        def work(d):
+            encoder = engine.encoder
+            limits.check_tokens(encoder.count_tokens(body.texts), encoder.max_length, engine.info.get("model"),
+                                truncate=body.truncate)
+            with gate.small() if small else nullcontext():
+                vecs = jobs.encode(engine, body.texts, body.kind, d, None if small else gate)
+            return jobs.dumps({"kind": body.kind, "dim": int(vecs.shape[1]), "embeddings": vecs.tolist()})
+
+        small = cost.chars <= limits.SMALL_CHARS
+        return Response(await lanes.run(work, deadline, small=small), media_type="application/json")
+
+    app.include_router(openai_router(engine, auth, lanes, lambda: app.state.request_timeout, gate))
+    add_docs_routes(app, auth)
     app.include_router(page_router(engine, auth, token, editor_url, lambda: app.state.rerank))  # GET /: people
     return app
 
 
-def _check_lengths(texts: list[str], limit: int) -> None:
-    for i, t in enumerate(texts):
-        if not t or len(t) > limit:
-            raise HTTPException(422, f"text #{i} must have 1 to {limit} characters")
-
-
-def _public(r) -> dict:
-    d = r.to_dict()
-    d.pop("doc_key", None)
-    return d
-
-
 def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-               rerank: RerankPolicy | None = None, editor_url: str | None = None, open_page: bool = False) -> None:
+               rerank: RerankPolicy | None = None, *, request_timeout: float | None = limits.DEFAULT_DEADLINE_S,
+               shutdown_grace: float = SHUTDOWN_GRACE_S, editor_url: str | None = None,
+               open_page: bool = False) -> None:
     """Serve until SIGINT/SIGTERM. While it runs, `<index>/server.json` tells `llara-search query` on this machine
-    where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port."""
+    where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port.
+
+    On SIGTERM the server stops taking connections and gives requests in flight `shutdown_grace` seconds; then
+    their work stops at its next checkpoint (they are answered 503) and, should one be stuck inside a single long
+    computation, the process exits anyway a second later. Serving never writes to the index, so there is nothing
+    to leave half-written; the server record is removed first. A caller ending the process afterwards (the CLI)
+    calls `exit_now()` once whatever else it runs (a watcher) has stopped."""
     import sys
 
     import uvicorn
@@ -338,9 +393,17 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
         prepare_for_serving(engine.encoder)  # load the model and compile the query path before accepting traffic
     if rerank is not None:  # and run the reranker once, so the first request does not pay for its warm-up
         rerank.reranker.score("warm-up", ["warm-up"])
-    app = create_app(engine, token, rerank, editor_url)
+    lanes = Lanes()
+    app = create_app(engine, token, rerank, request_timeout=request_timeout, lanes=lanes, editor_url=editor_url)
     sock = _listen(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level="warning"))
+
+    class GracefulServer(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            asyncio.get_running_loop().call_later(shutdown_grace, lanes.stop_all)
+            await super().shutdown(sockets)
+
+    server = GracefulServer(uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level="warning",
+                                           timeout_graceful_shutdown=shutdown_grace + 0.5))
     with _stopped_by_signals(), announce(engine.paths.root, engine.paths.db_url, sock.getsockname(),
                                          auth=token is not None) as rec:
         url = rec.url if rec else f"http://{host}:{sock.getsockname()[1]}"
@@ -351,6 +414,21 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
 
             webbrowser.open(url + "/")
         server.run(sockets=[sock])
+    if not lanes.close(wait_s=1.0):  # a worker inside one long computation: Python cannot stop it
+        print("stopped; a search still computing was cancelled", file=sys.stderr, flush=True)
+
+
+def exit_now(code: int = 0) -> None:
+    """End a stopped server's process at once: without the interpreter's teardown, which on a busy machine spends
+    seconds collecting the model's objects, and waits for a worker thread still inside one long computation (its
+    answer is no longer wanted; serving writes nothing to the index)."""
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class _Stop(Exception):

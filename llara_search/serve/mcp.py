@@ -7,7 +7,6 @@ can search and look at the index, never write to it.
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal, get_type_hints
 
@@ -16,7 +15,8 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 from ..engine import Engine
 from ..errors import EmptyIndexError, EngineError, IndexFileError
 from ..results import SearchResult
-from ..retrieval import MAX_K
+from . import jobs, limits
+from .lanes import Busy, DeadlineExceeded, Lanes
 
 if TYPE_CHECKING:
     from ..rerank import RerankPolicy
@@ -41,31 +41,39 @@ class IndexInfo(TypedDict):
     index_type: str | None
 
 
-def create_mcp_server(engine: Engine, rerank: RerankPolicy | None = None):
+def create_mcp_server(engine: Engine, rerank: RerankPolicy | None = None, *,
+                      request_timeout: float | None = limits.DEFAULT_DEADLINE_S, lanes: Lanes | None = None):
     """`rerank`: a reranker loaded at start and kept; searches use it by default (`rerank=false` skips it) and a
-    reranker failure or a spent time budget answers in first-stage order (`first_stage_rank` is then null)."""
+    reranker failure or a spent time budget answers in first-stage order (`first_stage_rank` is then null).
+    Calls meet the HTTP server's limits (limits.py) and deadline (`request_timeout` seconds), and run off the
+    event loop (lanes.py), so one heavy call never stalls the session."""
     from mcp.server.mcpserver import MCPServer
 
     server = MCPServer(name="llara-search", instructions=INSTRUCTIONS)
     policy = rerank
+    lanes = lanes or Lanes()
+    gate = jobs.EncodeGate()
 
     @server.tool(name="search", description="Find the passages of the indexed documents that answer a question. "
                  "Returns up to k results, best first, each with rank, score, path, heading, line span or page "
-                 "and text; when re-ranked (servers started with --rerank), also the first stage's rank and score.")
-    def search(query: str, k: int = 10, mode: Literal["dense", "bm25", "hybrid"] = "hybrid",
-               where: str | None = None, rerank: bool | None = None) -> list[SearchHit]:
+                 "and text; when re-ranked (servers started with --rerank), also the first stage's rank and score. "
+                 f"k: 1 to {limits.MAX_K}; query: up to {limits.MAX_TEXT_CHARS:,} characters.")
+    async def search(query: str, k: int = 10, mode: Literal["dense", "bm25", "hybrid"] = "hybrid",
+                     where: str | None = None, rerank: bool | None = None) -> list[SearchHit]:
         """`where`: only documents whose path matches this glob, e.g. 'api/*' or '*.pdf'. `rerank`: re-score the
         top candidates with the server's reranker (default: on when the server has one)."""
-        k = max(1, min(int(k), MAX_K))
         with _told_to_the_agent():
+            limits.check_search([query], k, where=where, single=True)
             if rerank and policy is None:
                 raise EngineError("this MCP server has no reranker; start it with `llara-search mcp --rerank MODEL`")
-            if policy is None or not (policy.by_default if rerank is None else rerank):
-                return [_public(r) for r in engine.search(query, k=k, mode=mode, where=where)]
-            first = engine.search(query, k=min(MAX_K, max(policy.depth, k)), mode=mode, where=where)
-            deadline = None if policy.budget_ms is None else time.monotonic() + policy.budget_ms / 1000
-            [outcome] = engine.rerank([query], [first], k, policy.reranker, deadline=deadline, fallback=True)
-            return [_public(r) for r in outcome.results]
+            depth = None
+            if policy is not None and (policy.by_default if rerank is None else rerank):
+                depth = min(limits.MAX_K, max(policy.depth, k))
+            cost = limits.check_search([query], k, rerank_depth=depth, where=where, single=True)
+            job = jobs.SearchJob([query], k, mode, where, True, depth)
+            results, _ = await lanes.run(lambda d: jobs.search(engine, job, policy, d, gate, small=cost.small),
+                                         lanes.deadline(request_timeout), small=cost.small)
+            return [_public(r) for r in results[0]]
 
     @server.tool(name="index_info", description="What the index holds: model, documents, chunks, generation.")
     def index_info() -> IndexInfo:
@@ -83,8 +91,10 @@ def _told_to_the_agent():
 
     try:
         yield
-    except (EngineError, EmptyIndexError, IndexFileError) as exc:
+    except (EngineError, EmptyIndexError, IndexFileError, DeadlineExceeded, Busy) as exc:
         raise ToolError(str(exc)) from None
+    except limits.LimitError as exc:
+        raise ToolError(exc.message) from None
 
 
 def _public(r) -> SearchHit:
@@ -92,14 +102,15 @@ def _public(r) -> SearchHit:
 
 
 def run_mcp(engine: Engine, transport: Literal["stdio", "streamable-http"] = "stdio", host: str = "127.0.0.1",
-            port: int = 8001, rerank: RerankPolicy | None = None) -> None:
+            port: int = 8001, rerank: RerankPolicy | None = None, *,
+            request_timeout: float | None = limits.DEFAULT_DEADLINE_S) -> None:
     if engine.info.get("model") not in (None, "none"):
         from ..encoder.static_query import prepare_for_serving
 
         prepare_for_serving(engine.encoder)  # load the model (and compile queries) before the host's first call
     if rerank is not None:
         rerank.reranker.score("warm-up", ["warm-up"])
-    server = create_mcp_server(engine, rerank)
+    server = create_mcp_server(engine, rerank, request_timeout=request_timeout)
     if transport == "stdio":
         server.run("stdio")
     else:

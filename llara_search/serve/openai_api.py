@@ -20,6 +20,7 @@ import base64
 import json
 import logging
 import time
+from contextlib import nullcontext
 from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -31,11 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from ..engine import Engine
 from ..errors import EmptyIndexError, EngineError, IndexFileError
 from ..identity import TEXT_ONLY
+from . import jobs, limits
+from .lanes import Busy, DeadlineExceeded, Lanes
 
 log = logging.getLogger(__name__)
 
-MAX_INPUTS = 2048  # OpenAI's limit per request; LangChain sends up to 1000 texts at once
-MAX_TEXT_CHARS = 100_000
+MAX_INPUTS = limits.MAX_TEXTS  # OpenAI's limit per request; LangChain sends up to 1000 texts at once
 KINDS = {"passage": "passage", "document": "passage", "search_document": "passage",  # Voyage/Cohere/NIM spellings
          "query": "query", "search_query": "query"}
 ENCODINGS = ("float", "base64")
@@ -114,6 +116,15 @@ class OpenAIRoute(APIRoute):
                                        code="invalid_api_key").response()
                 return OpenAIError(exc.status_code, str(exc.detail),
                                    code="request_too_large" if exc.status_code == 413 else None).response()
+            except limits.LimitError as exc:
+                return OpenAIError(400, exc.message, param="input" if exc.param in ("texts", "input") else exc.param,
+                                   code="invalid_value" if exc.status == 422 else "request_too_large").response()
+            except DeadlineExceeded as exc:
+                return OpenAIError(503, str(exc), code="timeout").response()
+            except Busy as exc:
+                response = OpenAIError(503, str(exc), code="server_busy").response()
+                response.headers["Retry-After"] = "2"
+                return response
             except EngineError as exc:
                 return OpenAIError(400, str(exc), code="index_cannot_embed").response()
             except (EmptyIndexError, IndexFileError) as exc:
@@ -181,13 +192,11 @@ def _texts(value: Any) -> list[str]:
         raise OpenAIError(400, f"`input` has {len(texts)} texts, more than {MAX_INPUTS} per request: send them in "
                                "several requests", param="input", code="too_many_inputs")
     for i, t in enumerate(texts):
-        where = "`input`" if isinstance(value, str) else f"input[{i}]"
         if not t.strip():
+            where = "`input`" if isinstance(value, str) else f"input[{i}]"
             raise OpenAIError(400, f"{where} is empty: every text must have some content", param="input",
                               code="empty_input")
-        if len(t) > MAX_TEXT_CHARS:
-            raise OpenAIError(400, f"{where} has {len(t)} characters, more than {MAX_TEXT_CHARS}: split it into "
-                                   "passages", param="input", code="context_length_exceeded")
+    limits.check_embed(texts, "input", single=isinstance(value, str))  # the limits of every route
     return texts
 
 
@@ -234,8 +243,13 @@ def _model_card(model: str, created: int) -> dict:
     return {"id": model, "object": "model", "created": created, "owned_by": "llara-search"}
 
 
-def openai_router(engine: Engine, auth: Callable) -> APIRouter:
-    """The /v1 routes over `engine`, behind the server's `auth` dependency."""
+def openai_router(engine: Engine, auth: Callable, lanes: Lanes | None = None,
+                  request_timeout: Callable[[], float | None] = lambda: limits.DEFAULT_DEADLINE_S,
+                  gate: jobs.EncodeGate | None = None) -> APIRouter:
+    """The /v1 routes over `engine`, behind the server's `auth` dependency; embeddings run in `lanes` under the
+    deadline `request_timeout()` gives."""
+    lanes = lanes or Lanes()
+    gate = gate or jobs.EncodeGate()
     router = APIRouter(prefix="/v1", route_class=OpenAIRoute, dependencies=[Depends(auth)],
                        tags=["OpenAI-compatible"])
     started = int(time.time())
@@ -254,22 +268,22 @@ def openai_router(engine: Engine, auth: Callable) -> APIRouter:
             raise EngineError(f"index {engine.paths.root} has no embedding model (text-only, built with --model none, "
                               "or nothing ingested yet); serve an index built with a model")
         fmt, kind, truncate = _options(body, model, int(info.get("dim") or 0))
-        encoder = await asyncio.to_thread(lambda: engine.encoder)
-        counts = await asyncio.to_thread(encoder.count_tokens, texts)
-        limit = encoder.max_length
-        if not truncate:
-            for i, n in enumerate(counts):
-                if n > limit:
-                    where = "`input`" if isinstance(body.input, str) else f"input[{i}]"
-                    raise OpenAIError(400, f"{where} has {n} tokens, more than the {limit} that {model} reads: split "
-                                           "it into shorter texts, or send \"truncate\": true (SDK: extra_body) to "
-                                           f"embed only its first {limit} tokens", param="input",
-                                      code="context_length_exceeded")
-        vecs = await asyncio.to_thread(engine.embed, texts, kind)
-        if fmt == "base64":
-            data = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vecs]
-        else:
-            data = vecs.tolist()
+        deadline = lanes.deadline(request_timeout())
+
+        def work(d):
+            encoder = engine.encoder
+            counts = encoder.count_tokens(texts)
+            limits.check_tokens(counts, encoder.max_length, model, "input", single=isinstance(body.input, str),
+                                truncate=truncate)
+            with gate.small() if small else nullcontext():
+                vecs = jobs.encode(engine, texts, kind, d, None if small else gate)
+            if fmt == "base64":
+                return counts, encoder.max_length, [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+                                                    for v in vecs]
+            return counts, encoder.max_length, vecs.tolist()
+
+        small = sum(map(len, texts)) <= limits.SMALL_CHARS
+        counts, limit, data = await lanes.run(work, deadline, small=small)
         n_tokens = sum(min(n, limit) for n in counts)
         payload = {"object": "list",
                    "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(data)],

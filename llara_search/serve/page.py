@@ -19,14 +19,13 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.security import HTTPBearer
 
 from ..browse import MAX_CONTEXT, MAX_FILES, Browser, NotInIndex
 from ..engine import Engine
 from ..errors import EngineError
 from ..identity import TEXT_ONLY
+from .auth import COOKIE, token_ok
 
-COOKIE = "llara_token"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -91,21 +90,14 @@ def _secure(response: Response, *, cache: bool = False) -> Response:
 
 def page_router(engine: Engine, auth: Callable, token: str | None, editor_url: str | None = None,
                 rerank: Callable[[], object] = lambda: None) -> APIRouter:
-    """`auth`: the API's token check (Bearer header or the sign-in cookie), raising 401. `rerank`: the server's
-    current rerank policy (read per request, as the API does)."""
+    """`auth`: the API's token dependency (serve/auth.py: Bearer header or the sign-in cookie), for the JSON
+    routes; the pages answer the sign-in form instead of a bare 401. `rerank`: the server's current rerank policy
+    (read per request, as the API does)."""
     router = APIRouter()
-    bearer = HTTPBearer(auto_error=False)
     browser = Browser(engine.store)
 
-    async def signed_in(request: Request) -> bool:
-        try:
-            auth(request, await bearer(request))
-        except HTTPException:
-            return False
-        return True
-
-    async def guarded(request: Request) -> None:
-        auth(request, await bearer(request))
+    def signed_in(request: Request) -> bool:
+        return token_ok(token, request.headers.get("authorization"), request.cookies.get(COOKIE))
 
     def html(name: str, status: int = 200, **marks: str) -> Response:
         """A page file; `marks` fill its `<!--name-->` places with our own fixed strings (never request data)."""
@@ -121,19 +113,19 @@ def page_router(engine: Engine, auth: Callable, token: str | None, editor_url: s
 
     @router.get("/", include_in_schema=False)
     async def page(request: Request):
-        return html("index.html") if await signed_in(request) else signin()
+        return html("index.html") if signed_in(request) else signin()
 
     @router.get("/coverage", include_in_schema=False)
     async def coverage_page(request: Request):
-        return html("coverage.html") if await signed_in(request) else signin(back_to="/coverage")
+        return html("coverage.html") if signed_in(request) else signin(back_to="/coverage")
 
     @router.get("/ui/static/{name}", include_in_schema=False)
     async def static(name: str, request: Request):
         files = assets()
         if name not in files or name.endswith(".html"):
             raise HTTPException(404, "no such file")
-        if name not in PUBLIC_ASSETS:
-            await guarded(request)
+        if name not in PUBLIC_ASSETS and not signed_in(request):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
         body, ctype = files[name]
         return _secure(Response(body, media_type=ctype), cache=True)
 

@@ -1,0 +1,135 @@
+"""The work of one search or embeddings request, as run in a lane (lanes.py): in pieces, with the request's deadline
+checked between them, and the answer serialized here (in the worker thread) so that a large answer never holds the
+event loop that `/healthz` and everyone else's requests are answered on.
+
+Big encodes run in slices of about SLICE_CHARS characters, and a slice starts only when no small search is waiting
+to encode (`EncodeGate`): a small search's encode waits for one slice of a big batch at most, never for all of it,
+and a deadline stops a big encode between slices. Vectors do not depend on how texts are grouped into batches (the
+micro-batcher relies on that too).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from .lanes import Deadline
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..rerank import RerankPolicy
+
+SLICE_CHARS = 2048  # characters of one slice of a big encode (at least one text)
+SLICE_TEXTS = 16
+
+
+class EncodeGate:
+    """Small encodes first: a big encode's next slice waits while any small one is waiting or running."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._small = 0
+
+    @contextmanager
+    def small(self):
+        with self._cond:
+            self._small += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._small -= 1
+                self._cond.notify_all()
+
+    def wait_turn(self, deadline: Deadline) -> None:
+        with self._cond:
+            while self._small:
+                remaining = deadline.remaining()
+                self._cond.wait(0.05 if remaining is None else min(0.05, remaining))
+                deadline.check()
+
+
+@dataclass
+class SearchJob:
+    queries: list[str]
+    k: int
+    mode: str
+    where: str | None
+    collapse: bool
+    depth: int | None  # first-stage candidates for the reranker; None: not re-ranked
+    query_vectors: np.ndarray | None = None  # already encoded (the micro-batcher's single queries)
+
+
+def slices(texts: Sequence[str]) -> list[list[str]]:
+    out: list[list[str]] = [[]]
+    chars = 0
+    for t in texts:
+        if out[-1] and (chars + len(t) > SLICE_CHARS or len(out[-1]) >= SLICE_TEXTS):
+            out.append([])
+            chars = 0
+        out[-1].append(t)
+        chars += len(t)
+    return out
+
+
+def encode(engine: Engine, texts: Sequence[str], kind: str, deadline: Deadline,
+           gate: EncodeGate | None = None) -> np.ndarray:
+    parts = []
+    for part in slices(texts):
+        deadline.check()
+        if gate is not None:
+            gate.wait_turn(deadline)
+        parts.append(engine.embed(part, kind))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def search(engine: Engine, job: SearchJob, policy: RerankPolicy | None, deadline: Deadline,
+           gate: EncodeGate | None = None, *, small: bool = False) -> tuple[list, list | None]:
+    """Each query's results, and each query's re-ranking outcome when it was re-ranked. `small`: its encode goes
+    before big requests' next slices (`gate`); a big one waits for them."""
+    qv = job.query_vectors
+    if qv is None and job.mode != "bm25":
+        if small and gate is not None:
+            with gate.small():
+                qv = encode(engine, job.queries, "query", deadline)
+        else:
+            qv = encode(engine, job.queries, "query", deadline, gate)
+    first = engine.search_many(job.queries, job.depth or job.k, job.mode, job.where, qv, collapse=job.collapse,
+                               check=deadline.check)
+    if job.depth is None:
+        return first, None
+    if deadline.stop.is_set():
+        deadline.check()
+    # past the deadline already, the reranker gives up at once: the answer is the first stage's order, said so
+    budget = None if policy.budget_ms is None else time.monotonic() + policy.budget_ms / 1000
+    cut_by_request = deadline.at is not None and (budget is None or deadline.at < budget)
+    until = deadline.at if cut_by_request else budget
+    outcomes = engine.rerank(job.queries, first, job.k, policy.reranker, deadline=until, fallback=True)
+    for o in outcomes:
+        if not o.applied and cut_by_request and time.monotonic() >= deadline.at and "time budget" in (o.reason or ""):
+            o.reason = (f"the request's deadline ({deadline.seconds:g} s, --request-timeout) came before the "
+                        "reranker finished; answered in first-stage order")
+    return [o.results for o in outcomes], outcomes
+
+
+def public(r) -> dict:
+    d = r.to_dict()
+    d.pop("doc_key", None)
+    return d
+
+
+def dumps(payload: dict) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=_plain).encode()
+
+
+def _plain(o):
+    """numpy scalars (scores) as Python numbers."""
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
