@@ -136,7 +136,7 @@ def jax(n_queries: int = 50, cli_queries: int = 3, reuse: bool = False) -> dict:
         t = time.perf_counter()
         r = subprocess.run(cli + ["ingest", str(docs), "--index", str(index), "--vector-db", str(db), "--model",
                                   str(model), "--json"], capture_output=True, text=True, env=env)
-        if r.returncode:
+        if r.returncode not in (0, 3):  # 3: some files failed (listed in the report), the rest is indexed
             raise SystemExit(r.stderr)
         report = json.loads(r.stdout)
         ingest_s = time.perf_counter() - t

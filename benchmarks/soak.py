@@ -29,6 +29,7 @@ from pathlib import Path
 from .common import RESULTS_JSON, SHARED, machine, record, start_server
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+INGESTED = (0, 3)  # `ingest` exit statuses of a finished run (3: some files failed, listed; the rest indexed)
 
 
 def cli(*args, env=None, timeout=3600) -> subprocess.CompletedProcess:
@@ -81,7 +82,7 @@ def named_points(root: Path, model: Path, subset: int, milvus_lite: bool = False
     docs, data = docs_folder(root, subset)
     ref = root / "named-ref"
     first = cli("ingest", docs, "--index", ref, "--model", model, "--json")
-    assert first.returncode == 0, first.stderr
+    assert first.returncode in INGESTED, first.stderr
     want = summary(ref)
     out = {"data": data, "chunks": want["chunks_total"], "points": {}}
     for point in [p for p in POINTS if p not in ("train-step", "compact")
@@ -97,8 +98,9 @@ def named_points(root: Path, model: Path, subset: int, milvus_lite: bool = False
         out["points"][at] = {
             "killed": crashed.returncode == -signal.SIGKILL,
             "doctor_ok_after_crash": None if after_crash is None else json.loads(after_crash.stdout)["ok"],
-            "resume_ok": resumed.returncode == 0,
-            "encoded_on_resume": json.loads(resumed.stdout)["chunks_encoded"] if resumed.returncode == 0 else None,
+            "resume_ok": resumed.returncode in INGESTED,
+            "encoded_on_resume": json.loads(resumed.stdout)["chunks_encoded"] if resumed.returncode in INGESTED
+            else None,
             "same_as_uninterrupted": got["hashes"] == want["hashes"] and got["documents"] == want["documents"],
             "doctor_ok": got["doctor_ok"] and got["doctor_warnings"] == 0,
         }
@@ -116,7 +118,7 @@ def random_kills(root: Path, model: Path, kills: int, seed: int = 0) -> dict:
     t = time.perf_counter()
     ok = cli("ingest", docs, "--index", fresh, "--model", model, "--json")
     uninterrupted_s = time.perf_counter() - t
-    assert ok.returncode == 0, ok.stderr
+    assert ok.returncode in INGESTED, ok.stderr
     want = summary(fresh)
     rng = random.Random(seed)
     index = root / "killed"
@@ -141,7 +143,7 @@ def random_kills(root: Path, model: Path, kills: int, seed: int = 0) -> dict:
         print(log[-1], flush=True)
     t = time.perf_counter()
     final = cli("ingest", docs, "--index", index, "--model", model, "--json")
-    assert final.returncode == 0, final.stderr
+    assert final.returncode in INGESTED, final.stderr
     got = summary(index)
     return {"data": data, "kills": log, "killed": sum("doctor_ok_after_kill" in k for k in log),
             "uninterrupted_s": round(uninterrupted_s, 1),
@@ -171,7 +173,7 @@ def load_while_ingesting(index: Path, docs: Path, model: Path, n_requests: int, 
         while not stop.is_set():
             target.write_bytes(original + f"\n\nSoak edit {n}: the quick zebra.\n".encode())
             r = cli("ingest", docs, "--index", index, "--json", "--wait")
-            if r.returncode == 0:
+            if r.returncode in INGESTED:
                 generations.append(json.loads(r.stdout)["generation"])
             n += 1
         target.write_bytes(original)

@@ -15,6 +15,7 @@ from .errors import EmptyIndexError, EngineError, VectorDBError
 from .identity import TEXT_ONLY, dtype_name
 from .index import VectorStore
 from .index.backend import FAISS, is_faiss, open_backend
+from .ingest.notes import notes_by_kind
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .layout import WriteLock, write_head
 from .lexical import LexicalIndex
@@ -170,6 +171,7 @@ def status(engine) -> dict:
         "fusion": info.get("fusion"),
         "verdict": verdict_of(info.get("adapter") or info.get("model")),  # the retrain's check, if it had one
     }
+    out["files_skipped_by_kind"], out["files_failed"] = notes_by_kind(engine.store.file_notes())
     out["bytes_on_disk"] = disk_sizes(engine)
     out["lexical"] = LexicalIndex(engine.paths.lexical).describe(gen.id) if gen else None
     from .watch.state import read_state

@@ -14,6 +14,7 @@ import numpy as np
 from .collapse import collapse_depth, collapse_duplicates
 from .errors import EngineError, first_line
 from .identity import model_identity
+from .modes import default_mode
 from .results import SearchResult
 from .search import MODES, Searcher, fuse
 
@@ -36,14 +37,14 @@ def collapsed(searcher: Searcher, hits: list[tuple[int, float]], k: int) -> list
     return collapse_duplicates(texts(), k)
 
 
-def search(engine, query: str, k: int = 10, mode: str = "dense", where: str | None = None, *,
+def search(engine, query: str, k: int = 10, mode: str | None = None, where: str | None = None, *,
            rerank: str | Reranker | None = None, rerank_depth: int | None = None,
            collapse: bool = True) -> list[SearchResult]:
     return search_many(engine, [query], k=k, mode=mode, where=where, rerank=rerank, rerank_depth=rerank_depth,
                        collapse=collapse)[0]
 
 
-def search_many(engine, queries: Sequence[str], k: int = 10, mode: str = "dense",
+def search_many(engine, queries: Sequence[str], k: int = 10, mode: str | None = None,
                 where: str | None = None, query_vectors: np.ndarray | None = None, *,
                 rerank: str | Reranker | None = None, rerank_depth: int | None = None,
                 collapse: bool = True, check: Callable[[], None] | None = None) -> list[list[SearchResult]]:
@@ -57,6 +58,7 @@ def search_many(engine, queries: Sequence[str], k: int = 10, mode: str = "dense"
     are returned, each with its first-stage rank and score; a reranker failure raises `EngineError` (the server
     answers in first-stage order instead: `rerank_candidates()`). `check`: called between queries, to stop a
     server's request at its deadline (it raises)."""
+    mode = mode or default_mode(engine.info)  # None: dense, or BM25 in a text-only index
     if rerank is not None:
         from .rerank import DEFAULT_DEPTH
 

@@ -82,7 +82,9 @@ def announce(index_dir: str | os.PathLike, db_url: str, address: tuple, auth: bo
         fcntl.flock(fd, fcntl.LOCK_SH)  # held until this process ends: the proof that the record is alive
         os.replace(tmp, path)
     except OSError as exc:
-        log.warning("cannot write %s (%s): `llara-search query` will not find this server", path, exc.strerror)
+        from .terminal import clean
+
+        log.warning("cannot write %s (%s): `llara-search query` will not find this server", clean(path), exc.strerror)
         if fd is not None:
             os.close(fd)
         try:

@@ -24,6 +24,7 @@ from .ingest.chunking import DEFAULT_CHUNK_TOKENS, Chunker
 from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
 from .layout import IndexPaths, WriteLock
+from .pathnames import to_stored
 from .store import Document, Store
 
 if TYPE_CHECKING:
@@ -327,9 +328,9 @@ def delete(engine, paths: Sequence[str | os.PathLike]) -> IngestReport:
         with engine.store.sessions() as s:
             live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
         targets = []
-        for p in paths:
-            a = os.path.abspath(p)
-            targets += [d for d in live if d == a or d.startswith(a.rstrip("/") + "/") or d == str(p)]
+        for p in paths:  # a real name (bytes that are not UTF-8 too) or the escaped one reports show
+            for a in {to_stored(os.path.abspath(p)), os.path.abspath(p)}:
+                targets += [d for d in live if d == a or d.startswith(a.rstrip("/") + "/") or d == str(p)]
         ing.remove_documents(sorted(set(targets)))
         ing.commit_generation()
         counts = engine.store.counts(ing.report.generation or 0)

@@ -373,7 +373,12 @@ def test_text_only_index_serves_bm25_and_refuses_embeddings(tmp_path):
                                     "--local"])
         a, b = json.loads(remote.stdout), json.loads(local.stdout)
         assert a["results"] == b["results"] and a["results"][0]["path"].endswith("a.md")
-        dense = [runner.invoke(app, ["query", "port", "--index", str(idx), *extra]) for extra in ([], ["--local"])]
+        plain = [runner.invoke(app, ["query", "listening port", "--index", str(idx), "--json", *extra])
+                 for extra in ([], ["--local"])]  # no --mode: BM25, the one mode a text-only index has
+        assert [json.loads(r.stdout)["mode"] for r in plain] == ["bm25", "bm25"]
+        assert json.loads(plain[0].stdout)["results"] == a["results"]
+        dense = [runner.invoke(app, ["query", "port", "--index", str(idx), "--mode", "dense", *extra])
+                 for extra in ([], ["--local"])]
         assert dense[0].exit_code == dense[1].exit_code == 1 and dense[0].stderr == dense[1].stderr  # the same refusal
         assert "text-only" in dense[0].stderr
         r = httpx.post(url + "/v1/embeddings", json={"input": "x", "model": "m"})

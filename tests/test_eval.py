@@ -138,7 +138,10 @@ def test_text_only_ingest_and_query(tmp_path):
     assert json.loads(r.stdout)["chunks_total"] == 2
     r = runner.invoke(app, ["query", "which port", "--index", str(index), "--mode", "bm25", "--json"])
     assert json.loads(r.stdout)["results"][0]["path"].endswith("a.md")
-    r = runner.invoke(app, ["query", "which port", "--index", str(index)])
+    r = runner.invoke(app, ["query", "which port", "--index", str(index), "--json"])  # no --mode: BM25 here
+    assert r.exit_code == 0 and json.loads(r.stdout)["mode"] == "bm25"
+    assert json.loads(r.stdout)["results"][0]["path"].endswith("a.md")
+    r = runner.invoke(app, ["query", "which port", "--index", str(index), "--mode", "dense"])
     assert r.exit_code == 1 and "--mode bm25" in r.output
     s = json.loads(runner.invoke(app, ["status", "--index", str(index), "--json"]).stdout)
     assert s["model"] == "none" and s["index_type"] == "none" and s["chunks_total"] == 2

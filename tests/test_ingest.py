@@ -29,7 +29,8 @@ def ingest(index: Path, paths, model=None, **kw):
 def test_every_format_is_parsed_with_provenance(tmp_path, corpus, tiny_model):
     engine, r = ingest(tmp_path / "idx", [corpus], tiny_model)
     assert r.files_failed == []
-    assert r.files_new == 10 and r.files_skipped == 1  # logo.png skipped; .hidden not even seen
+    assert r.files_new == 10 and r.files_skipped == 2  # logo.png and the hidden folder skipped, and said
+    assert sorted(s["kind"] for s in r.skipped) == ["binary", "hidden"]  # logo.png: a binary type by its name
     assert r.chunks_total == r.chunks_encoded == r.chunks_added > 0
     care = engine.search("llama shelter hay", k=50, mode="bm25")[0]
     assert care.path.endswith("handbook.md")
@@ -160,21 +161,24 @@ def test_bad_inputs_are_reported_and_the_rest_ingested(tmp_path, corpus, tiny_mo
     r = engine.ingest([str(corpus)], model=str(tiny_model), options=IngestOptions(max_file_mb=1),
                       progress=delete_during_ingest)
     reasons = {Path(f["path"]).name: f["error"] for f in r.files_failed}
-    assert reasons["empty.md"] == "empty file"
-    assert reasons["binary.md"] == "binary data, not text"
+    skipped = {Path(f["path"]).name: (f["reason"], f["kind"]) for f in r.skipped}
+    assert skipped["empty.md"] == ("empty file", "empty")
+    assert skipped["binary.md"] == ("binary data, not text", "binary")
     assert reasons["broken.ipynb"].startswith("broken notebook JSON")
     assert reasons["corrupt.pdf"].startswith("corrupt PDF")
     assert reasons["locked.pdf"].startswith("encrypted PDF")
     assert reasons["bad-utf16.txt"].startswith("invalid UTF-16")
-    assert reasons["huge.txt"].startswith("file too large")
-    assert reasons["one-line-50mb.json"].startswith("file too large (50.0 MB")
-    assert reasons["loop"].startswith("symlink loop")
-    assert reasons["pipe.md"] == "not a regular file (named pipe); skipped"
-    assert reasons["random-bytes.md"].startswith("not valid UTF-8")
+    assert skipped["huge.txt"][0].startswith("file too large") and skipped["huge.txt"][1] == "too-large"
+    assert skipped["one-line-50mb.json"][0].startswith("file too large (50.0 MB")
+    assert skipped["loop"][1] == "symlink-loop"
+    assert skipped["pipe.md"] == ("not a regular file (named pipe)", "special-file")
     assert reasons["zz-deleted-while-ingesting.md"] == "file disappeared while ingesting"
     assert all("\n" not in e for e in reasons.values())
-    assert len(reasons) == 12
-    assert r.files_new == 14  # the 10 good files, "fine ü.md", latin1.txt, long-line.txt, bottom.md
+    assert len(reasons) == 5
+    # random bytes without NUL: read as a legacy code page, with a warning that it is a guess
+    assert any(w["path"].endswith("random-bytes.md") for w in r.warnings)
+    assert r.files_seen == r.files_new + r.files_unchanged + r.files_skipped + len(r.files_failed)
+    assert r.files_new == 15  # the 10 good files, "fine ü.md", latin1.txt, long-line.txt, bottom.md, random-bytes
     assert engine.search("unicode path spaces", k=1, mode="bm25")[0].path.endswith("fine ü.md")
     assert "naïve" in engine.search("café naïve", k=1, mode="bm25")[0].text  # Windows-1252, decoded right
     assert engine.search("narwhal", k=1, mode="bm25")[0].path.endswith("level63/bottom.md")

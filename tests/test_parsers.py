@@ -628,3 +628,24 @@ def test_collapse_finds_long_copies_cut_and_wrapped_differently_and_split_over_t
     kept = collapse_duplicates(results, 10)
     assert [h.path for h in kept] == ["config.html#a", "intro.md", "config.html#b", "management.txt"]
     assert kept[0].also_in == ["haproxy.pdf"] and [h.rank for h in kept] == [1, 2, 3, 4]
+
+
+def test_quote_macros_of_bash1_and_closing_braces_leave_no_stray_dots(tmp_path):
+    """bash.1 defines `.Q` (quote the first argument, append the second) with a groff branch (`\\n(.g`) and an
+    `.el \\{ ... .\\}` block; the closing `.\\}` used to become a lone "." in the text."""
+    page = (".TH BASH 1\n.de Q\n.ie \\n(.g \\(lq\\\\$1\\(rq\\\\$2\n.el \\{\n.  if t ``\\\\$1''\\\\$2\n"
+            ".  if n \"\\\\$1\"\\\\$2\n.\\}\n..\n.SH DESCRIPTION\nThe word\n.Q function\nis reserved; see\n"
+            ".Q \"set -o\" ,\nand\n.if n \\{\\\nterminal only\n.\\}\ndone.\n")
+    doc = parse(tmp_path / "bash.1", page)
+    text = " ".join(b.text for s in doc.sections for b in s.blocks)
+    assert "The word “function” is reserved; see “set -o”, and terminal only done." in text
+    assert " ." not in text
+
+
+def test_html_headings_lose_their_permalink_marks(tmp_path):
+    html = ("<html><body><h1>Intro<a class='headerlink' href='#i'>¶</a></h1><p>one</p>"
+            "<h2 id='F'><span>1 Foo<a class='copiable-link' href='#F'> &para;</a></span></h2><p>two</p>"
+            "<h3 id='x'>Bar <a href='#x'>§</a></h3><p>three</p><h3>Baz ¶</h3><p>four</p>"
+            "<h3>C#</h3><p>five</p></body></html>")
+    doc = parse(tmp_path / "page.html", html)
+    assert [s.heading[-1] for s in doc.sections] == ["Intro", "1 Foo", "Bar", "Baz", "C#"]

@@ -70,7 +70,7 @@ def test_doctor_is_ok_on_a_healthy_index(small_index):
     code, r = _doctor(index)
     assert code == 0 and r["ok"] and r["problems"] == [] and r["warnings"] == []
     assert r["checked"]["chunks"] == r["checked"]["index_ntotal"] > 0 and r["checked"]["lexical"] == "ok"
-    assert r["checked"]["schema"] == "0005" and r["checked"]["database"] == "ok"
+    assert r["checked"]["schema"] == "0006" and r["checked"]["database"] == "ok"
 
 
 def test_doctor_finds_damage_and_repair_rebuilds_and_quarantines(small_index):
@@ -322,9 +322,9 @@ def test_unreadable_file_is_reported_and_the_rest_ingested(tmp_path, tiny_model)
     r = subprocess.run([*prefix, sys.executable, "-m", "llara_search", "ingest", str(corpus), "--index",
                         str(tmp_path / "idx"), "--model", str(tiny_model), "--json"], capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 3, r.stderr  # a file failed; the rest is committed
     report = json.loads(r.stdout)
-    assert report["files_failed"] == [{"path": str(secret), "error": "permission denied"}]
+    assert report["files_failed"] == [{"path": str(secret), "error": "permission denied", "kind": "unreadable"}]
     assert report["files_new"] == 10
 
 

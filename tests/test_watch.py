@@ -273,17 +273,17 @@ def test_parse_failure_reported_once_then_on_change(tmp_path):
     docs.mkdir()
     (docs / "ok.md").write_text(doc("Ok", "fine"))
     with watching(docs, index) as (w, events):
-        (docs / "bad.md").write_bytes(b"\0\1\2binary\0" * 50)
+        (docs / "bad.ipynb").write_text("{not json")  # a failure (binary data is a skip, not a failure)
         e = wait_event(events, "failed")
-        assert e["path"] == str(docs / "bad.md") and "binary" in e["error"]
+        assert e["path"] == str(docs / "bad.ipynb") and "notebook" in e["error"]
         (docs / "ok.md").write_text(doc("Ok", "fine again"))
         wait_event(events, "sync", files_changed=1)
         time.sleep(4 * DEBOUNCE)
         assert not [x for x in drain(events) if x["event"] == "failed"]  # not said again while unchanged
-        (docs / "bad.md").write_bytes(b"\0\3\4still binary\0" * 60)
+        (docs / "bad.ipynb").write_text("{still not json")
         e = wait_event(events, "failed")
-        assert e["path"] == str(docs / "bad.md")
-        assert read_state(index)["last_error"]["path"] == str(docs / "bad.md")
+        assert e["path"] == str(docs / "bad.ipynb")
+        assert read_state(index)["last_error"]["path"] == str(docs / "bad.ipynb")
         assert w.state["state"] == "watching"
         converges(index, docs, tmp_path)
 

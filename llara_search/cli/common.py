@@ -11,7 +11,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.text import Text
+
+from .. import terminal as term
 
 from ..errors import (EmptyIndexError, EngineError, IndexFileError, IndexLockedError, StoreError, VectorDBError,
                       first_line)
@@ -42,7 +43,7 @@ _EXPECTED = (EngineError, StoreError, IndexLockedError, EmptyIndexError, IndexFi
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {term.markup(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -99,7 +100,7 @@ def check_index_type(index_type) -> None:
 
 def _print_notice(event: str, message: str, fields: dict) -> None:
     """What is about to happen (a download, a long encode), on stderr for people."""
-    err.print(Text(message, style="cyan"))
+    err.print(term.text(message, "cyan"))
 
 
 def _json_notice(event: str, message: str, fields: dict) -> None:

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from .. import terminal as term
 from .common import (DbUrlOpt, DtypeOpt, IngestProgress, JsonOpt, RerankBaseOpt, RerankOpt, VectorDbOpt,
                      check_index_type, check_new_index, check_rerank_options, err, fail, guard, open_engine, out,
                      parse_dtype, print_json)
@@ -98,10 +99,11 @@ def eval_(
                   f"+{rr['ms_per_query']:.1f}")
         t.add_row("change", *(f"{rr['delta'][m]:+.4f}" for m in metrics), "")
     out.print(t)
-    out.print(f"[dim]run file: {result['run_file']} · index: {result['index']} · {result['documents']} documents, "
+    out.print(f"[dim]run file: {term.markup(result['run_file'])} · index: {term.markup(result['index'])} · "
+              f"{result['documents']} documents, "
               f"{result['chunks']} chunks ({result['chunks_encoded']} encoded now)[/]")
     if rr:
-        out.print(f"[dim]re-ranked run file: {rr['run_file']}[/]")
+        out.print(f"[dim]re-ranked run file: {term.markup(rr['run_file'])}[/]")
     for w in result["index_warnings"]:
         out.print(Text(f"warning: {w}", style="yellow"))
 

@@ -8,7 +8,9 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
-from rich.text import Text
+
+from .. import report_view
+from .. import terminal as term
 
 from .common import (DbUrlOpt, DtypeOpt, ForceOpt, IndexOpt, IngestProgress, JsonOpt, VectorDbOpt, check_index_type,
                      check_new_index, check_switch, err, fail, guard, open_engine, out, parse_dtype, print_json,
@@ -34,6 +36,8 @@ def ingest(
     vector_db: Optional[str] = VectorDbOpt,
     no_delete: bool = typer.Option(False, "--no-delete", help="Keep documents whose files are gone"),
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Also read symlinks that lead out of the "
+                                         "folders given (skipped and listed otherwise)"),
     max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
     wait: bool = typer.Option(False, "--wait", help="Wait for another ingest holding the index instead of failing"),
     force: bool = ForceOpt,
@@ -48,7 +52,8 @@ def ingest(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"no such file or folder: {missing[0]}", 2)
-    opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
+    opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, follow_symlinks=follow_symlinks,
+                         delete_missing=not no_delete,
                          max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
                          batch_size=batch_size)
     memory = check_new_index(index, db_url, model, adapter, dtype)
@@ -65,13 +70,15 @@ def ingest(
     report = with_encode_pool(run)  # a first ingest that fails removes the folder it made (writing.first_write)
     if report.memory is None and memory is not None:
         report.memory = memory.to_dict()
-    ok_files = report.files_new + report.files_changed + report.files_unchanged
     if as_json:
         print_json(report.to_dict())
     else:
         _ingest_table(report)
-    if report.files_failed and ok_files == 0:
-        raise typer.Exit(1)
+    if report.files_failed:  # what succeeded is committed; a script learns that some files could not be read
+        raise typer.Exit(INGEST_FILES_FAILED)
+
+
+INGEST_FILES_FAILED = 3  # `ingest` exit status when some files could not be read (the rest is committed)
 
 
 @guard
@@ -137,15 +144,13 @@ def _ingest_table(r) -> None:
         out.print("time per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.stages.items()), highlight=False)
     if getattr(r, "formats", None):
         out.print("documents per format: " + ", ".join(f"{k} {v}" for k, v in r.formats.items()), highlight=False)
-    for f in r.files_failed[:50]:
-        out.print(Text(f"failed: {f['path']}: {f['error']}", style="yellow"))
+    for line in report_view.skipped_and_failed(r):
+        out.print(line)
     for w in r.index_warnings:
-        out.print(Text(f"warning: {w}", style="yellow"))
-    if len(r.files_failed) > 50:
-        out.print(f"… and {len(r.files_failed) - 50} more failures (see --json)")
+        out.print(term.text(f"warning: {w}", "yellow"))
     warnings = getattr(r, "warnings", [])
     for w in warnings[:50]:
-        out.print(Text(f"warning: {w['path']}: {w['warning']}", style="cyan"))
+        out.print(term.text(f"warning: {w['path']}: {w['warning']}", "cyan"))
     if len(warnings) > 50:
         out.print(f"… and {len(warnings) - 50} more warnings (see --json)")
 

@@ -9,21 +9,28 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from .. import terminal as term
 from .common import DbUrlOpt, IndexOpt, JsonOpt, check_index_type, guard, open_engine, out, print_json
 
 
 @guard
-def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, as_json: bool = JsonOpt) -> None:
-    """Model fingerprint, counts, index type and generation, sizes on disk."""
-    s = open_engine(index, db_url).status()
+def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
+           files: bool = typer.Option(False, "--files", help="List the files the last ingests skipped or could not "
+                                      "read, with the reason"),
+           as_json: bool = JsonOpt) -> None:
+    """Model fingerprint, counts, index type and generation, sizes on disk; skipped and failed files."""
+    engine = open_engine(index, db_url)
+    s = engine.status()
+    if files:
+        s["files"] = engine.store.file_notes()
     if as_json:
         print_json(s)
         return
-    t = Table(show_header=False, title=f"index {s['index']}")
+    t = Table(show_header=False, title=term.text(f"index {s['index']}"))
     for key in ("model", "adapter", "fingerprint", "dim", "documents", "chunks_total", "generation", "index_type",
                 "factory", "ntotal", "nprobe", "vector_db"):
         if key in s:
-            t.add_row(key, str(s[key]))
+            t.add_row(key, term.text(s[key]))
     if s.get("passage_dtypes"):
         t.add_row("encoded in", ", ".join(s["passage_dtypes"]))
     for key, v in s["bytes_on_disk"].items():
@@ -31,11 +38,19 @@ def status(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt, a
     if s.get("lexical"):
         lx = s["lexical"]
         t.add_row("lexical index", f"{lx['segments']} segments, {lx['chunks']} chunks, {lx['postings']} postings")
+    if s.get("files_skipped_by_kind") or s.get("files_failed"):
+        kinds = ", ".join(f"{k} {n}" for k, n in s["files_skipped_by_kind"].items())
+        t.add_row("files left out", f"{s['files_failed']} failed; skipped: {kinds or 'none'} (status --files)")
     out.print(t)
     if s.get("watch"):
         from ..watch.state import describe_state
 
-        out.print(Text(describe_state(s["watch"])), highlight=False)
+        out.print(term.text(describe_state(s["watch"])), highlight=False)
+    if files:
+        from ..report_view import file_notes
+
+        for line in file_notes(s["files"]) or [Text("no file was skipped or failed")]:
+            out.print(line)
     if s["reindex_hint"]:
         out.print(f"[yellow]hint:[/] {s['reindex_hint']}; run `llara-search reindex`")
     tuning = s.get("ann_tuning") or {}
@@ -123,13 +138,13 @@ def doctor(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         print_json(r)
     else:
         for f in r["problems"]:
-            out.print(Text(f"problem [{f['check']}]: {f['detail']}", style="red"))
-            out.print(Text(f"  --repair: {f['repair']}" if f["repair"] else "  needs you: see the message above",
-                           style="dim"))
+            out.print(term.text(f"problem [{f['check']}]: {f['detail']}", "red"))
+            out.print(term.text(f"  --repair: {f['repair']}" if f["repair"] else "  needs you: see the message above",
+                                "dim"))
         for f in r["warnings"]:
-            out.print(Text(f"warning [{f['check']}]: {f['detail']}", style="yellow"))
+            out.print(term.text(f"warning [{f['check']}]: {f['detail']}", "yellow"))
         for line in r["repaired"]:
-            out.print(Text(f"repaired: {line}", style="green"))
+            out.print(term.text(f"repaired: {line}", "green"))
         facts = ", ".join(f"{k} {v}" for k, v in r["checked"].items())
         out.print(f"{'[green]ok[/]' if r['ok'] else '[red]not ok[/]'}: generation {r['generation']}; {facts}",
                   highlight=False)

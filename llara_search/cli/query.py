@@ -10,6 +10,8 @@ from typing import Optional
 import typer
 from rich.text import Text
 
+from .. import terminal as term
+
 from .common import (DbUrlOpt, DtypeOpt, IndexOpt, JsonOpt, RerankBaseOpt, RerankDepthOpt, RerankNormalizeOpt,
                      RerankOpt, check_rerank_options, err, guard, open_engine, out, parse_dtype, print_json)
 
@@ -20,7 +22,8 @@ def query(
     index: Optional[Path] = IndexOpt,
     db_url: Optional[str] = DbUrlOpt,
     k: int = typer.Option(10, "-k", "--k", help="Number of results (1-1000)"),
-    mode: str = typer.Option("dense", "--mode", help="dense | bm25 | hybrid"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="dense | bm25 | hybrid [dense; bm25 in a text-only "
+                                       "index]"),
     where: Optional[str] = typer.Option(None, "--where", help="Only documents whose path matches this glob, "
                                         "e.g. 'api/*' or '*.pdf'"),
     dtype: str = DtypeOpt,
@@ -44,6 +47,10 @@ def query(
 
     check_rerank_options(rerank, rerank_depth=rerank_depth, rerank_base=rerank_base)
     dtype = parse_dtype(dtype)
+    if mode is None:
+        from ..modes import index_default_mode
+
+        mode = index_default_mode(index, db_url)
     outcome, extra = None, {}
     # a reranker or a dtype is named by this command, not by the server: the search runs here (`serve --rerank`
     # re-ranks its own; the server's /info says its query dtype)
@@ -84,12 +91,12 @@ def query(
         head.append(f"{r.score:.4f}  ", style="cyan")
         if r.first_stage_rank is not None:
             head.append(f"(first stage #{r.first_stage_rank}, {r.first_stage_score:.4f})  ", style="dim")
-        head.append(_display_path(r.path) + where_in, style="green")
+        head.append(term.clean(_display_path(r.path) + where_in), style="green")
         out.print(head)
         if r.heading:
-            out.print(Text(f"     {r.heading}", style="magenta"))
+            out.print(term.text(f"     {r.heading}", "magenta"))
         if getattr(r, "also_in", None):  # near-copies of this passage in other files (other formats)
-            out.print(Text("     also in: " + ", ".join(_display_path(p) for p in r.also_in), style="dim"))
+            out.print(term.text("     also in: " + ", ".join(_display_path(p) for p in r.also_in), "dim"))
         out.print(_snippet(r.text, terms))
     how = f"{mode}, re-ranked by {outcome.model} from {outcome.candidates}" if outcome else mode
     out.print(f"[dim]{len(results)} results in {took:.0f} ms ({how})[/]", highlight=False)
@@ -110,7 +117,7 @@ def _query_server(index, db_url, token, text: str, **search):
     if rec is None:
         return None
     if rec.auth and not token:
-        err.print(f"[dim]note: the server at {rec.url} for this index wants a token (--token or "
+        err.print(f"[dim]note: the server at {term.markup(rec.url)} for this index wants a token (--token or "
                   "$LLARA_SEARCH_TOKEN); searching in this process instead[/]", highlight=False)
         return None
     t = time.perf_counter()
@@ -126,7 +133,7 @@ def _query_server(index, db_url, token, text: str, **search):
             raise  # the engine's own refusal, in its words: the same line the local search prints
         return None  # a request the server's limits refuse (e.g. a very long query): the engine decides
     except LlaraSearchError as exc:  # the server failed (5xx): answer as if there were none
-        err.print(f"[dim]note: {exc}; searching in this process instead[/]", highlight=False)
+        err.print(f"[dim]note: {term.markup(exc)}; searching in this process instead[/]", highlight=False)
         return None
     return results, (time.perf_counter() - t) * 1000
 
@@ -159,7 +166,7 @@ def _snippet(text: str, terms: list[str], width: int = 300) -> Text:
     first = min([low.find(t) for t in terms if low.find(t) >= 0] or [0])
     start = max(0, first - width // 3)
     piece = ("…" if start else "") + flat[start:start + width] + ("…" if start + width < len(flat) else "")
-    t = Text("     " + piece)
-    for term in terms:
-        t.highlight_words([term], style="bold yellow", case_sensitive=False)
+    t = term.text("     " + piece)
+    for word in terms:
+        t.highlight_words([word], style="bold yellow", case_sensitive=False)
     return t

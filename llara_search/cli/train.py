@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 from rich.text import Text
 
+from .. import terminal as term
 from .common import (DbUrlOpt, DtypeOpt, ForceOpt, IndexOpt, IngestProgress, JsonOpt, check_switch, err, fail, guard,
                      open_engine, out, parse_dtype, print_json, with_encode_pool)
 
@@ -62,11 +63,11 @@ def _train_report(card: dict, output: Path, as_json: bool) -> None:
         return
     out.print(f"[bold]{card['task']}[/]: {card['steps']} steps, loss {card['loss_first']:.4f} → "
               f"{card['loss_last']:.4f}, {card['tokens_per_second']:.0f} tokens/s, {card['seconds']:.0f}s")
-    out.print(f"adapter: {output} · card: {output / 'TRAINING.md'}")
+    out.print(term.text(f"adapter: {output} · card: {output / 'TRAINING.md'}"))
     if card.get("verdict"):
         from ..train.verdict import sentence
 
-        out.print(Text(sentence(card["verdict"], output, bool(card.get("full")))))
+        out.print(term.text(sentence(card["verdict"], output, bool(card.get("full")))))
 
 
 @guard

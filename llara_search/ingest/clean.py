@@ -16,10 +16,16 @@ from .formats.base import ParsedDocument, Section
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85\x0b\x0c]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ufeff\ufffe\uffff\ud800-\udfff]")
 _HAS_WORD = re.compile(r"\w")
+# CSI (colours, cursor moves, screen clears), OSC (window titles, hyperlinks) and two-character ESC sequences
+_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+                      r"|\x1b[@-Z\\-_]")
 
 
 def clean_text(text: str) -> str:
-    """NFC, every line break spelled "\\n", no control characters but "\\n" and "\\t", no trailing spaces."""
+    """NFC, every line break spelled "\\n", no control characters but "\\n" and "\\t", no trailing spaces;
+    terminal escape sequences go whole (a colour code leaves no "[31m" behind)."""
+    if "\x1b" in text or "\x9b" in text:
+        text = _ESCAPES.sub("", text)
     text = _NEWLINES.sub("\n", text)
     text = _CONTROL.sub("", text)
     if not text.isascii():

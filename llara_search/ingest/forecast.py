@@ -4,15 +4,24 @@ A 7B model on a CPU encodes a few chunks a second: a docs folder can take hours,
 first minute can stop (Ctrl-C keeps every committed batch; re-running resumes) and move to a GPU or a smaller model.
 The number of chunks still to encode is extrapolated from what was parsed so far, per file type (a PDF's bytes
 yield far fewer chunks than a text file's), over the files still to read that are new or changed.
+
+Sizes are *text* sizes: a Markdown or HTML page exported from a notebook can carry megabytes of base64 images
+that yield no chunk. Counted as text, one such file made every other file of its type look sparse (the docs-jax
+folder: 4,853 chunks forecast for 7,627) or, still unread, looked like thousands of chunks to come
+(benchmarks/forecast_accuracy.py measures both).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 DEFAULT_MIN_SECONDS = 30.0  # shorter encodes are not worth a line
+SNIFF_ABOVE = 64 * 1024  # files this large are read to measure their text size (base64 runs left out)
+SNIFF_BUDGET = 256 * 2**20  # bytes read in all for that, per forecast
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=]{256,}")
 MIN_SECONDS_ENV = "LLARA_SEARCH_ESTIMATE_MIN_S"
 
 
@@ -71,14 +80,34 @@ class ChunkForecast:
         return sum(c for c, _ in self._seen.values())
 
     def remaining(self, files: list[tuple[str, int]]) -> int:
-        """Chunks expected from `files` ((path, size) still to read and encode)."""
+        """Chunks expected from `files` ((path, size) still to read and encode); large files are read to measure
+        their text size, within SNIFF_BUDGET bytes."""
         total_chunks = self.chunks
         total_bytes = sum(b for _, b in self._seen.values()) or 1
         expected = 0.0
+        budget = SNIFF_BUDGET
         for path, size in files:
+            if size > SNIFF_ABOVE and size <= budget:
+                budget -= size
+                size = file_text_bytes(path, size)
             chunks, nbytes = self._seen.get(_ext(path), (total_chunks, total_bytes))
             expected += size * chunks / max(1, nbytes)
         return round(expected)
+
+
+def text_bytes(data: bytes) -> int:
+    """The bytes of `data` that can become text: long base64 runs (embedded images, notebook outputs) left out."""
+    if len(data) <= SNIFF_ABOVE:
+        return len(data)
+    return max(1, len(data) - sum(m.end() - m.start() for m in _BASE64_RUN.finditer(data)))
+
+
+def file_text_bytes(path: str, size: int) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return text_bytes(fh.read())
+    except OSError:
+        return size
 
 
 def _ext(path: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .clean import clean_document
+from .decode import decode_notes
 from .formats.asciidoc import INCLUDE_ROOTS, looks_like_asciidoc, parse_asciidoc
 from .formats.base import (Block, ParsedDocument, ParseError, Section, SkipFile, decode_text,  # noqa: F401
                            looks_binary)
@@ -38,7 +39,7 @@ from .formats.text import parse_underlined  # BEIR records and plain text
 # The version of what the parsers make of a file, stored with every document. Bump it whenever any parser's output
 # changes (cleaner text, new headings, a format newly read): the next ingest re-parses files whose bytes did not
 # change, and only chunks whose text changed are encoded again (the others keep their vectors by content hash).
-PARSER_VERSION = "4"
+PARSER_VERSION = "5"
 
 TEXT_EXT = {".txt", ".text", ".log", ".cfg", ".conf", ".ini", ".toml", ".yaml", ".yml", ".csv", ".tsv", ".json",
             ".py", ".sh", ".c", ".h", ".js", ".ts", ".go", ".rs", ".java"}
@@ -190,18 +191,21 @@ def _parse_file(path: Path, data: bytes) -> ParsedDocument:
     if parser is None:
         raise _unsupported(path)
     if not data.strip():
-        raise ParseError("empty file")
+        raise SkipFile("empty file", kind="empty")
     if path.suffix.lower() in COMPRESSED:
         path, data = _decompress(path, data)
         if not data.strip():
-            raise ParseError("empty file")
+            raise SkipFile("empty file", kind="empty")
     head = data[:65536].decode("utf-8", "replace") if parser in _CONTENT_SNIFFED else ""
     info = parser in _CONTENT_SNIFFED and looks_like_info(head)  # Info index markers hold NUL bytes
     if (parser not in _BINARY_PARSERS or parser is parse_ipynb) and not info and looks_binary(data):
-        raise ParseError("binary data, not text")
+        raise SkipFile("binary data, not text", kind="binary")
     if parser in _CONTENT_SNIFFED:
         parser = _sniff(parser, head, path.suffix.lower())
-    doc = clean_document(parser(path, data))
+    with decode_notes() as notes:  # warnings of the text decoding (bad bytes replaced, a guessed code page)
+        doc = parser(path, data)
+    doc.warnings[:0] = notes
+    doc = clean_document(doc)
     if not doc.sections:  # a valid file with nothing to index (a toctree page, an empty notebook)
         raise SkipFile("no text to index (only markup or whitespace)", warn=True, kind="no-text")
     return doc

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ..faults import crash_point
 from ..index import VectorStore
@@ -29,10 +30,13 @@ from ..index.backend import VectorBackend
 from ..layout import IndexPaths, write_head
 from ..lexical import LexicalIndex
 from ..notices import emit
+from ..pathnames import to_stored
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
+from ..terminal import clean
 from .chunking import CHUNKER_VERSION, ChunkData, Chunker, passage_text
-from .forecast import ChunkForecast, EncodeEstimate, min_seconds
+from .forecast import ChunkForecast, EncodeEstimate, min_seconds, text_bytes
+from .notes import one_line, record_file_notes
 from .parsers import PARSER_VERSION, ParsedDocument, ParseError, SkipFile, parse_file
 from .walk import walk
 
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_MB = 20.0
 AUTO_COMPACT_SHARE = 0.4  # compact the stored vectors on their own once this share of rows is dead
+_BATCH_COUNTERS = ("files_new", "files_changed", "chunks_added", "chunks_encoded", "chunks_removed")
 
 
 @dataclass
@@ -47,6 +52,7 @@ class IngestOptions:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     hidden: bool = False
+    follow_symlinks: bool = False  # read symlinks that resolve outside the folders given (walk.py)
     delete_missing: bool = True
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     commit_chunks: int = 256  # chunks encoded per committed batch
@@ -64,7 +70,8 @@ class IngestReport:
     files_reparsed: int = 0  # same bytes, read again because the parsers changed since (also in files_changed)
     files_removed: int = 0
     files_skipped: int = 0
-    files_failed: list[dict] = field(default_factory=list)
+    files_failed: list[dict] = field(default_factory=list)  # {"path", "error", "kind"}
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason", "kind"}: left out by a rule
     chunks_added: int = 0
     chunks_encoded: int = 0
     chunks_removed: int = 0
@@ -81,8 +88,13 @@ class IngestReport:
     estimate: dict | None = None  # the encode forecast made after the first batch (forecast.EncodeEstimate)
     memory: dict | None = None  # the memory check made before the model was loaded (encoder.memory.Estimate)
 
+    @property
+    def files_indexed(self) -> int:
+        return self.files_new + self.files_changed
+
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items()}
+        d["files_indexed"] = self.files_indexed
         d["stages"] = {k: round(v, 3) for k, v in self.stages.items()}
         d["seconds"] = round(self.seconds, 3)
         return d
@@ -98,6 +110,7 @@ class _Work:
     parsed: ParsedDocument
     chunks: list[ChunkData]
     doc_key: str | None = None
+    text_bytes: int | None = None  # the size the forecast learns from (forecast.text_bytes)
 
 
 class Ingestor:
@@ -135,23 +148,26 @@ class Ingestor:
     def run_files(self, roots: list[Path]) -> IngestReport:
         t0 = time.perf_counter()
         run_id = self._start_run()
-        found = walk(roots, self.opt.include, self.opt.exclude, self.opt.hidden)
+        found = walk(roots, self.opt.include, self.opt.exclude, self.opt.hidden, self.opt.follow_symlinks)
         self._roots = [Path(os.path.abspath(r)) for r in roots]
         for path, reason in found.failures:
-            self._fail(path, reason)
-        self.report.files_seen = len(found.files)
+            self._fail(to_stored(path), reason, "unreadable")
+        for path, reason, kind in found.skipped:
+            self._skip(to_stored(path), reason, kind)
+        self.report.files_seen = found.seen  # = indexed + unchanged + skipped + failed once the run is done
         seen: set[str] = set()
         self._files, self._pos = found.files, 0
         self._remaining = self._files_remaining
         for n, f in enumerate(found.files):
             self._pos = n
             self.progress("parse", n, len(found.files))
-            seen.add(str(f))
+            seen.add(to_stored(f))
             self._sync_file(f)
-        self._flush()
+        self._flush_safely()
         if self.opt.delete_missing:
             self._remove_missing([Path(os.path.abspath(r)) for r in roots], seen)
         self._finish(run_id, t0)
+        record_file_notes(self.store, [to_stored(os.path.abspath(r)) for r in roots], self.run_id, self.report)
         return self.report
 
     def run_changes(self, files: list[Path], gone: list[str]) -> IngestReport:
@@ -165,12 +181,13 @@ class Ingestor:
         for n, f in enumerate(files):
             self._pos = n
             self._sync_file(f)
-        self._flush()
+        self._flush_safely()
         if gone:
             with self.store.sessions() as s:
                 live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
+            gone = [to_stored(g) for g in gone]  # names as stored (pathnames.py)
             prefixes = tuple(g.rstrip("/") + "/" for g in gone)
-            wanted, synced = set(gone), {str(f) for f in files}
+            wanted, synced = set(gone), {to_stored(f) for f in files}
             self.remove_documents([p for p in live if (p in wanted or p.startswith(prefixes)) and p not in synced])
         self._finish(run_id, t0)
         return self.report
@@ -213,19 +230,20 @@ class Ingestor:
         return self.report
 
     def _sync_file(self, f: Path) -> None:
-        path = str(f)
+        path = to_stored(f)  # a name that is not UTF-8 is stored escaped, losslessly (pathnames.py)
         t = time.perf_counter()
         try:
             st = f.stat()
             if not stat.S_ISREG(st.st_mode):  # replaced by a pipe or device since the walk: reading could block
-                raise ParseError("not a regular file any more; skipped")
+                raise SkipFile("not a regular file any more", kind="special-file")
             doc = self._doc(path)
             if (doc is not None and doc.removed_gen is None and doc.size == st.st_size
                     and doc.mtime_ns == st.st_mtime_ns and doc.parser_version == PARSER_VERSION):
                 self.report.files_unchanged += 1
                 return
             if st.st_size > self.opt.max_file_mb * 2**20:
-                raise ParseError(f"file too large ({st.st_size / 2**20:.1f} MB > --max-file-mb {self.opt.max_file_mb:g})")
+                raise SkipFile(f"file too large ({st.st_size / 2**20:.1f} MB > --max-file-mb {self.opt.max_file_mb:g})",
+                               kind="too-large")
             data = f.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             if self._same_bytes(doc, digest):
@@ -244,27 +262,31 @@ class Ingestor:
             chunks = self.chunker.chunk(parsed)
             self.report.stages["chunk"] += time.perf_counter() - t
         except SkipFile as exc:
-            self.report.files_skipped += 1
+            self._skip(path, str(exc), getattr(exc, "kind", "other"))
             if exc.warn:  # a document the user would expect indexed (a scanned PDF): say why it is not
                 self.report.warnings.append({"path": path, "warning": f"skipped: {exc}"})
             return
         except ParseError as exc:
-            self._fail(path, str(exc))
+            self._fail(path, str(exc), "corrupt")
             return
         except FileNotFoundError:
-            self._fail(path, "file disappeared while ingesting")
+            self._fail(path, "file disappeared while ingesting", "vanished")
             return
         except PermissionError:
-            self._fail(path, "permission denied")
+            self._fail(path, "permission denied", "unreadable")
             return
         except OSError as exc:
-            self._fail(path, f"cannot read: {exc.strerror or exc}")
+            self._fail(path, f"cannot read: {exc.strerror or exc}", "unreadable")
             return
         except RecursionError:
-            self._fail(path, "document nested too deeply to parse")
+            self._fail(path, "document nested too deeply to parse", "corrupt")
+            return
+        except Exception as exc:  # noqa: BLE001 - a parser's bug or a library's surprise is this file's failure
+            log.debug("parsing %s failed", clean(path), exc_info=True)
+            self._fail(path, f"cannot parse: {one_line(exc)}", "error")
             return
         crash_point("parse")
-        self._queue(_Work(path, st, digest, parsed, chunks))
+        self._queue(_Work(path, st, digest, parsed, chunks, text_bytes=text_bytes(data)))
 
     def _doc(self, path: str) -> Document | None:
         with self.store.sessions() as s:
@@ -277,11 +299,30 @@ class Ingestor:
 
     # ------------------------------------------------------------------------------------------------ batches
     def _queue(self, work: _Work) -> None:
-        self._forecast.observe(work.path, int(work.stat.st_size), len(work.chunks))
+        self._forecast.observe(work.path, work.text_bytes or int(work.stat.st_size), len(work.chunks))
         self._pending.append(work)
         self._pending_chunks += len(work.chunks)
         if self._pending_chunks >= self.opt.commit_chunks:
+            self._flush_safely()
+
+    def _flush_safely(self) -> None:
+        """`_flush`, where a row the database refuses fails its own file only: the batch is written again file by
+        file, and the one that is refused is reported (the rest of the run goes on)."""
+        works = list(self._pending)
+        counters = {k: getattr(self.report, k) for k in _BATCH_COUNTERS}
+        try:
             self._flush()
+        except OperationalError:
+            raise  # the database itself is away, locked or full: no file is to blame
+        except (SQLAlchemyError, UnicodeError) as exc:
+            for k, v in counters.items():
+                setattr(self.report, k, v)
+            if len(works) == 1:
+                self._fail(works[0].path, f"cannot store: {one_line(exc)}", "store-error")
+                return
+            for w in works:
+                self._pending, self._pending_chunks = [w], len(w.chunks)
+                self._flush_safely()
 
     def _flush(self) -> None:
         """Encode what the queued documents need, append vectors, then commit their rows in one transaction."""
@@ -460,7 +501,7 @@ class Ingestor:
                 st = f.stat()
             except OSError:
                 continue
-            if st.st_size <= limit and known.get(str(f)) != (st.st_size, st.st_mtime_ns):
+            if st.st_size <= limit and known.get(to_stored(f)) != (st.st_size, st.st_mtime_ns):
                 todo.append((str(f), st.st_size))
         return self._pending_chunks + self._forecast.remaining(todo)
 
@@ -482,7 +523,7 @@ class Ingestor:
 
     # ------------------------------------------------------------------------------------------------ removal
     def _remove_missing(self, roots: list[Path], seen: set[str]) -> None:
-        prefixes = [str(r) if not r.is_dir() else str(r).rstrip("/") + "/" for r in roots]
+        prefixes = [to_stored(r) if not r.is_dir() else to_stored(r).rstrip("/") + "/" for r in roots]
         with self.store.sessions() as s:
             docs = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
         gone = [p for p in docs if p not in seen and any(p == pre or p.startswith(pre) for pre in prefixes)]
@@ -526,10 +567,14 @@ class Ingestor:
             self.lexical.start_merge(self.gen - 1)
         return self.run_id
 
-    def _fail(self, path: str, reason: str) -> None:
-        self.report.files_failed.append({"path": path, "error": reason})
+    def _fail(self, path: str, reason: str, kind: str = "error") -> None:
+        self.report.files_failed.append({"path": path, "error": reason, "kind": kind})
         with self.store.session() as s:
             s.add(IngestFailure(run_id=self.run_id, path=path, error=reason))
+
+    def _skip(self, path: str, reason: str, kind: str) -> None:
+        self.report.files_skipped += 1
+        self.report.skipped.append({"path": path, "reason": reason, "kind": kind})
 
     def commit_generation(self, *, rebuild: bool = False, force: bool = False,
                           info_updates: dict | None = None) -> None:

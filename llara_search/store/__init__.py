@@ -7,8 +7,8 @@ imports only it (training, the GPU benchmark on a bare box) must not pay for, or
 from importlib import import_module
 
 _WHERE = {"StoreError": "db", "open_database": "db", "Chunk": "models", "Document": "models",
-          "Generation": "models", "IndexInfo": "models", "IngestFailure": "models", "IngestRun": "models",
-          "path_glob": "fulltext", "ChunkRecord": "store", "Store": "store", "visible": "store"}
+          "FileNote": "models", "Generation": "models", "IndexInfo": "models", "IngestFailure": "models",
+          "IngestRun": "models", "path_glob": "fulltext", "ChunkRecord": "store", "Store": "store", "visible": "store"}
 
 
 def __getattr__(name: str):
@@ -19,5 +19,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Chunk", "ChunkRecord", "Document", "Generation", "IndexInfo", "IngestFailure", "IngestRun", "Store",
-           "StoreError", "open_database", "path_glob", "visible"]
+__all__ = ["Chunk", "ChunkRecord", "Document", "FileNote", "Generation", "IndexInfo", "IngestFailure", "IngestRun",
+           "Store", "StoreError", "open_database", "path_glob", "visible"]

@@ -114,3 +114,18 @@ class IngestFailure(Base):
     path: Mapped[str] = mapped_column(Text)
     error: Mapped[str] = mapped_column(Text)
     quarantined: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FileNote(Base):
+    """A file the last file-walking ingest of its folder skipped or could not read, with the reason: what `status
+    --files` (and a search page) show again after the ingest report scrolled away. Each ingest replaces the notes
+    under the folders it walked."""
+
+    __tablename__ = "file_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, index=True)  # stored form (pathnames.to_stored)
+    state: Mapped[str] = mapped_column(String(16))  # "skipped" | "failed"
+    reason: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    noted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

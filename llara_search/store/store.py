@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .db import open_database
 from .fulltext import fulltext_for
-from .models import Chunk, Document, Generation, IndexInfo
+from .models import Chunk, Document, FileNote, Generation, IndexInfo
 
 _RECORDS_SQL = ("SELECT c.id, d.path, d.doc_key, d.format, c.heading, c.text, c.start_line, c.end_line, c.page "
                 "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id ")
@@ -186,3 +186,23 @@ class Store:
         """After a compaction: the stored-vector row count every remaining generation may map."""
         with self.session() as s:
             s.execute(update(Generation).values(vector_rows=rows))
+
+    # ------------------------------------------------------------------------------------------------ file notes
+    def file_notes(self) -> list[dict]:
+        """Files the last ingest of their folder skipped or failed: {"path", "state", "reason", "kind"}, by path."""
+        with self.sessions() as s:
+            rows = s.execute(select(FileNote.path, FileNote.state, FileNote.reason, FileNote.kind)
+                             .order_by(FileNote.path, FileNote.id))
+            return [{"path": p, "state": st, "reason": r, "kind": k} for p, st, r, k in rows]
+
+    def replace_file_notes(self, roots: Sequence[str], run_id: int | None, notes: Sequence[dict]) -> None:
+        """The notes under `roots` (stored paths of the folders or files an ingest walked) become `notes`."""
+        def under(path: str) -> bool:
+            return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+        with self.session() as s:
+            old = [i for i, p in s.execute(select(FileNote.id, FileNote.path)) if under(p)]
+            for a in range(0, len(old), 900):
+                s.execute(delete(FileNote).where(FileNote.id.in_(old[a:a + 900])))
+            s.add_all(FileNote(path=n["path"], state=n["state"], reason=n["reason"], kind=n["kind"], run_id=run_id)
+                      for n in notes)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from .. import writing
 from ..ingest.pipeline import IngestOptions, IngestReport
-from ..ingest.walk import walk
+from ..ingest.walk import leaves, walk
 from ..layout import IndexLockedError, WriteLock
 from .filters import PathFilter
 
@@ -82,12 +82,12 @@ def expand(changed: list[str], filt: PathFilter, options: IngestOptions) -> tupl
     for raw in changed:
         p = Path(raw)
         if p.is_dir():
-            for f in walk([p], hidden=options.hidden).files:
+            for f in walk([p], hidden=options.hidden, follow_symlinks=options.follow_symlinks, within=filt.roots).files:
                 if filt.accepts_file(f):
                     files[str(f)] = f
             gone.append(raw)
         elif p.is_file():
-            if filt.accepts_file(p):
+            if filt.accepts_file(p) and (options.follow_symlinks or not leaves(p, filt.roots)):  # the boundary
                 files[raw] = p
         elif not p.exists():
             gone.append(raw)

@@ -55,36 +55,10 @@ class ParsedDocument:
 
 # ------------------------------------------------------------------------------------------------ text decoding
 def decode_text(data: bytes, name: str = "file") -> str:
-    """UTF-8 (with or without BOM), UTF-16/32 with BOM, else the best guess of charset-normalizer."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for bom, enc in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
-                     (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-        if data.startswith(bom):
-            try:
-                return data[len(bom):].decode(enc)
-            except UnicodeDecodeError as exc:
-                raise ParseError(f"invalid {enc.upper()} text at byte {exc.start}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        first_bad = exc.start
-    from charset_normalizer import from_bytes
+    """BOM, else UTF-8 (a few bad bytes replaced), else the best-looking legacy code page: `ingest/decode.py`."""
+    from ..decode import decode_text as decode
 
-    matches = from_bytes(data[:1_000_000])
-    best = matches.best()
-    if best is not None:
-        # single-byte code pages often tie (cp1250 and cp1252 both decode French); on a tie, take Windows-1252,
-        # by far the commonest legacy encoding of documentation ("naïve", not "naďve")
-        tie = [m for m in matches if m.encoding == "cp1252" and m.chaos <= best.chaos
-               and m.coherence >= best.coherence - 1e-9]
-        best = tie[0] if tie else best
-    if best is None or best.encoding in {"utf_8"}:
-        raise ParseError(f"not valid UTF-8 (byte {first_bad}) and no other text encoding fits")
-    try:
-        return data.decode(best.encoding)
-    except (UnicodeDecodeError, LookupError):
-        raise ParseError(f"not valid UTF-8 (byte {first_bad}) and no other text encoding fits") from None
+    return decode(data, name)
 
 
 def looks_binary(data: bytes) -> bool:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .base import Block, ParsedDocument, Section, decode_text, push_heading
 
 _DROP = ["script", "style", "noscript", "nav", "header", "footer", "template", "svg", "button", "form"]
+_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+_MARK_ONLY = re.compile(r"\s*[¶§#🔗⚓]?\s*")
+_MARK_TAIL = re.compile(r"(?:\s*[¶§🔗⚓])+\s*$|\s+#$")  # a pilcrow left at a heading's end
 _BLOCKS = {"p", "pre", "li", "table", "blockquote", "dd", "dt", "td", "th", "figcaption", "caption"}
 
 
@@ -16,9 +20,13 @@ def parse_html(path: Path, data: bytes) -> ParsedDocument:
     soup = BeautifulSoup(decode_text(data, path.name), "html.parser")
     for tag in soup(_DROP):
         tag.decompose()
-    # permalink anchors ("¶") of Sphinx, MkDocs and pandoc headings are navigation, not text
-    for tag in soup.select("a.headerlink, a.anchor, a.header-anchor, .sphinxsidebar, div.related"):
+    # permalink anchors ("¶") of Sphinx, MkDocs, pandoc and Texinfo headings are navigation, not text
+    for tag in soup.select("a.headerlink, a.anchor, a.header-anchor, a.copiable-link, a.copiable-anchor, "
+                           "a.permalink, .sphinxsidebar, div.related"):
         tag.decompose()
+    for tag in soup.find_all("a"):  # other generators' permalinks: a link whose whole text is a mark
+        if _MARK_ONLY.fullmatch(tag.get_text()) and tag.find_parent(_HEADINGS) is not None:
+            tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     root = soup.body or soup
     sections: list[Section] = [Section([title] if title else [])]
@@ -26,9 +34,9 @@ def parse_html(path: Path, data: bytes) -> ParsedDocument:
     pos = 0
     for el in root.find_all(True):
         name = el.name
-        if name in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+        if name in _HEADINGS:
             level = int(name[1])
-            head = el.get_text(" ", strip=True)
+            head = _MARK_TAIL.sub("", el.get_text(" ", strip=True))
             if not head:
                 continue
             push_heading(stack, sections, level, head)

@@ -350,7 +350,8 @@ class _Roff:
         else:  # a numeric expression: take the first blank-separated token
             m = re.match(r"\S+", rest)
             expr = m.group(0) if m else ""
-            value = bool(re.fullmatch(r"\(?[1-9]\d*\)?", expr))
+            # `\n(.g`: running under groff, as man does on Linux (pages pick their groff branch on it: bash.1's .Q)
+            value = bool(re.fullmatch(r"\(?[1-9]\d*\)?|\\n(?:\(\.g|\[\.g\])", expr))
             rest = rest[len(expr):]
         return value != neg, rest.lstrip()
 

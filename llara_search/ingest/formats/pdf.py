@@ -147,9 +147,10 @@ def parse_pdf(path: Path, data: bytes, extractors=EXTRACTORS) -> ParsedDocument:
             got, used = result, name
         if _chars(result.pages):  # text found: later extractors are only for what this one could not read
             break
+    if got is None and not errors:
+        raise SkipFile("a PDF needs a PDF reader: pip install pypdfium2", warn=True, kind="needs-extra")
     if got is None:
-        raise ParseError(f"corrupt PDF ({'; '.join(errors)})" if errors else "no PDF reader is installed "
-                         "(pip install pypdfium2)")
+        raise ParseError(f"corrupt PDF ({'; '.join(errors)})")
     if errors:
         warnings.append(f"read with {used}; {errors[0]}")
     pages = [_clean_page(p) for p in got.pages]
