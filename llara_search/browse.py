@@ -6,7 +6,6 @@ and nothing touches the documents on disk, so the search page can only show what
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import threading
@@ -16,7 +15,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
-from .store import Chunk, Document, IngestFailure, IngestRun, Store, visible
+from .store import Chunk, Document, IngestRun, Store, visible
 
 MAX_CONTEXT = 20  # chunks either side of a previewed one
 MAX_FILES = 5000  # rows of the coverage list per request
@@ -157,10 +156,12 @@ class Browser:
                             .order_by(IngestRun.id.desc()).limit(1)).first()
             docs = s.execute(select(Document.path, Document.format, Document.n_chunks, Document.updated_at)
                              .where(visible(Document, g)).order_by(Document.path)).all()
-        notes = self._notes(run)
+        notes = self.store.file_notes()  # what the last ingest of each folder skipped or failed, and why
         noted = {n["path"] for n in notes}
+        live = {p: int(c or 0) for p, _, c, _ in docs}  # a file that failed now may still be indexed as it was
         rows = [{"path": n["path"], "state": n["state"], "reason": n.get("reason"), "kind": n.get("kind"),
-                 "chunks": 0} for n in sorted(notes, key=lambda n: (n["state"] != "failed", n["path"]))]
+                 "chunks": live.get(n["path"], 0)}
+                for n in sorted(notes, key=lambda n: (n["state"] != "failed", n["path"]))]
         rows += [{"path": p, "state": "indexed", "format": f, "chunks": int(c or 0),
                   "updated_at": _iso(u)} for p, f, c, u in docs if p not in noted]
         counts = Counter(r["state"] for r in rows)
@@ -174,26 +175,3 @@ class Browser:
             "counts": {k: counts.get(k, 0) for k in ("indexed", "skipped", "failed")},
             "total": len(rows), "offset": offset, "files": rows[offset:offset + limit],
         }
-
-    def _notes(self, run) -> list[dict]:
-        """Skipped and failed files of the last ingest: `Store.file_notes()` where the store keeps them, else what
-        the last finished run recorded (its failures table and the 'skipped:' warnings of its report)."""
-        accessor = getattr(self.store, "file_notes", None)
-        if accessor is not None:
-            return list(accessor())
-        if run is None:
-            return []
-        with self.store.sessions() as s:
-            failed = s.execute(select(IngestFailure.path, IngestFailure.error)
-                               .where(IngestFailure.run_id == run.id)).all()
-        out = [{"path": p, "state": "failed", "reason": e, "kind": None} for p, e in failed]
-        try:
-            stats = json.loads(run.stats or "{}")
-        except ValueError:
-            stats = {}
-        for w in stats.get("warnings") or []:
-            text = str(w.get("warning", ""))
-            if text.startswith("skipped: "):
-                out.append({"path": str(w.get("path")), "state": "skipped", "reason": text[len("skipped: "):],
-                            "kind": None})
-        return out

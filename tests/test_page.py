@@ -47,9 +47,10 @@ def built(tmp_path_factory, tiny_model):
     (corpus / "xss.txt").write_text(XSS)
     (corpus / "empty.html").write_text("<html><body><script>var only = 'markup';</script></body></html>")
     (corpus / "broken.md").symlink_to(corpus / "nowhere.md")
+    (corpus / "bad.pdf").write_bytes(b"%PDF-1.4\nnot really a PDF")
     index = root / "idx"
     r = runner.invoke(app, ["ingest", str(corpus), "--index", str(index), "--model", str(tiny_model), "--json"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 3, r.output  # 3: indexed, but a file failed (bad.pdf, on purpose)
     return corpus, index
 
 
@@ -195,8 +196,11 @@ def test_files_lists_indexed_skipped_and_failed(server, built):
     corpus, _ = built
     body = httpx.get(server + "/files", cookies=COOKIE).json()
     by_path = {f["path"]: f for f in body["files"]}
-    assert by_path[str(corpus / "broken.md")]["state"] == "failed"
+    assert by_path[str(corpus / "bad.pdf")]["state"] == "failed"
+    assert "corrupt PDF" in by_path[str(corpus / "bad.pdf")]["reason"]
+    assert by_path[str(corpus / "broken.md")]["state"] == "skipped"
     assert "symlink" in by_path[str(corpus / "broken.md")]["reason"]
+    assert by_path[str(corpus / "logo.png")]["state"] == "skipped"
     assert by_path[str(corpus / "empty.html")]["state"] == "skipped"
     assert "no text" in by_path[str(corpus / "empty.html")]["reason"]
     assert by_path[str(corpus / "handbook.md")]["state"] == "indexed"
@@ -536,7 +540,9 @@ def test_coverage_page_shows_failed_and_skipped_files(signed_in, server, built):
     assert "Last synced" in page.text_content("#sync")
     rows = page.eval_on_selector_all("#files tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
     by_path = {r[1]: r for r in rows}
-    assert by_path[str(corpus / "broken.md")][0] == "failed"
+    assert by_path[str(corpus / "bad.pdf")][0] == "failed"
+    assert "corrupt PDF" in by_path[str(corpus / "bad.pdf")][2] and "(corrupt)" in by_path[str(corpus / "bad.pdf")][2]
+    assert by_path[str(corpus / "broken.md")][0] == "skipped"
     assert "symlink" in by_path[str(corpus / "broken.md")][2]
     assert by_path[str(corpus / "empty.html")][0] == "skipped"
     assert "no text" in by_path[str(corpus / "empty.html")][2]

@@ -40,7 +40,8 @@
     rows.forEach((f) => {
       const detail = f.state === "indexed"
         ? `${f.chunks} chunk${f.chunks === 1 ? "" : "s"}` + (f.format ? ` · ${f.format}` : "") + (f.updated_at ? ` · ${fmtTime(f.updated_at)}` : "")
-        : (f.reason || "") + (f.kind ? ` (${f.kind})` : "");
+        : (f.reason || "") + (f.kind ? ` (${f.kind})` : "") +
+          (f.chunks ? ` · the version read before is still indexed (${f.chunks} chunk${f.chunks === 1 ? "" : "s"})` : "");
       frag.append(el("tr", { class: "file-row " + f.state },
         el("td", {}, el("span", { class: "badge " + f.state }, f.state)),
         el("td", { class: "path" }, f.path),
