@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import (bm25, cli_query, dtype, encode, formats, gpu, hostile_serve, index, ingest, memory, milvus, parsing,
-               rerank, scale, serve, soak, watch)
+from . import (bm25, cli_query, dtype, encode, formats, gpu, hostile_serve, index, ingest, memory, milvus, page,
+               parsing, rerank, scale, serve, soak, watch)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -168,6 +168,7 @@ def report() -> str:
                          f"{c['p50_ms_no_collapse']} ms without collapsing | **{c['ratio']}×** the time | "
                          f"`{pa['command']}` |")
     lines += _formats_rows(data)
+    lines += page_rows(data)
     lines += adapt_report(data)
     lines += hostile_serve.report_lines(data)
     lines += verdict_report(data)
@@ -290,6 +291,30 @@ def adapt_report(data: dict) -> list[str]:
     return out
 
 
+def page_rows(data: dict) -> list[str]:
+    pg = data.get("page")
+    if not pg:
+        return []
+    out = []
+    for mode, m in pg["modes"].items():
+        sent = f"; {m['searches_sent_per_query']} searches sent per typed query" \
+            if "searches_sent_per_query" in m else ""
+        bare = f"; the browser's bare `fetch` of the same: p50 {m['browser_bare_fetch']['p50_ms']} ms" \
+            if "browser_bare_fetch" in m else ""
+        if "page_own_work" in m:  # Resource Timing: the server's part of the page's fetch, and what is left
+            sent += (f"; the server's part as the browser saw it p50 {m['page_server_part']['p50_ms']} ms, the "
+                     f"page's own work (sending, reading, drawing, paint) p50 {m['page_own_work']['p50_ms']} / p95 "
+                     f"{m['page_own_work']['p95_ms']} ms")
+        out.append(f"| search page in Chromium, {mode}: last keystroke to results painted ({pg['data']}) | "
+                   f"p50 {m['page_key_to_paint']['p50_ms']} / p95 {m['page_key_to_paint']['p95_ms']} ms, of which "
+                   f"after the page's 200 ms pause p50 {m['page_after_debounce']['p50_ms']} / p95 "
+                   f"{m['page_after_debounce']['p95_ms']} ms (its fetch of `/search` p50 {m['page_fetch']['p50_ms']}, "
+                   f"drawing and paint p50 {m['page_render_paint']['p50_ms']} ms{sent}) | the same queries' "
+                   f"`/search` from Python: p50 {m['python_search']['p50_ms']} / p95 {m['python_search']['p95_ms']} "
+                   f"ms{bare} | **{m['ratio_p50']}×** (after the pause, p50) | `{pg['command']}` |")
+    return out
+
+
 def _formats_rows(data: dict) -> list[str]:
     """Issue #30's formats: per real folder and format, files, chunks, raw markup and headings; the libraries."""
     fo = data.get("formats")
@@ -352,6 +377,7 @@ def main() -> None:
         rerank.main([])
         parsing.main([])
         formats.main([])
+        page.main([])
         hostile_serve.main([])
         watch.main([])
     (ROOT / "benchmarks" / "RESULTS.md").write_text(report())

@@ -47,6 +47,10 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                                                            help="Time the reranker may take per request; past it "
                                                                 "the answer is the first stage's order, said so in "
                                                                 "the response [2000; 0: no limit]"),
+          editor_url: Optional[str] = typer.Option(None, "--editor-url", envvar="LLARA_SEARCH_EDITOR_URL",
+                                                   help="The search page's 'open in editor' link, e.g. "
+                                                        "'vscode://file/{path}:{line}' ({path}, {line}, {page})"),
+          open_page: bool = typer.Option(False, "--open", help="Open the search page in the browser"),
           request_timeout: Optional[float] = RequestTimeoutOpt,
           shutdown_grace: float = typer.Option(3.0, "--shutdown-grace", min=0,
                                                help="Seconds requests in flight get after SIGTERM/SIGINT"),
@@ -55,8 +59,9 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
           debounce: float = typer.Option(0.5, "--debounce", min=0, help="With --watch: as for watch"),
           poll: Optional[float] = typer.Option(None, "--poll", min=0.1, help="With --watch: as for watch"),
           dtype: str = DtypeOpt) -> None:
-    """Serve top-k search over HTTP (FastAPI; API docs at /docs)."""
+    """Serve top-k search over HTTP (FastAPI; API docs at /docs) and the search page for people at /."""
     from ..serve import is_loopback, run_server
+    from ..serve.page import check_editor_url
 
     timeout = _request_timeout(request_timeout)
     dtype = parse_dtype(dtype)
@@ -65,6 +70,7 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
                          rerank_budget_ms=rerank_budget_ms)
     if not token and not is_loopback(host):
         fail(f"refusing to bind {host} without a token: pass --token or set LLARA_SEARCH_TOKEN", 2)
+    editor_url = check_editor_url(editor_url)
     missing = [str(p) for p in watch_paths if not p.exists()]
     if missing:
         fail(f"--watch: no such file or folder: {missing[0]}", 2)
@@ -77,7 +83,8 @@ def serve(index: Optional[Path] = IndexOpt, db_url: Optional[str] = DbUrlOpt,
         policy = _rerank_policy(engine, rerank, rerank_depth, rerank_base, rerank_normalize, rerank_by_default,
                                 rerank_max_depth, rerank_budget_ms)
         run_server(engine, host=host, port=port, token=token, rerank=policy, request_timeout=timeout,
-                   shutdown_grace=shutdown_grace)
+                   shutdown_grace=shutdown_grace, editor_url=editor_url,
+                   open_page=open_page)
     exit_now()  # the watcher has stopped cleanly: skip the interpreter's teardown (seconds on a busy machine)
 
 

@@ -32,6 +32,7 @@ from .docs_page import add_docs_routes
 from .lanes import Busy, DeadlineExceeded, Lanes
 from .limits import MAX_BODY_BYTES, MAX_K, MAX_QUERIES, MAX_TEXT_CHARS, MAX_TEXTS, MAX_WHERE_CHARS, LimitError
 from .openai_api import content_type_hint, error_body, openai_router
+from .page import page_router
 
 if TYPE_CHECKING:
     from ..rerank import RerankPolicy
@@ -183,11 +184,13 @@ class BodyLimit:
 
 
 def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | None = None, *,
-               request_timeout: float | None = limits.DEFAULT_DEADLINE_S, lanes: Lanes | None = None) -> FastAPI:
+               request_timeout: float | None = limits.DEFAULT_DEADLINE_S, lanes: Lanes | None = None,
+               editor_url: str | None = None) -> FastAPI:
     """`rerank`: the server's reranker (loaded once, kept warm), whether it is on by default, its depth, the cap on
     a request's depth and the time budget per request, past which the answer is the first stage's, said so.
     `request_timeout`: seconds one request may take (None: no limit), past which it is answered 503 (or in
-    first-stage order when the reranker is what ran out)."""
+    first-stage order when the reranker is what ran out). `editor_url`: the search page's link template for
+    opening a result in an editor (serve/page.py)."""
     app = FastAPI(title="llara-search", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, "
                               "hybrid).\n\n" + limits.LIMITS_DOC)
@@ -361,12 +364,14 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
 
     app.include_router(openai_router(engine, auth, lanes, lambda: app.state.request_timeout, gate))
     add_docs_routes(app, auth)
+    app.include_router(page_router(engine, auth, token, editor_url, lambda: app.state.rerank))  # GET /: people
     return app
 
 
 def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
                rerank: RerankPolicy | None = None, *, request_timeout: float | None = limits.DEFAULT_DEADLINE_S,
-               shutdown_grace: float = SHUTDOWN_GRACE_S) -> None:
+               shutdown_grace: float = SHUTDOWN_GRACE_S, editor_url: str | None = None,
+               open_page: bool = False) -> None:
     """Serve until SIGINT/SIGTERM. While it runs, `<index>/server.json` tells `llara-search query` on this machine
     where to ask instead of loading the model itself (llara_search/server_record.py). `port=0` takes a free port.
 
@@ -389,7 +394,7 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
     if rerank is not None:  # and run the reranker once, so the first request does not pay for its warm-up
         rerank.reranker.score("warm-up", ["warm-up"])
     lanes = Lanes()
-    app = create_app(engine, token, rerank, request_timeout=request_timeout, lanes=lanes)
+    app = create_app(engine, token, rerank, request_timeout=request_timeout, lanes=lanes, editor_url=editor_url)
     sock = _listen(host, port)
 
     class GracefulServer(uvicorn.Server):
@@ -402,7 +407,12 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
     with _stopped_by_signals(), announce(engine.paths.root, engine.paths.db_url, sock.getsockname(),
                                          auth=token is not None) as rec:
         url = rec.url if rec else f"http://{host}:{sock.getsockname()[1]}"
-        print(f"serving {engine.paths.root} at {url} (OpenAPI docs at {url}/docs)", file=sys.stderr, flush=True)
+        print(f"serving {engine.paths.root} at {url} (search page at {url}/, OpenAPI docs at {url}/docs)",
+              file=sys.stderr, flush=True)
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(url + "/")
         server.run(sockets=[sock])
     if not lanes.close(wait_s=1.0):  # a worker inside one long computation: Python cannot stop it
         print("stopped; a search still computing was cancelled", file=sys.stderr, flush=True)
