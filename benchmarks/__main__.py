@@ -10,7 +10,7 @@ import json
 import sys
 
 from . import (bm25, cli_query, dtype, encode, formats, gpu, hostile_serve, index, ingest, memory, milvus, page,
-               parsing, rerank, serve, soak, watch)
+               parsing, rerank, scale, serve, soak, watch)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -34,6 +34,7 @@ def report() -> str:
     bm = data.get("bm25")
     if bm:
         lines += _bm25_rows(bm)
+    lines += scale.report_rows(data)
     gp = data.get("gpu_7b")
     if gp:
         e7, t7 = gp["encoder"], gp["training"]
@@ -366,6 +367,7 @@ def main() -> None:
         encode.main([])
         ingest.main([])
         bm25.main([])
+        scale.main(["--passages", "100000"])
         serve.main(["--chunks", "100000", "--requests", "2000", "--concurrency", "32"])
         index.main(["--n", "20000", "--dim", "512"])
         soak.main([])

@@ -25,7 +25,7 @@ from .ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from .ingest.words import WordTokenizer
 from .layout import IndexPaths, WriteLock
 from .pathnames import to_stored
-from .store import Document, Store
+from .store import Store
 
 if TYPE_CHECKING:
     from .encoder.memory import Estimate
@@ -319,19 +319,16 @@ def ingest_records(engine, records, source: str, *, model: str | None = None, ch
 
 def delete(engine, paths: Sequence[str | os.PathLike]) -> IngestReport:
     """Remove documents (files, or everything under folders) from the index explicitly."""
-    from sqlalchemy import select
+    from .ingest.writer import paths_under
 
     with WriteLock(engine.paths.lock):
         check_vectors(engine)
         _, chunker, fp = prepare_write(engine, None, None, None, None, None, need_chunker=False)
         ing = ingestor(engine, chunker, fp, IngestOptions(), None)
-        with engine.store.sessions() as s:
-            live = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None))))
-        targets = []
-        for p in paths:  # a real name (bytes that are not UTF-8 too) or the escaped one reports show
-            for a in {to_stored(os.path.abspath(p)), os.path.abspath(p)}:
-                targets += [d for d in live if d == a or d.startswith(a.rstrip("/") + "/") or d == str(p)]
-        ing.remove_documents(sorted(set(targets)))
+        # a real name (bytes that are not UTF-8 too) or the escaped one reports show; found by path prefix in SQL,
+        # page by page
+        names = [n for p in paths for n in (to_stored(os.path.abspath(p)), os.path.abspath(p), str(p))]
+        ing.remove_documents(paths_under(engine.store, names))
         ing.commit_generation()
         counts = engine.store.counts(ing.report.generation or 0)
         ing.report.documents, ing.report.chunks_total = counts["documents"], counts["chunks_total"]

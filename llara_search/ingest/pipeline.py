@@ -18,10 +18,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ..faults import crash_point
@@ -34,11 +34,13 @@ from ..pathnames import to_stored
 from ..store import Chunk, Document, Generation, IngestFailure, IngestRun, Store
 from ..store.models import utcnow
 from ..terminal import clean
-from .chunking import CHUNKER_VERSION, ChunkData, Chunker, passage_text
+from . import writer
+from .chunking import ChunkData, Chunker, passage_text
 from .forecast import ChunkForecast, EncodeEstimate, min_seconds, text_bytes
 from .notes import one_line, record_file_notes
-from .parsers import PARSER_VERSION, ParsedDocument, ParseError, SkipFile, parse_file
+from .parsers import PARSER_VERSION, ParsedDocument, ParseError, SkipFile, parse_file, parse_underlined
 from .walk import walk
+from .writer import DocState, PathSet
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,9 @@ class Ingestor:
         self.gen = store.next_generation()
         self.lexical = LexicalIndex(paths.lexical)
         self._pending: list[_Work] = []
+        self._pending_paths: set[str] = set()
+        self._known: dict[str, DocState | None] = {}  # rows of the batch of paths being read (`_prefetch`)
+        self._touched: list[dict] = []  # same bytes, new size or mtime: written with the next batch's lookup
         self._pending_chunks = 0
         self.load_encoder: Callable[[], object] | None = None  # loads the model outside the first batch's timer
         self.info_on_commit: dict = {}  # index info committed with the generation (e.g. the passages' dtype)
@@ -160,6 +165,8 @@ class Ingestor:
         self._remaining = self._files_remaining
         for n, f in enumerate(found.files):
             self._pos = n
+            if n % writer.LOOKUP_BATCH == 0:  # existence checks: one query per batch of walked paths
+                self._prefetch([to_stored(p) for p in found.files[n:n + writer.LOOKUP_BATCH]])
             self.progress("parse", n, len(found.files))
             seen.add(to_stored(f))
             self._sync_file(f)
@@ -200,34 +207,43 @@ class Ingestor:
         if expected:
             self._remaining = lambda: self._pending_chunks + round(
                 max(0, expected - self.report.files_seen) * self._forecast.chunks / max(1, self.report.files_seen))
-        from .parsers import parse_underlined
-
-        seen: set[str] = set()
-        for doc_key, title, text in records:
-            self.report.files_seen += 1
-            if self.report.files_seen % 256 == 0:
-                self.progress("parse", self.report.files_seen, 0)
-            path = f"{source}:{doc_key}"
-            seen.add(path)
-            body = passage_text(title, text)
-            digest = hashlib.sha256(body.encode()).hexdigest()
-            doc = self._doc(path)
-            if self._same_bytes(doc, digest):
-                if doc.parser_version == PARSER_VERSION:
-                    self.report.files_unchanged += 1
-                    continue
-                self.report.files_reparsed += 1
-            parsed = parse_underlined(text, "beir")
-            if title:
-                for s in parsed.sections:
-                    s.heading = [title] + s.heading
-            parsed.title = title
-            self._queue(_Work(path, os.stat_result((0, 0, 0, 0, 0, 0, len(body.encode()), 0, 0, 0)), digest, parsed, self.chunker.chunk(parsed), doc_key))
+        seen = PathSet()
+        for batch in writer.batched(records):
+            keyed = [(f"{source}:{r[0]}", *r) for r in batch]
+            self._prefetch([k[0] for k in keyed])
+            for path, doc_key, title, text in keyed:
+                self.report.files_seen += 1
+                if self.report.files_seen % 256 == 0:
+                    self.progress("parse", self.report.files_seen, 0)
+                seen.add(path)
+                self._sync_record(path, doc_key, title, text)
         self._flush()
         if self.opt.delete_missing:
-            self._remove_prefix(f"{source}:", seen)
+            self._remove_prefix(f"{source}:", seen.freeze())
         self._finish(run_id, t0)
         return self.report
+
+    def _sync_record(self, path: str, doc_key: str, title: str, text: str) -> None:
+        t = time.perf_counter()
+        body = passage_text(title, text)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        doc = self._doc(path)
+        if self._same_bytes(doc, digest):
+            if doc.parser_version == PARSER_VERSION:
+                self.report.files_unchanged += 1
+                return
+            self.report.files_reparsed += 1
+        parsed = parse_underlined(text, "beir")
+        if title:
+            for s in parsed.sections:
+                s.heading = [title] + s.heading
+        parsed.title = title
+        self.report.stages["parse"] += time.perf_counter() - t
+        t = time.perf_counter()
+        chunks = self.chunker.chunk(parsed)
+        self.report.stages["chunk"] += time.perf_counter() - t
+        size = len(body.encode())
+        self._queue(_Work(path, os.stat_result((0, 0, 0, 0, 0, 0, size, 0, 0, 0)), digest, parsed, chunks, doc_key))
 
     def _sync_file(self, f: Path) -> None:
         path = to_stored(f)  # a name that is not UTF-8 is stored escaped, losslessly (pathnames.py)
@@ -248,9 +264,7 @@ class Ingestor:
             digest = hashlib.sha256(data).hexdigest()
             if self._same_bytes(doc, digest):
                 if doc.parser_version == PARSER_VERSION:
-                    with self.store.session() as s:
-                        s.execute(update(Document).where(Document.id == doc.id).values(size=st.st_size,
-                                                                                       mtime_ns=st.st_mtime_ns))
+                    self._touched.append({"_id": doc.id, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
                     self.report.files_unchanged += 1
                     return
                 self.report.files_reparsed += 1
@@ -288,21 +302,38 @@ class Ingestor:
         crash_point("parse")
         self._queue(_Work(path, st, digest, parsed, chunks, text_bytes=text_bytes(data)))
 
-    def _doc(self, path: str) -> Document | None:
+    def _prefetch(self, paths: list[str]) -> None:
+        """Look up the stored rows of the next batch of paths in one query (for `_doc`); first record the new
+        size and mtime of the files of the last batch that were touched but hold the same bytes (one statement)."""
+        if self._touched:
+            with self.store.session() as s:
+                writer.touch(s, self._touched)
+            self._touched = []
         with self.store.sessions() as s:
-            return s.scalars(select(Document).where(Document.path == path)).first()
+            found = writer.lookup(s, paths)
+        self._known = {p: found.get(p) for p in paths}
+
+    def _doc(self, path: str) -> DocState | None:
+        if path in self._known:
+            return self._known[path]
+        with self.store.sessions() as s:
+            return writer.lookup(s, [path]).get(path)
 
     @staticmethod
-    def _same_bytes(doc: Document | None, digest: str) -> bool:
+    def _same_bytes(doc: DocState | None, digest: str) -> bool:
         """The live document already holds exactly these bytes (then only a newer parser gives a reason to read it)."""
         return doc is not None and doc.removed_gen is None and doc.content_hash == digest
 
     # ------------------------------------------------------------------------------------------------ batches
     def _queue(self, work: _Work) -> None:
+        if work.path in self._pending_paths:  # the same path twice (a corpus repeating an id): one batch each
+            self._flush_safely()
         self._forecast.observe(work.path, work.text_bytes or int(work.stat.st_size), len(work.chunks))
         self._pending.append(work)
+        self._pending_paths.add(work.path)
         self._pending_chunks += len(work.chunks)
-        if self._pending_chunks >= self.opt.commit_chunks:
+        # without an encoder a batch is only rows: larger ones save commits (each an fsync), memory stays per batch
+        if self._pending_chunks >= (self.opt.commit_chunks if self.encode else max(self.opt.commit_chunks, 2048)):
             self._flush_safely()
 
     def _flush_safely(self) -> None:
@@ -329,26 +360,12 @@ class Ingestor:
         if not self._pending:
             return
         works, self._pending, self._pending_chunks = self._pending, [], 0
-        G = self.gen
-        plans = []  # (work, doc, reuse: dict[ordinal -> row id], new chunks, stale row ids)
-        to_encode: list[ChunkData] = []
+        self._pending_paths.clear()
+        t = time.perf_counter()
         with self.store.sessions() as s:
-            for w in works:
-                doc = s.scalars(select(Document).where(Document.path == w.path)).first()
-                live = [] if doc is None else list(s.scalars(select(Chunk).where(
-                    Chunk.document_id == doc.id, Chunk.removed_gen.is_(None))))
-                by_hash: dict[str, list[Chunk]] = defaultdict(list)
-                for row in live:
-                    by_hash[row.content_hash].append(row)
-                reuse, new = {}, []
-                for c in w.chunks:
-                    if by_hash.get(c.content_hash):
-                        reuse[c.ordinal] = by_hash[c.content_hash].pop(0).id
-                    else:
-                        new.append(c)
-                stale = [r.id for rows in by_hash.values() for r in rows]  # ids: these rows leave this session
-                plans.append((w, reuse, new, stale))
-                to_encode.extend(new)
+            plans = writer.plan(s, works)
+        to_encode = [c for p in plans for c in p.new]
+        self.report.stages["store"] += time.perf_counter() - t
         if to_encode and self.encode:
             self._load_encoder()
         t = time.perf_counter()
@@ -362,52 +379,14 @@ class Ingestor:
         crash_point("encode")
         t = time.perf_counter()
         with self.store.session() as s:
-            new_rows: list[Chunk] = []
-            for w, reuse, new, stale in plans:
-                doc = s.scalars(select(Document).where(Document.path == w.path)).first()
-                is_new = doc is None or doc.removed_gen is not None
-                if doc is None:
-                    doc = Document(path=w.path, added_gen=G)
-                    s.add(doc)
-                elif doc.removed_gen is not None:
-                    doc.removed_gen, doc.added_gen = None, G
-                doc.doc_key = w.doc_key
-                doc.format = w.parsed.format
-                doc.title = w.parsed.title
-                doc.size, doc.mtime_ns = int(w.stat.st_size), int(w.stat.st_mtime_ns or 0)
-                doc.content_hash = w.digest
-                doc.parser_version = PARSER_VERSION
-                doc.n_chunks = len(w.chunks)
-                doc.updated_at = utcnow()
-                s.flush()
-                self.report.files_new += int(is_new)
-                self.report.files_changed += int(not is_new)
-                for i in range(0, len(stale), 900):
-                    part = stale[i:i + 900]
-                    # rows written by this unfinished generation were never seen by anyone; older ones end at G
-                    s.execute(delete(Chunk).where(Chunk.id.in_(part), Chunk.added_gen >= G),
-                              execution_options={"synchronize_session": False})
-                    s.execute(update(Chunk).where(Chunk.id.in_(part), Chunk.added_gen < G).values(removed_gen=G),
-                              execution_options={"synchronize_session": False})
-                self.report.chunks_removed += len(stale)
-                by_ordinal = {c.ordinal: c for c in w.chunks}
-                for ordinal, row_id in reuse.items():
-                    c = by_ordinal[ordinal]
-                    s.execute(update(Chunk).where(Chunk.id == row_id).values(
-                        ordinal=c.ordinal, start_line=c.start_line, end_line=c.end_line, page=c.page,
-                        char_start=c.char_start, char_end=c.char_end))
-                for c in new:
-                    row = Chunk(document_id=doc.id, ordinal=c.ordinal, heading=c.heading, text=c.text,
-                                start_line=c.start_line, end_line=c.end_line, page=c.page, char_start=c.char_start,
-                                char_end=c.char_end, content_hash=c.content_hash, n_tokens=c.n_tokens,
-                                chunker_version=CHUNKER_VERSION, added_gen=G)
-                    s.add(row)
-                    new_rows.append(row)
-            s.flush()
-            if new_rows and self.vectors is not None:
-                ids = np.array([r.id for r in new_rows], dtype=np.int64)
-                self.vectors.append(ids, vecs)  # fsynced before the commit that makes the rows exist
-            self.report.chunks_added += len(new_rows)
+            done = writer.write(s, plans, self.gen, PARSER_VERSION)
+            if done.new_ids and self.vectors is not None:
+                # fsynced before the commit that makes the rows exist
+                self.vectors.append(np.array(done.new_ids, dtype=np.int64), vecs)
+            self.report.files_new += done.files_new
+            self.report.files_changed += done.files_changed
+            self.report.chunks_removed += done.chunks_removed
+            self.report.chunks_added += len(done.new_ids)
             crash_point("commit")  # inside the transaction, after the vectors were written
         crash_point("batch")
         self.report.stages["store"] += time.perf_counter() - t
@@ -447,20 +426,18 @@ class Ingestor:
         never mix in one search. A crash leaves G uncommitted; a re-run continues with the rows not yet copied.
         """
         G = self.gen
-        fields = ("document_id", "ordinal", "heading", "text", "start_line", "end_line", "page", "char_start",
-                  "char_end", "content_hash", "n_tokens", "chunker_version")
         with self.store.sessions() as s:
             todo_total = s.scalar(select(func.count()).select_from(Chunk).where(Chunk.removed_gen.is_(None),
                                                                                 Chunk.added_gen < G)) or 0
         self._remaining = lambda: todo_total - self.report.chunks_encoded
         while True:
             with self.store.sessions() as s:
-                todo = list(s.scalars(select(Chunk).where(Chunk.removed_gen.is_(None), Chunk.added_gen < G)
-                                      .order_by(Chunk.id).limit(self.opt.commit_chunks)))
-                passages = [passage_text(c.heading, c.text) for c in todo]
-                old_ids = [c.id for c in todo]
+                todo = s.execute(select(Chunk.id, Chunk.heading, Chunk.text).where(
+                    Chunk.removed_gen.is_(None), Chunk.added_gen < G).order_by(Chunk.id).limit(self.opt.commit_chunks)
+                                 ).all()
             if not todo:
                 return
+            passages = [passage_text(h, t) for _, h, t in todo]
             self._load_encoder()
             t = time.perf_counter()
             vecs = self.encode(passages)
@@ -470,15 +447,10 @@ class Ingestor:
             self._forecast_once(len(todo), took)
             self.progress("encode", self.report.chunks_encoded, self._expected)
             with self.store.session() as s:
-                rows = []
-                for old in s.scalars(select(Chunk).where(Chunk.id.in_(old_ids)).order_by(Chunk.id)):
-                    rows.append(Chunk(**{f: getattr(old, f) for f in fields}, added_gen=G))
-                    old.removed_gen = G
-                s.add_all(rows)
-                s.flush()
-                self.vectors.append(np.array([r.id for r in rows], dtype=np.int64), vecs)
-                self.report.chunks_added += len(rows)
-                self.report.chunks_removed += len(rows)
+                new_ids = writer.copy_chunks(s, [i for i, _, _ in todo], G)
+                self.vectors.append(np.array(new_ids, dtype=np.int64), vecs)
+                self.report.chunks_added += len(new_ids)
+                self.report.chunks_removed += len(new_ids)
             crash_point("batch")
 
     # ------------------------------------------------------------------------------------------------ forecast
@@ -529,28 +501,14 @@ class Ingestor:
         gone = [p for p in docs if p not in seen and any(p == pre or p.startswith(pre) for pre in prefixes)]
         self.remove_documents(gone)
 
-    def _remove_prefix(self, prefix: str, seen: set[str]) -> None:
-        with self.store.sessions() as s:
-            docs = list(s.scalars(select(Document.path).where(Document.removed_gen.is_(None),
-                                                              Document.path.startswith(prefix))))
-        self.remove_documents([p for p in docs if p not in seen])
+    def _remove_prefix(self, prefix: str, seen: "PathSet") -> None:
+        """Remove the live documents under `prefix` that this run did not see, reading them page by page."""
+        self.remove_documents([p for p in writer.live_paths(self.store, prefix) if p not in seen])
 
-    def remove_documents(self, doc_paths: list[str]) -> int:
-        G = self.gen
-        n = 0
+    def remove_documents(self, doc_paths: Iterable[str]) -> int:
         with self.store.session() as s:
-            for p in doc_paths:
-                doc = s.scalars(select(Document).where(Document.path == p)).first()
-                if doc is None or doc.removed_gen is not None:
-                    continue
-                for row in s.scalars(select(Chunk).where(Chunk.document_id == doc.id, Chunk.removed_gen.is_(None))):
-                    if row.added_gen >= G:
-                        s.delete(row)
-                    else:
-                        row.removed_gen = G
-                    self.report.chunks_removed += 1
-                doc.removed_gen = G
-                n += 1
+            n, chunks = writer.remove(s, doc_paths, self.gen)
+        self.report.chunks_removed += chunks
         self.report.files_removed += n
         return n
 
@@ -586,8 +544,8 @@ class Ingestor:
         with self.store.sessions() as s:
             all_ids = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen.is_(None)).order_by(Chunk.id)),
                                   np.int64)
-            added = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.added_gen == G, Chunk.removed_gen.is_(None))),
-                                np.int64)
+            added = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.added_gen == G, Chunk.removed_gen.is_(None))
+                                          .order_by(Chunk.id)), np.int64)
             removed = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen == G, Chunk.added_gen < G)),
                                   np.int64)
             docs_changed = s.scalar(select(Document.id).where((Document.added_gen == G) | (Document.removed_gen == G))
@@ -665,6 +623,7 @@ class Ingestor:
         self.report.stages["lexical"] += time.perf_counter() - t
 
     def _finish(self, run_id: int, t0: float) -> None:
+        self._prefetch([])  # the new size and mtime of touched files not written yet
         self.commit_generation()
         g = self.store.current_generation()
         counts = self.store.counts(g.id if g else 0)

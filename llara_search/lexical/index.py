@@ -9,7 +9,8 @@ committed generation names, which the next writer deletes. Each commit costs wha
 one small segment, removed chunks one bit each in the manifest. Segments are merged as an ingest goes (a log-
 structured policy: a few small segments at the tail, each older segment at least RATIO times its newer
 neighbour, none more than MAX_DEAD gone), so a search looks at a handful of segments, and each chunk is copied
-O(log N) times over its life. A merge too large to do inside one small commit runs in a thread beside the next
+O(log N) times over its life. No segment grows beyond MAX_SEGMENT_DOCS chunks (segment.py): building or merging one
+then costs the memory of one such segment whatever the corpus, and a million chunks are a dozen segments. A merge too large to do inside one small commit runs in a thread beside the next
 writer's own work and is taken in by the commit that finds it done (or, once that writer committed, by an
 equivalent manifest for the same generation: the same chunks, so the same scores).
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from .analyzer import ANALYZER
 from .container import ContainerError, fsync_dir, read_container, write_container
-from .segment import Segment, build_segment, merge_segments, read_segment, write_segment
+from .segment import MAX_SEGMENT_DOCS, Segment, build_segment, build_segments, merge_segments, read_segment, write_segment
 from .snapshot import SegmentView, Snapshot
 
 log = logging.getLogger(__name__)
@@ -180,17 +181,16 @@ class LexicalIndex:
             if entries is None:
                 rep.notes.append(f"generation {base}'s lexical index did not hold the removed chunks: rebuilt")
         if entries is not None:
-            delta = build_segment(added)
-            rep.added = delta.n_docs
+            delta, rep.bytes_written = self._build(gen, added)
+            rep.added = sum(s.n_docs for s, _ in delta)
             rep.removed = int(len(removed))
-            if delta.n_docs:
-                entries.append((delta, None))
+            entries += delta
             if not np.array_equal(_live_ids(entries), live_ids):
                 rep.notes.append(f"generation {base}'s lexical index and the chunk rows disagree: rebuilt")
                 entries = None
         if entries is None:
-            entries = [(build_segment(all_rows()), None)]
-            rep.rebuilt, rep.added = True, entries[0][0].n_docs
+            entries, rep.bytes_written = self._build(gen, all_rows())
+            rep.rebuilt, rep.added = True, sum(s.n_docs for s, _ in entries)
             if not np.array_equal(_live_ids(entries), live_ids):
                 raise LexicalIndexError(f"the chunk rows changed while generation {gen}'s lexical index was built")
         entries = self._adopt(entries)
@@ -198,8 +198,9 @@ class LexicalIndex:
             entries, rep.merged_chunks = _compact(entries, max(SYNC_MERGE_DOCS, 4 * rep.added))
         except ContainerError as exc:  # a segment to merge is damaged: never copy its postings
             rep.notes.append(f"{exc}: rebuilt from the chunk rows")
-            entries, rep.rebuilt = [(build_segment(all_rows()), None)], True
-        rep.bytes_written = self._write(gen, entries)
+            entries, rep.bytes_written = self._build(gen, all_rows())
+            rep.rebuilt = True
+        rep.bytes_written += self._write(gen, entries)
         rep.segments = len(entries)
         rep.chunks = int(len(live_ids))
         rep.postings = sum(s.n_postings for s, _ in entries)
@@ -207,6 +208,17 @@ class LexicalIndex:
         for note in rep.notes:
             log.warning(note)
         return rep
+
+    def _build(self, gen: int, rows: Rows) -> tuple[list[tuple[Segment, np.ndarray | None]], int]:
+        """Segments of `rows`, each written to its file (and mapped back from it) as soon as it is built, so that
+        memory holds one segment's postings at a time, not the corpus's. Returns them and the bytes written."""
+        out, written = [], 0
+        for seg in build_segments(rows):
+            if seg.n_docs:
+                path = self.dir / f"seg-{gen:08d}-{secrets.token_hex(4)}.lexs"
+                written += write_segment(path, seg)
+                out.append((read_segment(path), None))
+        return out, written
 
     def _write(self, gen: int, entries: list[tuple[Segment, np.ndarray | None]]) -> int:
         written = 0
@@ -225,31 +237,41 @@ class LexicalIndex:
         """Write generation `gen`'s lexical index afresh from its rows (doctor --repair; under the write lock)."""
         t0 = time.perf_counter()
         self.dir.mkdir(parents=True, exist_ok=True)
-        entries = [(build_segment(rows), None)]
-        rep = LexicalReport(rebuilt=True, added=entries[0][0].n_docs)
-        rep.bytes_written = self._write(gen, entries)
-        rep.segments, rep.chunks, rep.postings = 1, entries[0][0].n_docs, entries[0][0].n_postings
+        entries, written = self._build(gen, rows)
+        rep = LexicalReport(rebuilt=True, added=sum(s.n_docs for s, _ in entries))
+        rep.bytes_written = written + self._write(gen, entries)
+        rep.segments, rep.chunks = len(entries), rep.added
+        rep.postings = sum(s.n_postings for s, _ in entries)
         rep.seconds = time.perf_counter() - t0
         self._snapshot = None
         return rep
 
     def optimize(self, gen: int) -> int:
-        """Merge generation `gen`'s segments into one without the chunks it lost (`compact`; under the write lock),
-        by an equivalent manifest. Returns the chunks copied."""
+        """Merge generation `gen`'s segments without the chunks it lost, into as few as MAX_SEGMENT_DOCS allows
+        (`compact`; under the write lock), by an equivalent manifest. Returns the chunks copied."""
         try:
             entries = self._load(gen)
         except LexicalIndexError:
             return 0
-        if len(entries) <= 1 and all(d is None for _, d in entries):
+        if all(len(run) == 1 and run[0][1] is None for run in _runs(entries)):
             return 0
         try:
             for seg, _ in entries:
                 seg.check()
         except ContainerError:
             return 0  # damaged: doctor reports it, `doctor --repair` rebuilds it from the rows
-        merged = merge_segments(entries)
-        self._write(gen, [(merged, None)] if merged.n_docs else [])
-        return merged.n_docs
+        out, copied = [], 0
+        for run in _runs(entries):  # merged up to MAX_SEGMENT_DOCS live chunks each
+            if len(run) == 1 and run[0][1] is None:
+                out.append(run[0])
+                continue
+            merged = merge_segments(run)
+            if merged.n_docs:
+                write_segment(self.dir / f"seg-{gen:08d}-{secrets.token_hex(4)}.lexs", merged)
+                out.append((read_segment(self.dir / merged.name), None))
+                copied += merged.n_docs
+        self._write(gen, out)
+        return copied
 
     # ------------------------------------------------------------------------------------------------ background
     def start_merge(self, base: int) -> None:
@@ -438,8 +460,25 @@ def _next_merge(entries: list[tuple[Segment, np.ndarray | None]], skip: set[tupl
             cands.append((j - 1, j + 1))
     for j, (seg, _) in enumerate(entries):
         if seg.n_docs and 1 - lives[j] / seg.n_docs > MAX_DEAD:
-            cands.append((j, min(j + 2, len(entries))))
+            with_next = (j, min(j + 2, len(entries)))
+            cands.append(with_next if sum(lives[with_next[0]:with_next[1]]) <= MAX_SEGMENT_DOCS else (j, j + 1))
+    # no merge beyond MAX_SEGMENT_DOCS live chunks (a rewrite of one segment without its gone chunks still is)
+    cands = [(a, b) for a, b in cands if b - a == 1 or sum(lives[a:b]) <= MAX_SEGMENT_DOCS]
     return next((c for c in cands if c not in skip), None)
+
+
+def _runs(entries: list[tuple[Segment, np.ndarray | None]]) -> list[list[tuple[Segment, np.ndarray | None]]]:
+    """Consecutive segments grouped into runs of at most MAX_SEGMENT_DOCS live chunks (`compact`'s merges)."""
+    runs: list[list[tuple[Segment, np.ndarray | None]]] = []
+    size = 0
+    for e in entries:
+        n = _live(e)
+        if not runs or size + n > MAX_SEGMENT_DOCS:
+            runs.append([])
+            size = 0
+        runs[-1].append(e)
+        size += n
+    return runs
 
 
 def _compact(entries: list[tuple[Segment, np.ndarray | None]], limit: int

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ import numpy as np
 from .analyzer import ANALYZER, document_analysis, term_hashes
 from .container import read_container, write_container
 
-BUILD_BATCH = 20_000  # chunks analyzed into one in-memory part before parts are merged (bounds memory)
+BUILD_BATCH = 8192  # chunks analyzed into one in-memory part before parts are merged (bounds memory: ~5 KB a chunk)
+MAX_SEGMENT_DOCS = 131_072  # no segment is built or merged beyond this: memory follows it, not the corpus
 MAX_TF = np.iinfo(np.uint16).max
 
 
@@ -144,6 +146,23 @@ def build_segment(rows: Iterable[tuple[int, str, str | None, str]]) -> Segment:
     return parts[0] if len(parts) == 1 else merge_segments([(p, None) for p in parts])
 
 
+def build_segments(rows: Iterable[tuple[int, str, str | None, str]]) -> Iterator[Segment]:
+    """Segments of at most MAX_SEGMENT_DOCS chunks each, yielded as they are complete: a corpus of any size is
+    built in the memory of one such segment (the caller writes each to disk before asking for the next)."""
+    it = iter(rows)
+    parts, n = [], 0
+    while True:
+        batch = list(islice(it, min(BUILD_BATCH, MAX_SEGMENT_DOCS - n)))
+        if batch:
+            parts.append(_build_part(batch))
+            n += len(batch)
+        if parts and (not batch or n >= MAX_SEGMENT_DOCS):
+            yield parts[0] if len(parts) == 1 else merge_segments([(p, None) for p in parts])
+            parts, n = [], 0
+        if not batch:
+            return
+
+
 def _build_part(rows: Sequence[tuple[int, str, str | None, str]]) -> Segment:
     if not rows:
         return empty_segment()
@@ -196,7 +215,7 @@ def merge_segments(sources: Sequence[tuple[Segment, np.ndarray | None]]) -> Segm
     for (s, _), k in zip(sources, keep):
         to_new = np.array([path_ids.setdefault(p, len(path_ids)) for p in s.paths], np.int32)
         doc_path_parts.append(to_new[s.doc_path[k]] if len(to_new) else np.zeros(int(k.sum()), np.int32))
-        remap = np.full(s.n_docs, -1, np.int64)
+        remap = np.full(s.n_docs, -1, np.int32)
         live = int(k.sum())
         remap[k] = new_pos[at:at + live]
         at += live
@@ -207,19 +226,20 @@ def merge_segments(sources: Sequence[tuple[Segment, np.ndarray | None]]) -> Segm
     doc_crc = np.concatenate([s.doc_crc[k] for (s, _), k in zip(sources, keep)])[order]
     doc_path = np.concatenate(doc_path_parts)[order]
     # terms: the union of the sources' sorted hashes; each source's postings are already grouped by term in hash
-    # order, so their place in the output follows from counts alone (no sort of the postings)
+    # order, so their place in the output follows from counts alone (no sort of the postings). Two passes over the
+    # sources (count, then place), each source's postings handled alone: memory is the output plus one source.
     all_hash = np.unique(np.concatenate([s.term_hash for s, _ in sources]))
-    runs = []
     counts = np.zeros(len(all_hash), np.int64)
-    for (s, _), remap in zip(sources, remaps):
-        g_of_local = np.searchsorted(all_hash, s.term_hash)
-        term_of = np.repeat(g_of_local, np.diff(s.indptr))
-        doc = remap[s.post_doc]
-        live = doc >= 0
-        g, doc, tf = term_of[live], doc[live], s.post_tf[live]
-        c = np.bincount(g, minlength=len(all_hash))
-        runs.append((g, doc, tf, c))
-        counts += c
+    plans = []
+    for (s, dead), remap in zip(sources, remaps):
+        g_local = np.searchsorted(all_hash, s.term_hash)
+        per_term = np.diff(s.indptr)
+        if dead is not None:  # live postings per term
+            live = remap[s.post_doc] >= 0
+            per_term = np.bincount(np.repeat(np.arange(len(per_term), dtype=np.int32), per_term)[live],
+                                   minlength=len(per_term))
+        counts[g_local] += per_term
+        plans.append((g_local, per_term))
     used = counts > 0  # terms whose every posting was dropped go away
     indptr = np.zeros(int(used.sum()) + 1, np.int64)
     np.cumsum(counts[used], out=indptr[1:])
@@ -228,12 +248,18 @@ def merge_segments(sources: Sequence[tuple[Segment, np.ndarray | None]]) -> Segm
     post_doc = np.empty(int(indptr[-1]), np.int32)
     post_tf = np.empty(int(indptr[-1]), np.uint16)
     filled = np.zeros(len(all_hash), np.int64)
-    for g, doc, tf, c in runs:
-        if len(g) == 0:
+    for (s, dead), remap, (g_local, per_term) in zip(sources, remaps, plans):
+        doc, tf = remap[s.post_doc], s.post_tf
+        if dead is not None:
+            live = doc >= 0
+            doc, tf = doc[live], tf[live]
+        if len(doc) == 0:
             continue
-        run_start = np.cumsum(c) - c  # where each term's run begins in this source's (term-sorted) postings
-        pos = start[g] + filled[g] + (np.arange(len(g)) - run_start[g])
+        run_start = np.cumsum(per_term) - per_term  # where each term's run begins in this source's live postings
+        pos = np.repeat(start[g_local] + filled[g_local] - run_start, per_term)
+        pos += np.arange(len(doc))
         post_doc[pos] = doc
         post_tf[pos] = tf
-        filled += c
+        filled[g_local] += per_term
+        del doc, tf, pos
     return Segment(chunk_ids, doc_len, doc_crc, doc_path, paths, all_hash[used], indptr, post_doc, post_tf)

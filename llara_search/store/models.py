@@ -32,7 +32,7 @@ class IndexInfo(Base):
 
 class Document(Base):
     __tablename__ = "documents"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (Index("ix_documents_gens", "added_gen", "removed_gen"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     path: Mapped[str] = mapped_column(Text, unique=True)  # absolute POSIX path, or "beir:<id>" for BEIR docs
     doc_key: Mapped[str | None] = mapped_column(Text, index=True)  # external id (BEIR _id)
@@ -56,7 +56,7 @@ class Chunk(Base):
     __table_args__ = (
         Index("ix_chunks_document", "document_id"),
         Index("ix_chunks_hash", "content_hash"),
-        Index("ix_chunks_added_gen", "added_gen"),
+        Index("ix_chunks_gens", "added_gen", "removed_gen"),  # visibility counts from the index alone
         Index("ix_chunks_removed_gen", "removed_gen"),
         {"sqlite_autoincrement": True},
     )

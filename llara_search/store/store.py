@@ -115,12 +115,13 @@ class Store:
         return out
 
     def chunk_texts(self, ids: Sequence[int] | np.ndarray) -> Iterator[tuple[int, str, str, str]]:
-        """`(id, document path, heading, text)` of the given chunks, for the lexical index."""
-        ids = [int(i) for i in ids]
+        """`(id, document path, heading, text)` of the given chunks, for the lexical index (ids converted a page at a
+        time: a million of them stay one numpy array)."""
+        ids = np.asarray(ids, np.int64)
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 900):
                 yield from conn.execute(_TEXTS.where(Chunk.id.in_(bindparam("ids", expanding=True))),
-                                        {"ids": ids[i:i + 900]})
+                                        {"ids": ids[i:i + 900].tolist()})
 
     def visible_chunk_texts(self, gen: int | None = None) -> Iterator[tuple[int, str, str, str]]:
         """`(id, document path, heading, text)` of every chunk of generation `gen` (None: every live row), by id,
