@@ -24,7 +24,7 @@ COMPACT_GRACE_S = 60.0  # far longer than any one search holds its generation
 
 
 def verdict_of(folder: str | None) -> dict | None:
-    from .train.verdict import brief, load
+    from .verdict_record import brief, load
 
     return brief(load(folder))
 

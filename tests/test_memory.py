@@ -136,7 +136,8 @@ def bf16_index(tmp_path_factory, tiny_model):
     docs.mkdir()
     words = "llama alpaca vicuna guanaco camel dromedary herd fleece wool pack trail andes".split()
     for f in range(4):
-        paras = [" ".join(words[(f * 7 + p * 3 + i) % len(words)] for i in range(6)) for p in range(100)]
+        # every word its own (a repeated passage takes the stored vector of its first copy: it is not encoded again)
+        paras = [" ".join(f"{words[(f * 7 + p * 3 + i) % len(words)]}{f}{p}{i}" for i in range(6)) for p in range(100)]
         (docs / f"notes{f}.txt").write_text("\n\n".join(paras) + "\n")
     index = root / "idx"
     r = runner.invoke(app, ["ingest", str(docs), "--index", str(index), "--model", str(tiny_model), "--chunk-tokens",

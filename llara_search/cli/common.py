@@ -196,7 +196,7 @@ def check_rerank_options(rerank: str | None, **given) -> None:
 
 def check_switch(folder, force: bool) -> None:
     """A model whose recorded retrain verdict is worse does not replace the current one without --force."""
-    from ..train.verdict import SwitchRefused, check_switch as check
+    from ..verdict_record import SwitchRefused, check_switch as check
 
     try:
         check(folder, force)

@@ -7,7 +7,6 @@ with the adapter (`verdict.json`) so that switching an index to a model judged w
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -21,16 +20,13 @@ from ..lexical.analyzer import document_terms, query_terms
 from ..search import fuse
 from .heldout import HeldOutCheck
 
-VERDICT_FILE = "verdict.json"
-BETTER, SAME, WORSE, UNJUDGED = "better", "no measurable change", "worse", "not judged"
+from ..verdict_record import (BETTER, SAME, UNJUDGED, VERDICT_FILE, WORSE, SwitchRefused, brief,  # noqa: F401
+                              check_switch, load, save)
+
 DEPTH = 100
 BM25_K1, BM25_B = 1.2, 0.75  # as the lexical index scores (lexical/snapshot.py)
 
 Encoder = Callable[[Sequence[str], str], np.ndarray]  # (texts, "passage" | "query") -> L2-normalized rows
-
-
-class SwitchRefused(RuntimeError):
-    """Switching an index to a model whose recorded verdict is worse, without --force."""
 
 
 def bm25_rankings(units: Sequence[str], queries: Sequence[str], depth: int = DEPTH) -> list[list[tuple[int, float]]]:
@@ -123,40 +119,6 @@ def sentence(v: dict, adapter: Path, full: bool) -> str:
     if v["verdict"] == WORSE:
         return f"verdict: worse {interval}: keep the current model"
     return f"verdict: no measurable change {interval}: switching buys nothing measurable on your documents"
-
-
-# ---------------------------------------------------------------------------------------------------- records
-def save(folder: Path, verdict: dict) -> None:
-    (Path(folder) / VERDICT_FILE).write_text(json.dumps(verdict, indent=2) + "\n")
-
-
-def load(folder: str | Path | None) -> dict | None:
-    """The verdict recorded with an adapter or model folder, if any (a hub id or a folder without one: None)."""
-    if not folder:
-        return None
-    path = Path(folder).expanduser() / VERDICT_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def brief(verdict: dict | None) -> dict | None:
-    """What the index records and `status` shows of a verdict."""
-    if not verdict:
-        return None
-    return {k: verdict.get(k) for k in ("verdict", "metric", "diff", "ci95", "queries")}
-
-
-def check_switch(folder: str | Path | None, force: bool) -> dict | None:
-    """Refuse a switch to a model judged worse unless forced; returns the verdict to record with the index."""
-    v = load(folder)
-    if v and v.get("verdict") == WORSE and not force:
-        raise SwitchRefused(
-            f"{folder} was judged worse than the model it was trained from on its held-out check "
-            f"({v['diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] {v['metric']}); keep the current model, "
-            "or pass --force to switch anyway")
-    return brief(v)
 
 
 __all__ = ["BETTER", "SAME", "SwitchRefused", "UNJUDGED", "VERDICT_FILE", "WORSE", "bm25_rankings", "check_switch",
