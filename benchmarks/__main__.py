@@ -35,6 +35,7 @@ def report() -> str:
     if bm:
         lines += _bm25_rows(bm)
     lines += scale.report_rows(data)
+    lines += watch.report_rows(data)  # rows of the headline table
     gp = data.get("gpu_7b")
     if gp:
         e7, t7 = gp["encoder"], gp["training"]
@@ -172,7 +173,6 @@ def report() -> str:
     lines += adapt_report(data)
     lines += hostile_serve.report_lines(data)
     lines += verdict_report(data)
-    lines += watch.report_rows(data)
     lines += gpu.report_rows(data)
     lines += ["", "## Details", ""]
     for key, r in sorted(data.items()):

@@ -117,7 +117,7 @@ def heading_pairs(all_docs: Sequence[CorpusDocument], heldout: Sequence[CorpusDo
                 counts[_norm(last)] = counts.get(_norm(last), 0) + 1
     check = HeldOutCheck(heldout_keys=[d.key for d in heldout])
     dropped = {"without a heading": 0, "headings that name several sections": 0, "sections too short": 0,
-               "headings without words": 0}
+               f"headings over {MAX_HEADING_CHARS} characters": 0, "headings without words": 0}
     for d in heldout:
         for heading, text in d.sections():
             last = heading.rsplit(" > ", 1)[-1].strip()
@@ -128,7 +128,9 @@ def heading_pairs(all_docs: Sequence[CorpusDocument], heldout: Sequence[CorpusDo
                 dropped["headings that name several sections"] += 1
             elif len(text) < MIN_SECTION_CHARS:
                 dropped["sections too short"] += 1
-            elif not _WORDS.search(last) or len(last) > MAX_HEADING_CHARS:
+            elif len(last) > MAX_HEADING_CHARS:
+                dropped[f"headings over {MAX_HEADING_CHARS} characters"] += 1
+            elif not _WORDS.search(last):
                 dropped["headings without words"] += 1
             else:
                 check.queries.append(last)
