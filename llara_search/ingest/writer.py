@@ -281,6 +281,14 @@ class PathSet:
         return i < len(self._sorted) and self._sorted[i] == h
 
 
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def paths_under(store, targets: Iterable) -> Iterator[str]:
     """Live document paths that `delete` means by `targets`: each target's absolute path, the documents under it
     as a folder, or a stored path spelled as given (`beir:...`); read page by page, found by the path index."""
@@ -289,6 +297,8 @@ def paths_under(store, targets: Iterable) -> Iterator[str]:
     seen: set[str] = set()
     for t in targets:
         a = os.path.abspath(t)
+        if not _storable(a):  # a name that is not UTF-8 is stored escaped (pathnames.to_stored): that spelling is
+            continue          # among the targets; this one cannot be asked for
         for exact in {a, str(t)} - seen:
             seen.add(exact)
             with store.sessions() as s:
