@@ -47,7 +47,7 @@ def eval_(
     """Ingest a BEIR corpus (reused when unchanged), run its judged queries, report nDCG@10, Recall@100, MRR@10, MAP@100."""
     from ..identity import TEXT_ONLY
     from ..eval import BeirError, evaluate, load_beir
-    from ..ingest.pipeline import IngestOptions
+    from ..ingest.report import IngestOptions
     from ..layout import default_index_dir
     from ..search import MODES
 

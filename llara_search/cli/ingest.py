@@ -45,7 +45,7 @@ def ingest(
     as_json: bool = JsonOpt,
 ) -> None:
     """Parse, chunk, encode and store files; only new and changed files are encoded."""
-    from ..ingest.pipeline import IngestOptions
+    from ..ingest.report import IngestOptions
 
     dtype = parse_dtype(dtype)
     check_index_type(index_type)
@@ -106,7 +106,7 @@ def watch(
     dtype: str = DtypeOpt, as_json: bool = typer.Option(False, "--json", help="One JSON object per line and event"),
 ) -> None:
     """Keep the index in sync with folders: catch up, then one generation per settled batch of changes."""
-    from ..ingest.pipeline import IngestOptions
+    from ..ingest.report import IngestOptions
     from ..watch import WatchSettings
     from ..watch.command import run_watch
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ..ingest.pipeline import IngestOptions
+from ..ingest.report import IngestOptions
 from .sync import Stopped
 from .watcher import WatchSettings, Watcher
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from .. import writing
-from ..ingest.pipeline import IngestOptions, IngestReport
+from ..ingest.report import IngestOptions, IngestReport
 from ..ingest.walk import leaves, walk
 from ..layout import IndexLockedError, WriteLock
 from .filters import PathFilter

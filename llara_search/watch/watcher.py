@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ..ingest.pipeline import IngestOptions, IngestReport
+from ..ingest.report import IngestOptions, IngestReport
 from .events import Collector, Pending
 from .filters import PathFilter
 from .observe import make_observer, polling_reason
