@@ -130,8 +130,8 @@ def test_reencode_refuses_a_model_of_another_width_or_tokenizer(full_trained, tm
     wide = make_tiny_llara(tmp_path / "wide", tokenizer_dir=model, hidden_size=96, num_heads=4)
     # a tokenizer of another vocabulary whatever the model's is (a bare clone's fallback tokenizer is the one the
     # tiny model has too, once training added the LLaRA tokens)
-    train_fallback_tokenizer(tmp_path / "tok-800", vocab_size=800)
-    other_tok = make_tiny_llara(tmp_path / "other-tok", tokenizer_dir=tmp_path / "tok-800")
+    train_fallback_tokenizer(tmp_path / "tok-300", vocab_size=300)
+    other_tok = make_tiny_llara(tmp_path / "other-tok", tokenizer_dir=tmp_path / "tok-300")
     before = _run("status", "--index", index)
     for other, what in ((wide, "96-d"), (other_tok, "another tokenizer")):
         r = runner.invoke(app, ["reencode", "--index", str(index), "--model", str(other)])
