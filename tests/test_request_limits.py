@@ -267,6 +267,7 @@ def test_sigterm_stops_serve_within_its_grace_during_a_long_request(index):
             try:
                 outcome["r"] = httpx.post(base + "/batch_search", json={"queries": long_queries(256), "k": 32,
                                                                          "mode": "dense"}, headers=AUTH, timeout=120)
+                outcome["at"] = time.monotonic()
             except httpx.HTTPError as exc:
                 outcome["error"] = exc
 
@@ -282,7 +283,10 @@ def test_sigterm_stops_serve_within_its_grace_during_a_long_request(index):
         assert proc.returncode == 0
         th.join(30)
         r = outcome.get("r")
-        assert r is None or r.status_code == 503, r.text[:300]  # never a 200 computed after the stop
+        # cancelled (503 or no answer), or finished within the grace period (an idle machine encodes the batch in
+        # about a second): never a 200 after the grace
+        assert r is None or r.status_code == 503 or (r.status_code == 200 and outcome["at"] - t < 1 + 0.5), \
+            (r.status_code, outcome.get("at", 0) - t)
         assert not (index / "server.json").exists()  # the server record removed: nothing left behind
         assert json.loads(CliRunner().invoke(cli_app, ["status", "--index", str(index), "--json"]).output)
     finally:
