@@ -51,9 +51,13 @@ def _note(message: str) -> None:
         notes.append(message)
 
 
+class BrokenText(ValueError):
+    """Text that cannot be decoded at all (formats/base.py makes it the file's ParseError)."""
+
+
 def decode_text(data: bytes, name: str = "file") -> str:
     """Text of `data`: BOM, else UTF-8 (a few bad bytes replaced, with a warning), else the best-looking legacy code
-    page (a warning when it is a guess). Raises `ParseError` only for text behind a UTF-16/32 BOM that is broken."""
+    page (a warning when it is a guess). Raises `BrokenText` only for text behind a UTF-16/32 BOM that is broken."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     for bom, enc in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
@@ -62,9 +66,7 @@ def decode_text(data: bytes, name: str = "file") -> str:
             try:
                 return data[len(bom):].decode(enc)
             except UnicodeDecodeError as exc:
-                from .formats.base import ParseError
-
-                raise ParseError(f"invalid {enc.upper()} text at byte {exc.start}") from None
+                raise BrokenText(f"invalid {enc.upper()} text at byte {exc.start}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

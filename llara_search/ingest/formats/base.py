@@ -56,9 +56,12 @@ class ParsedDocument:
 # ------------------------------------------------------------------------------------------------ text decoding
 def decode_text(data: bytes, name: str = "file") -> str:
     """BOM, else UTF-8 (a few bad bytes replaced), else the best-looking legacy code page: `ingest/decode.py`."""
-    from ..decode import decode_text as decode
+    from ..decode import BrokenText, decode_text as decode
 
-    return decode(data, name)
+    try:
+        return decode(data, name)
+    except BrokenText as exc:
+        raise ParseError(str(exc)) from None
 
 
 def looks_binary(data: bytes) -> bool:
