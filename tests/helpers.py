@@ -182,3 +182,12 @@ def make_wide_font_pdf(path: Path, pages: list[str], widths: int = 300) -> None:
         out += f"{off:010d} 00000 n \n".encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     path.write_bytes(bytes(out))
+
+
+def by_heading(doc) -> dict[str, str]:
+    """A parsed document's text by heading path (sections under one path joined), for asserting on parsers."""
+    out: dict[str, str] = {}
+    for s in doc.sections:
+        key = " > ".join(s.heading)
+        out[key] = (out.get(key, "") + "\n\n" + "\n\n".join(b.text for b in s.blocks)).strip()
+    return out

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from format_files import XlsxDate, make_epub, make_odp, make_ods, make_odt, make_pptx, make_rtf, make_xlsx
+from helpers import by_heading
 from llara_search.cli import app
 from llara_search.ingest.parsers import PARSER_VERSION, ParseError, SkipFile, parse_file
 
@@ -29,14 +30,6 @@ def parse(path: Path, data: bytes | str, roots: list[Path] | None = None):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)
     return parse_file(path, path.read_bytes(), roots)
-
-
-def by_heading(doc) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for s in doc.sections:
-        key = " > ".join(s.heading)
-        out[key] = (out.get(key, "") + "\n\n" + "\n\n".join(b.text for b in s.blocks)).strip()
-    return out
 
 
 def everything(doc) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from helpers import make_pdf, make_wide_font_pdf
+from helpers import by_heading, make_pdf, make_wide_font_pdf
 from llara_search.cli import app
 from llara_search.ingest.parsers import ParseError, SkipFile, parse_file
 
@@ -32,14 +32,6 @@ def parse(path: Path, data: bytes | str):
 
 def texts(doc) -> list[str]:
     return [b.text for s in doc.sections for b in s.blocks]
-
-
-def by_heading(doc) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for s in doc.sections:
-        key = " > ".join(s.heading)
-        out[key] = (out.get(key, "") + "\n\n" + "\n\n".join(b.text for b in s.blocks)).strip()
-    return out
 
 
 def assert_clean(doc) -> None:
