@@ -152,6 +152,11 @@ def test_split_is_reproducible_and_stable_as_the_corpus_grows():
     _, grown = split_documents(docs + [CorpusDocument(f"new{i}", [("H", "t")]) for i in range(500)], 0.1, seed=3)
     assert {d.key for d in a} <= {d.key for d in grown}  # held out once, held out for good
     assert 0.05 < len(grown) / 550 < 0.15
+    # the folder moved or copied elsewhere: the same files held out (keys are hashed relative to their folder)
+    here = [CorpusDocument(f"/srv/docs/g{i}.md", [("H", "t")]) for i in range(60)]
+    there = [CorpusDocument(f"/home/u/copy/docs/g{i}.md", [("H", "t")]) for i in range(60)]
+    names = [sorted(d.key.rsplit("/", 1)[1] for d in split_documents(x, 0.2, seed=1)[1]) for x in (here, there)]
+    assert names[0] == names[1] and names[0]
 
 
 def test_user_queries_join_the_check_and_their_answers_leave_training(tmp_path):

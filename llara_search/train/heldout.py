@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,16 @@ def _rank(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _relative_names(keys: Sequence[str]):
+    """Keys as the split hashes them: file paths relative to the folder that holds them all, so that the same
+    documents stay held out when the folder is moved or copied (record keys such as `beir:...` as they are)."""
+    paths = [k for k in keys if k.startswith("/")]
+    if len(paths) < 2:
+        return lambda k: k
+    base = os.path.commonpath(paths)
+    return lambda k: os.path.relpath(k, base) if k.startswith("/") else k
+
+
 def split_documents(docs: Sequence[CorpusDocument], share: float = DEFAULT_SHARE, seed: int = 0
                     ) -> tuple[list[CorpusDocument], list[CorpusDocument]]:
     """(training documents, held-out documents): a document is held out when its seeded hash falls in the first
@@ -96,7 +107,8 @@ def split_documents(docs: Sequence[CorpusDocument], share: float = DEFAULT_SHARE
     if len(docs) < MIN_DOCUMENTS or share == 0.0:
         return list(docs), []
     cut = int(share * 2**64)
-    held = {d.key for d in docs if int(_rank(seed, d.key)[:16], 16) < cut}
+    name = _relative_names([d.key for d in docs])
+    held = {d.key for d in docs if int(_rank(seed, name(d.key))[:16], 16) < cut}
     return [d for d in docs if d.key not in held], [d for d in docs if d.key in held]
 
 
