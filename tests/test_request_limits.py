@@ -292,3 +292,33 @@ def test_sigterm_stops_serve_within_its_grace_during_a_long_request(index):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_serve_socket_answers_without_waiting_for_nagle():
+    """The listening socket `serve` binds itself must make asyncio set TCP_NODELAY on each connection: without it a
+    keep-alive client waited ~40 ms per answer (Nagle against delayed ACKs)."""
+    import asyncio
+    import socket
+
+    from llara_search.serve.app import _listen
+
+    sock = _listen("127.0.0.1", 0)
+    seen: dict = {}
+
+    async def main():
+        async def handle(reader, writer):
+            seen["nodelay"] = writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=sock)
+        port = sock.getsockname()[1]
+        _, w = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if "nodelay" in seen:
+                break
+            await asyncio.sleep(0.01)
+        w.close()
+        server.close()
+
+    asyncio.run(main())
+    assert seen["nodelay"] != 0
