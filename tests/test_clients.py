@@ -384,6 +384,34 @@ def test_text_only_index_serves_bm25_and_refuses_embeddings(tmp_path):
         r = httpx.post(url + "/v1/embeddings", json={"input": "x", "model": "m"})
         assert r.status_code == 400 and "no embedding model" in r.json()["error"]["message"]
         assert httpx.get(url + "/v1/models").json() == {"object": "list", "data": []}
+        # no mode over HTTP either: BM25, and the answer says so
+        got = [httpx.post(url + "/search", json={"query": "listening port", "k": 2}),
+               httpx.get(url + "/search", params={"q": "listening port", "k": 2})]
+        assert [g.status_code for g in got] == [200, 200], [g.text for g in got]
+        assert [g.json()["mode"] for g in got] == ["bm25", "bm25"]
+        assert got[0].json()["results"][0]["path"].endswith("a.md")
+        batch = httpx.post(url + "/batch_search", json={"queries": ["listening port", "nightly backup"], "k": 1})
+        assert batch.status_code == 200 and [rs[0]["path"][-4:] for rs in batch.json()["results"]] == ["a.md", "b.md"]
     finally:
         _stop(proc, idx)
+    _mcp_default_mode_is_bm25(idx)
+
+
+def _mcp_default_mode_is_bm25(idx):
+    """An agent that names no mode gets BM25 from a text-only index (not a refusal of the hybrid default)."""
+    import anyio
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "llara_search", "mcp", "--index", str(idx)],
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+    async def session_run():
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            return await session.call_tool("search", {"query": "nightly backup", "k": 2})
+
+    hits = anyio.run(session_run)
+    assert not hits.is_error, hits.content
+    assert hits.structured_content["result"][0]["path"].endswith("b.md")
 

@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -27,9 +27,10 @@ from .. import __version__
 from ..engine import Engine
 from ..errors import EmptyIndexError, EngineError, IndexFileError, VectorDBError
 from . import jobs, limits
+from ..modes import default_mode
 from .auth import require_token
 from .docs_page import add_docs_routes
-from .lanes import Busy, DeadlineExceeded, Lanes
+from .lanes import Busy, DeadlineExceeded, Lanes, SmallFirst
 from .limits import MAX_BODY_BYTES, MAX_K, MAX_QUERIES, MAX_TEXT_CHARS, MAX_TEXTS, MAX_WHERE_CHARS, LimitError
 from .openai_api import content_type_hint, error_body, openai_router
 from .page import page_router
@@ -61,10 +62,13 @@ TRUNCATE_DOC = ("embed only the first tokens of a text longer than the model rea
                 "default, as /v1/embeddings does)")
 
 
+MODE_DOC = "dense, bm25 or hybrid; by default dense, or bm25 on a text-only index (built with --model none)"
+
+
 class SearchRequest(BaseModel):
     query: str = Field(..., json_schema_extra=TEXT_SCHEMA)
     k: int = Field(10, json_schema_extra=K_SCHEMA)
-    mode: Literal["dense", "bm25", "hybrid"] = "dense"
+    mode: Literal["dense", "bm25", "hybrid"] | None = Field(None, description=MODE_DOC)
     where: str | None = Field(None, description=WHERE_DOC, json_schema_extra={"maxLength": MAX_WHERE_CHARS})
     rerank: bool | None = Field(None, description=RERANK_DOC)
     rerank_depth: int | None = Field(None, description=RERANK_DEPTH_DOC, json_schema_extra=K_SCHEMA)
@@ -76,7 +80,7 @@ class BatchSearchRequest(BaseModel):
                                description=f"1 to {MAX_QUERIES} queries; queries x k at most {limits.MAX_RESULTS:,}, "
                                            f"{limits.MAX_QUERY_CHARS_TOTAL:,} characters in all")
     k: int = Field(10, json_schema_extra=K_SCHEMA)
-    mode: Literal["dense", "bm25", "hybrid"] = "dense"
+    mode: Literal["dense", "bm25", "hybrid"] | None = Field(None, description=MODE_DOC)
     where: str | None = Field(None, description=WHERE_DOC, json_schema_extra={"maxLength": MAX_WHERE_CHARS})
     rerank: bool | None = Field(None, description=RERANK_DOC)
     rerank_depth: int | None = Field(None, description=RERANK_DEPTH_DOC, json_schema_extra=K_SCHEMA)
@@ -104,9 +108,9 @@ class MicroBatcher:
     """Collects concurrent query encodes for a few milliseconds and runs them as one encoder call."""
 
     def __init__(self, engine: Engine, window: float = BATCH_WINDOW_S, max_batch: int = 64,
-                 gate: jobs.EncodeGate | None = None):
+                 gate: SmallFirst | None = None):
         self.engine = engine
-        self.gate = gate or jobs.EncodeGate()  # these encodes go before a big request's next slice
+        self.gate = gate or SmallFirst()  # these encodes go before a big request's next slice
         self.window = window
         self.max_batch = max_batch
         self.queue: asyncio.Queue | None = None
@@ -195,9 +199,8 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
                   description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, "
                               "hybrid).\n\n" + limits.LIMITS_DOC)
     auth = require_token(token)
-    gate = jobs.EncodeGate()
-    batcher = MicroBatcher(engine, gate=gate)
     lanes = lanes or Lanes()
+    batcher = MicroBatcher(engine, gate=lanes.gate)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     app.state.batcher = batcher
     app.state.engine = engine
@@ -278,18 +281,24 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
                 raise DeadlineExceeded(deadline.message()) from None
             job.query_vectors = np.asarray([vec])
         policy = app.state.rerank
-        return await lanes.run(lambda d: jobs.search(engine, job, policy, d, gate, small=cost.small), deadline,
+        return await lanes.run(lambda d: jobs.search(engine, job, policy, d), deadline,
                                small=cost.small)
 
     def answer(head: dict, results: list, outcomes: list | None, single: bool) -> bytes:
+        """The JSON answer; a batch's a query at a time, waiting (up to a second each) while small requests run:
+        8 MB of results serialized in one go held the interpreter lock from everyone else's searches."""
         payload = dict(head)
         if outcomes is not None:
             payload["rerank"] = outcomes[0].to_dict() if single else [o.to_dict() for o in outcomes]
         if single:
             payload["results"] = [jobs.public(r) for r in results[0]]
-        else:
-            payload["results"] = [[jobs.public(r) for r in rs] for rs in results]
-        return jobs.dumps(payload)
+            return jobs.dumps(payload)
+        parts = []
+        for rs in results:
+            lanes.gate.wait_turn(max_wait=1.0)
+            parts.append(jobs.dumps([jobs.public(r) for r in rs]))
+        opening = jobs.dumps(payload)[:-1] + (b"," if payload else b"")
+        return opening + b'"results":[' + b",".join(parts) + b"]}"
 
     async def answered(head: dict, queries: list[str], k: int, mode: str, where: str | None,
                        rerank_asked: bool | None, depth: int | None, collapse: bool, *, single: bool) -> Response:
@@ -326,24 +335,26 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
     @app.get("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_get(q: str = Query(..., json_schema_extra=TEXT_SCHEMA),
                          k: int = Query(10, json_schema_extra=K_SCHEMA),
-                         mode: Literal["dense", "bm25", "hybrid"] = "dense",
+                         mode: Literal["dense", "bm25", "hybrid"] | None = Query(None, description=MODE_DOC),
                          where: str | None = Query(None, description=WHERE_DOC,
                                                    json_schema_extra={"maxLength": MAX_WHERE_CHARS}),
                          rerank: bool | None = Query(None, description=RERANK_DOC),
                          rerank_depth: int | None = Query(None, description=RERANK_DEPTH_DOC,
                                                           json_schema_extra=K_SCHEMA),
                          collapse: bool = Query(True, description=COLLAPSE_DOC)):
+        mode = mode or default_mode(engine.info)
         return await answered({"query": q, "mode": mode}, [q], k, mode, where, rerank, rerank_depth, collapse,
                               single=True)
 
     @app.post("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_post(body: SearchRequest):
-        return await answered({"query": body.query, "mode": body.mode}, [body.query], body.k, body.mode, body.where,
+        mode = body.mode or default_mode(engine.info)
+        return await answered({"query": body.query, "mode": mode}, [body.query], body.k, mode, body.where,
                               body.rerank, body.rerank_depth, body.collapse, single=True)
 
     @app.post("/batch_search", tags=["search"], dependencies=[Depends(auth)])
     async def batch_search(body: BatchSearchRequest):
-        return await answered({}, body.queries, body.k, body.mode, body.where, body.rerank, body.rerank_depth,
+        return await answered({}, body.queries, body.k, body.mode or default_mode(engine.info), body.where, body.rerank, body.rerank_depth,
                               body.collapse, single=False)
 
     @app.post("/embed", tags=["embeddings"], dependencies=[Depends(auth)])
@@ -355,14 +366,13 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
             encoder = engine.encoder
             limits.check_tokens(encoder.count_tokens(body.texts), encoder.max_length, engine.info.get("model"),
                                 truncate=body.truncate)
-            with gate.small() if small else nullcontext():
-                vecs = jobs.encode(engine, body.texts, body.kind, d, None if small else gate)
+            vecs = jobs.encode(engine, body.texts, body.kind, d)
             return jobs.dumps({"kind": body.kind, "dim": int(vecs.shape[1]), "embeddings": vecs.tolist()})
 
         small = cost.chars <= limits.SMALL_CHARS
         return Response(await lanes.run(work, deadline, small=small), media_type="application/json")
 
-    app.include_router(openai_router(engine, auth, lanes, lambda: app.state.request_timeout, gate))
+    app.include_router(openai_router(engine, auth, lanes, lambda: app.state.request_timeout))
     add_docs_routes(app, auth)
     app.include_router(page_router(engine, auth, token, editor_url, lambda: app.state.rerank))  # GET /: people
     return app

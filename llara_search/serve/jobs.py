@@ -2,18 +2,16 @@
 checked between them, and the answer serialized here (in the worker thread) so that a large answer never holds the
 event loop that `/healthz` and everyone else's requests are answered on.
 
-Big encodes run in slices of about SLICE_CHARS characters, and a slice starts only when no small search is waiting
-to encode (`EncodeGate`): a small search's encode waits for one slice of a big batch at most, never for all of it,
-and a deadline stops a big encode between slices. Vectors do not depend on how texts are grouped into batches (the
-micro-batcher relies on that too).
+Big encodes run in slices of about SLICE_CHARS characters, each slice a checkpoint: a deadline stops a big encode
+between slices, and a big request's next slice waits while small requests run (lanes.SmallFirst), so a small
+search's encode shares the machine with one slice of a big batch at most, never with all of it. Vectors do not
+depend on how texts are grouped into batches (the micro-batcher relies on that too).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -27,32 +25,6 @@ if TYPE_CHECKING:
 
 SLICE_CHARS = 2048  # characters of one slice of a big encode (at least one text)
 SLICE_TEXTS = 16
-
-
-class EncodeGate:
-    """Small encodes first: a big encode's next slice waits while any small one is waiting or running."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._small = 0
-
-    @contextmanager
-    def small(self):
-        with self._cond:
-            self._small += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._small -= 1
-                self._cond.notify_all()
-
-    def wait_turn(self, deadline: Deadline) -> None:
-        with self._cond:
-            while self._small:
-                remaining = deadline.remaining()
-                self._cond.wait(0.05 if remaining is None else min(0.05, remaining))
-                deadline.check()
 
 
 @dataclass
@@ -78,28 +50,19 @@ def slices(texts: Sequence[str]) -> list[list[str]]:
     return out
 
 
-def encode(engine: Engine, texts: Sequence[str], kind: str, deadline: Deadline,
-           gate: EncodeGate | None = None) -> np.ndarray:
+def encode(engine: Engine, texts: Sequence[str], kind: str, deadline: Deadline) -> np.ndarray:
     parts = []
     for part in slices(texts):
         deadline.check()
-        if gate is not None:
-            gate.wait_turn(deadline)
         parts.append(engine.embed(part, kind))
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def search(engine: Engine, job: SearchJob, policy: RerankPolicy | None, deadline: Deadline,
-           gate: EncodeGate | None = None, *, small: bool = False) -> tuple[list, list | None]:
-    """Each query's results, and each query's re-ranking outcome when it was re-ranked. `small`: its encode goes
-    before big requests' next slices (`gate`); a big one waits for them."""
+def search(engine: Engine, job: SearchJob, policy: RerankPolicy | None, deadline: Deadline) -> tuple[list, list | None]:
+    """Each query's results, and each query's re-ranking outcome when it was re-ranked."""
     qv = job.query_vectors
     if qv is None and job.mode != "bm25":
-        if small and gate is not None:
-            with gate.small():
-                qv = encode(engine, job.queries, "query", deadline)
-        else:
-            qv = encode(engine, job.queries, "query", deadline, gate)
+        qv = encode(engine, job.queries, "query", deadline)
     first = engine.search_many(job.queries, job.depth or job.k, job.mode, job.where, qv, collapse=job.collapse,
                                check=deadline.check)
     if job.depth is None:

@@ -8,6 +8,11 @@ and answers, so `/healthz` never waits for either.
 Why checkpoints: Python cannot stop a running thread. The work calls `Deadline.check()` between pieces (a slice of
 queries encoded, one query searched and collapsed, one reranker batch), so a request past its deadline, or a
 server told to stop, ends at the next piece instead of running to completion for nobody.
+
+Why small first (`SmallFirst`): two lanes are not enough in one Python process. A big request's thread and a small
+one's share the interpreter lock and the cores, and a one-line search that had its own lane still took 55x longer
+while big ones ran (benchmarks/hostile_serve.py). So a big request's checkpoints also wait while any small request
+is running: a small search shares the machine with one piece of a big request at most, never with all of it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -34,15 +40,54 @@ class Busy(Exception):
     """The big lane is full; said to the client as 503 with Retry-After."""
 
 
+class SmallFirst:
+    """Counts the small requests running; big work waits at its checkpoints while there is any."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._small = 0
+
+    @contextmanager
+    def small(self) -> Iterator[None]:
+        with self._cond:
+            self._small += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._small -= 1
+                if not self._small:
+                    self._cond.notify_all()
+
+    def wait_turn(self, deadline: Deadline | None = None, max_wait: float | None = None) -> None:
+        """Return when no small request is running, at `max_wait` seconds, or (raising) at `deadline`."""
+        end = None if max_wait is None else time.monotonic() + max_wait
+        with self._cond:
+            while self._small:
+                left = [0.05]
+                if end is not None:
+                    left.append(end - time.monotonic())
+                if deadline is not None and deadline.at is not None:
+                    left.append(deadline.at - time.monotonic())
+                if min(left) <= 0:
+                    break
+                self._cond.wait(min(left))
+                if deadline is not None:
+                    deadline.check_time()
+        if deadline is not None:
+            deadline.check_time()
+
+
 class Deadline:
     """One request's time limit, checked by its work between pieces. `seconds=None`: no limit (the server's stop
-    still ends it)."""
+    still ends it). `yields_to`: a big request's checkpoints wait for the small requests running."""
 
     def __init__(self, seconds: float | None, stop: threading.Event | None = None):
         self.seconds = seconds
         self.at = None if seconds is None else time.monotonic() + seconds
         self.stop = stop or threading.Event()
         self.cancelled = False
+        self.yields_to: SmallFirst | None = None
 
     def remaining(self) -> float | None:
         return None if self.at is None else max(0.0, self.at - time.monotonic())
@@ -51,6 +96,12 @@ class Deadline:
         return self.cancelled or self.stop.is_set() or (self.at is not None and time.monotonic() > self.at)
 
     def check(self) -> None:
+        """Raise DeadlineExceeded past the deadline; for a big request, first let the small ones finish."""
+        if self.yields_to is not None:
+            self.yields_to.wait_turn(self)
+        self.check_time()
+
+    def check_time(self) -> None:
         if self.stop.is_set():
             raise DeadlineExceeded("the server is stopping; send the request again to another server or later")
         if self.cancelled or (self.at is not None and time.monotonic() > self.at):
@@ -75,16 +126,19 @@ class Lanes:
         self.running = 0  # jobs started and not finished, both lanes (observable for tests and shutdown)
         self.started = 0  # jobs ever started (a request refused by the limits never starts one)
         self.stop = threading.Event()
+        self.gate = SmallFirst()
         self._lock = threading.Lock()
 
     def deadline(self, seconds: float | None) -> Deadline:
         return Deadline(seconds, self.stop)
 
     async def run(self, fn: Callable[[Deadline], T], deadline: Deadline, *, small: bool) -> T:
-        """`fn(deadline)` in its lane; DeadlineExceeded at the deadline (the work stops at its next checkpoint)."""
-        deadline.check()
+        """`fn(deadline)` in its lane; DeadlineExceeded at the deadline (the work stops at its next checkpoint). A
+        small job counts as running for `gate` from start to end; a big one's checkpoints wait for those."""
+        deadline.check_time()
         pool = self.small if small else self.big
         if not small:
+            deadline.yields_to = self.gate
             with self._lock:
                 if self.big_taken >= self.big_slots:
                     raise Busy("the server is busy with other large requests; retry in a few seconds, or send "
@@ -97,6 +151,9 @@ class Lanes:
                 self.started += 1
             try:
                 deadline.check()  # it may have waited in the lane past its deadline
+                if small:
+                    with self.gate.small():
+                        return fn(deadline)
                 return fn(deadline)
             finally:
                 with self._lock:
@@ -119,7 +176,7 @@ class Lanes:
                 if self.stop.is_set() or deadline.expired():
                     deadline.cancel()  # a started job ends at its next checkpoint; a queued one never starts
                     waiting.cancel()
-                    deadline.check()
+                    deadline.check_time()
                     raise DeadlineExceeded(deadline.message())
         except asyncio.CancelledError:
             deadline.cancel()

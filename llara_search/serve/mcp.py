@@ -14,6 +14,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from ..engine import Engine
 from ..errors import EmptyIndexError, EngineError, IndexFileError
+from ..modes import default_mode
 from ..results import SearchResult
 from . import jobs, limits
 from .lanes import Busy, DeadlineExceeded, Lanes
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 INSTRUCTIONS = ("Semantic search over the user's own documents (a llara-search index). Call `search` with a "
                 "natural-language question; each result has the passage text and where it came from (path, "
-                "heading, lines or page). `mode`: dense (meaning), bm25 (exact words), hybrid (both).")
+                "heading, lines or page). `mode`: dense (meaning), bm25 (exact words), hybrid (both; the default, or "
+                "bm25 on an index without a model).")
 
 
 # the MCP result type is SearchResult's fields (less the BEIR doc key): one list of fields, in search.py
@@ -52,13 +54,12 @@ def create_mcp_server(engine: Engine, rerank: RerankPolicy | None = None, *,
     server = MCPServer(name="llara-search", instructions=INSTRUCTIONS)
     policy = rerank
     lanes = lanes or Lanes()
-    gate = jobs.EncodeGate()
 
     @server.tool(name="search", description="Find the passages of the indexed documents that answer a question. "
                  "Returns up to k results, best first, each with rank, score, path, heading, line span or page "
                  "and text; when re-ranked (servers started with --rerank), also the first stage's rank and score. "
                  f"k: 1 to {limits.MAX_K}; query: up to {limits.MAX_TEXT_CHARS:,} characters.")
-    async def search(query: str, k: int = 10, mode: Literal["dense", "bm25", "hybrid"] = "hybrid",
+    async def search(query: str, k: int = 10, mode: Literal["dense", "bm25", "hybrid"] | None = None,
                      where: str | None = None, rerank: bool | None = None) -> list[SearchHit]:
         """`where`: only documents whose path matches this glob, e.g. 'api/*' or '*.pdf'. `rerank`: re-score the
         top candidates with the server's reranker (default: on when the server has one)."""
@@ -70,8 +71,9 @@ def create_mcp_server(engine: Engine, rerank: RerankPolicy | None = None, *,
             if policy is not None and (policy.by_default if rerank is None else rerank):
                 depth = min(limits.MAX_K, max(policy.depth, k))
             cost = limits.check_search([query], k, rerank_depth=depth, where=where, single=True)
+            mode = mode or ("bm25" if default_mode(engine.info) == "bm25" else "hybrid")  # text-only: BM25
             job = jobs.SearchJob([query], k, mode, where, True, depth)
-            results, _ = await lanes.run(lambda d: jobs.search(engine, job, policy, d, gate, small=cost.small),
+            results, _ = await lanes.run(lambda d: jobs.search(engine, job, policy, d),
                                          lanes.deadline(request_timeout), small=cost.small)
             return [_public(r) for r in results[0]]
 

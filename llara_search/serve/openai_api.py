@@ -20,7 +20,6 @@ import base64
 import json
 import logging
 import time
-from contextlib import nullcontext
 from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -244,12 +243,10 @@ def _model_card(model: str, created: int) -> dict:
 
 
 def openai_router(engine: Engine, auth: Callable, lanes: Lanes | None = None,
-                  request_timeout: Callable[[], float | None] = lambda: limits.DEFAULT_DEADLINE_S,
-                  gate: jobs.EncodeGate | None = None) -> APIRouter:
+                  request_timeout: Callable[[], float | None] = lambda: limits.DEFAULT_DEADLINE_S) -> APIRouter:
     """The /v1 routes over `engine`, behind the server's `auth` dependency; embeddings run in `lanes` under the
     deadline `request_timeout()` gives."""
     lanes = lanes or Lanes()
-    gate = gate or jobs.EncodeGate()
     router = APIRouter(prefix="/v1", route_class=OpenAIRoute, dependencies=[Depends(auth)],
                        tags=["OpenAI-compatible"])
     started = int(time.time())
@@ -275,8 +272,7 @@ def openai_router(engine: Engine, auth: Callable, lanes: Lanes | None = None,
             counts = encoder.count_tokens(texts)
             limits.check_tokens(counts, encoder.max_length, model, "input", single=isinstance(body.input, str),
                                 truncate=truncate)
-            with gate.small() if small else nullcontext():
-                vecs = jobs.encode(engine, texts, kind, d, None if small else gate)
+            vecs = jobs.encode(engine, texts, kind, d)
             if fmt == "base64":
                 return counts, encoder.max_length, [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
                                                     for v in vecs]
