@@ -322,3 +322,25 @@ def test_serve_socket_answers_without_waiting_for_nagle():
 
     asyncio.run(main())
     assert seen["nodelay"] != 0
+
+
+def test_a_big_requests_checkpoint_waits_while_a_small_one_runs():
+    from llara_search.serve.lanes import Deadline, DeadlineExceeded, SmallFirst
+
+    gate = SmallFirst()
+    big = Deadline(30)
+    big.yields_to = gate
+    order: list[str] = []
+    with gate.small():
+        th = threading.Thread(target=lambda: (big.check(), order.append("big went on")))
+        th.start()
+        th.join(0.3)
+        assert th.is_alive() and order == []  # held at its checkpoint while the small one runs
+        order.append("small done")
+    th.join(5)
+    assert order == ["small done", "big went on"]
+    late = Deadline(0.2)
+    late.yields_to = gate
+    with gate.small(), pytest.raises(DeadlineExceeded):
+        late.check()  # never past its own deadline, however many small ones there are
+    assert gate.wait_turn(max_wait=0.01) is None
