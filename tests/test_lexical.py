@@ -224,3 +224,26 @@ def test_an_index_from_before_the_lexical_files_upgrades_and_keeps_searching(tmp
     assert LexicalIndex(index / "lexical").has(old.store.current_generation().id)
     r = runner.invoke(app, ["doctor", "--index", str(index), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["checked"]["lexical"] == "ok"
+
+
+def test_best_positions_is_the_plain_top_k_with_ties():
+    """The block-maximum selection returns exactly what sorting every score would: the k best positive scores and
+    every score tied with the k-th, over sparse, dense, tied and tiny inputs."""
+    from llara_search.lexical.snapshot import best_positions
+
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n = int(rng.choice([0, 5, 300, 4096, 20_000]))
+        k = int(rng.integers(1, 60))
+        scores = np.zeros(n)
+        dense = rng.random()
+        hit = rng.random(n) < dense
+        scores[hit] = rng.integers(1, 6, hit.sum()) if trial % 3 == 0 else rng.random(hit.sum()) * 10  # ties
+        pos, top = best_positions(scores, k)
+        positive = np.flatnonzero(scores > 0)
+        if len(positive) > k:
+            kth = np.sort(scores[positive])[-k]
+            want = positive[scores[positive] >= kth]
+        else:
+            want = positive
+        assert pos.tolist() == want.tolist() and top.tolist() == scores[want].tolist(), (n, k, trial)

@@ -96,14 +96,37 @@ class SegmentView:
                 cand = None
         if allowed is not None:
             scores = scores * (allowed if cand is None else allowed[cand])
-        if len(scores) > k:
-            best = np.argpartition(scores, len(scores) - k)[len(scores) - k:]
-            # every chunk tied with the k-th best too: the caller breaks ties by chunk id
-            best = np.flatnonzero(scores >= max(scores[best].min(), np.finfo(np.float64).tiny))
-        else:
-            best = np.flatnonzero(scores > 0)
-        pos = best if cand is None else cand[best]
-        return seg.chunk_ids[pos], scores[best]
+        pos, scores = best_positions(scores, k)
+        if cand is not None:
+            pos = cand[pos]
+        return seg.chunk_ids[pos], scores
+
+
+BLOCK = 64
+
+
+def best_positions(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and scores of the k best positive scores, and of every score tied with the k-th (the caller breaks
+    ties by chunk id), in position order.
+
+    Why not argpartition: over a segment's 131,072 scores, most of them tied at 0, it took 1.7-6 ms, and it ran
+    once per segment per query (BM25 at a million passages was 2.5x bm25s). Instead, the k-th best of the blocks'
+    maxima is a lower bound of the k-th best score (k different chunks reach it), found in a 64th of the scores;
+    only the few scores at or above it are selected from (0.2 ms)."""
+    n = len(scores)
+    tiny = np.finfo(np.float64).tiny
+    if n >= 4 * BLOCK * k:
+        maxima = scores[:n // BLOCK * BLOCK].reshape(-1, BLOCK).max(axis=1)
+        floor = np.partition(maxima, len(maxima) - k)[len(maxima) - k]
+        pos = np.flatnonzero(scores >= max(floor, tiny))
+    else:
+        pos = np.flatnonzero(scores > 0)
+    top = scores[pos]
+    if len(top) > k:
+        kth = np.partition(top, len(top) - k)[len(top) - k]
+        keep = np.flatnonzero(top >= kth)
+        pos, top = pos[keep], top[keep]
+    return pos, top
 
 
 _EMPTY_IDS = np.zeros(0, np.int64)
