@@ -247,3 +247,14 @@ def test_best_positions_is_the_plain_top_k_with_ties():
         else:
             want = positive
         assert pos.tolist() == want.tolist() and top.tolist() == scores[want].tolist(), (n, k, trial)
+
+
+def test_segment_builds_pin_the_mmap_threshold_on_glibc():
+    """Freed posting arrays go back to the system between segments (llara_search/lexical/heap.py)."""
+    import platform
+
+    from llara_search.lexical.heap import pin_mmap_threshold
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert pin_mmap_threshold() is True

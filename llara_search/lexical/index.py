@@ -34,6 +34,7 @@ import numpy as np
 
 from .analyzer import ANALYZER
 from .container import ContainerError, fsync_dir, read_container, write_container
+from .heap import pin_mmap_threshold
 from .segment import MAX_SEGMENT_DOCS, Segment, build_segment, build_segments, merge_segments, read_segment, write_segment
 from .snapshot import SegmentView, Snapshot
 
@@ -213,6 +214,7 @@ class LexicalIndex:
         """Segments of `rows`, each written to its file (and mapped back from it) as soon as it is built, so that
         memory holds one segment's postings at a time, not the corpus's. Returns them and the bytes written."""
         out, written = [], 0
+        pin_mmap_threshold()
         for seg in build_segments(rows):
             if seg.n_docs:
                 path = self.dir / f"seg-{gen:08d}-{secrets.token_hex(4)}.lexs"
