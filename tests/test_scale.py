@@ -174,3 +174,33 @@ def test_status_counts_read_the_generation_index_not_the_rows(tmp_path):
             assert "COVERING INDEX" in plan, plan  # a million rows' texts are never read to count them
     assert eng.status()["chunks_total"] == eng.store.counts(1)["chunks_total"] > 0
     eng.close()
+
+
+def test_delete_and_change_lookups_use_the_document_index_on_sqlite(tmp_path):
+    """The statements `delete` and a changed document send find chunks through `ix_chunks_document`, never by
+    scanning every live row through the `removed_gen` index (SQLite's choice for `removed_gen IS NULL` beside an
+    IN list, which made a 100,000-document delete take 117 s at a million chunks)."""
+    engine = Engine.open(tmp_path / "idx", create=True)
+    engine.ingest_records(records(300), "beir", model="none")
+    captured: list[tuple[str, object]] = []
+
+    def on_execute(conn, cursor, statement, params, context, executemany):
+        if not executemany and "chunks.document_id IN" in statement:
+            captured.append((statement, params))
+
+    event.listen(engine.store.engine, "before_cursor_execute", on_execute)
+    try:
+        engine.ingest_records(records(300, seed=1), "beir", model="none")  # every text changed: plan() looks up
+        engine.delete(["beir:d1", "beir:d2", "beir:d3"])
+    finally:
+        event.remove(engine.store.engine, "before_cursor_execute", on_execute)
+    assert captured
+    import sqlite3
+
+    conn = sqlite3.connect(engine.paths.root / "meta.sqlite")
+    try:
+        for statement, params in captured:
+            plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params))
+            assert "removed_gen" not in plan and "ix_chunks_document" in plan, (statement[:120], plan)
+    finally:
+        conn.close()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..store import Chunk, Document
@@ -43,6 +43,13 @@ class DocState(NamedTuple):
 
 _STATE = (_DOC.c.id, _DOC.c.path, _DOC.c.removed_gen, _DOC.c.size, _DOC.c.mtime_ns, _DOC.c.content_hash,
           _DOC.c.parser_version, _DOC.c.added_gen)
+
+
+def _still_live(column):
+    """`column IS NULL` (the row is live) in a form no index can serve. Next to an `IN` list of ids or paths, SQLite
+    chose the `removed_gen` index for `IS NULL`, which every live row shares: at a million chunks each batch of a
+    `delete` scanned the whole table (0.39 s instead of 0.001 s; a folder of 100,000 documents took 117 s)."""
+    return func.coalesce(column, 0) == 0  # generations count from 1
 
 
 def _parts(items: Sequence, n: int = LOOKUP_BATCH) -> Iterator[Sequence]:
@@ -86,7 +93,7 @@ def plan(s: Session, works: Sequence) -> list[Plan]:
     conn = s.connection()
     for part in _parts(list(live)):
         rows = conn.execute(select(_CHUNK.c.document_id, _CHUNK.c.content_hash, _CHUNK.c.id)
-                            .where(_CHUNK.c.document_id.in_(part), _CHUNK.c.removed_gen.is_(None))
+                            .where(_CHUNK.c.document_id.in_(part), _still_live(_CHUNK.c.removed_gen))
                             .order_by(_CHUNK.c.id))
         for doc_id, h, cid in rows:
             live[doc_id].setdefault(h, []).append(cid)
@@ -213,10 +220,11 @@ def remove(s: Session, paths: Iterable[str], G: int) -> tuple[int, int]:
     conn = s.connection()
     docs = chunks = 0
     for part in batched(paths):
-        ids = [i for (i,) in conn.execute(select(_DOC.c.id).where(_DOC.c.path.in_(part), _DOC.c.removed_gen.is_(None)))]
+        ids = [i for (i,) in conn.execute(select(_DOC.c.id).where(_DOC.c.path.in_(part),
+                                                                  _still_live(_DOC.c.removed_gen)))]
         if not ids:
             continue
-        live = (_CHUNK.c.document_id.in_(ids), _CHUNK.c.removed_gen.is_(None))
+        live = (_CHUNK.c.document_id.in_(ids), _still_live(_CHUNK.c.removed_gen))
         chunks += conn.execute(delete(_CHUNK).where(*live, _CHUNK.c.added_gen >= G)).rowcount
         chunks += conn.execute(update(_CHUNK).where(*live).values(removed_gen=G)).rowcount
         conn.execute(update(_DOC).where(_DOC.c.id.in_(ids)).values(removed_gen=G))
