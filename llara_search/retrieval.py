@@ -29,12 +29,14 @@ MAX_K = 1000
 def collapsed(searcher: Searcher, hits: list[tuple[int, float]], k: int) -> list[SearchResult]:
     """The top k of `hits` without near-copies. Copies are rare, so the texts of the first k alone are read first;
     deeper hits (fetched for the copies' places) are read, a slice at a time, only as far as copies made room."""
-    def texts():
-        yield from searcher.results(hits[:k])
-        for start in range(k, len(hits), 64):
-            yield from searcher.results(hits[start:start + 64])
+    probes: dict[int, bytes | None] = {}
 
-    return collapse_duplicates(texts(), k)
+    def texts():
+        yield from searcher.results(hits[:k], probes)
+        for start in range(k, len(hits), 64):
+            yield from searcher.results(hits[start:start + 64], probes)
+
+    return collapse_duplicates(texts(), k, lambda r: probes.get(r.chunk_id))
 
 
 def search(engine, query: str, k: int = 10, mode: str | None = None, where: str | None = None, *,

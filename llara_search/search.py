@@ -136,13 +136,17 @@ class Searcher:
         return self.lexical.snapshot(g, rows=lambda: self.store.visible_chunk_texts(g)).search(query, k, where)
 
     # ------------------------------------------------------------------------------------------------ results
-    def results(self, hits: list[tuple[int, float]]) -> list[SearchResult]:
+    def results(self, hits: list[tuple[int, float]], probes: dict[int, bytes | None] | None = None
+                ) -> list[SearchResult]:
+        """The hits' rows as results; `probes`, if given, gets each chunk's stored collapse probe."""
         records = self.store.chunk_records([i for i, _ in hits])
         out = []
         for i, score in hits:
             r = records.get(i)
             if r is None:  # purged between search and lookup (a reader two generations behind)
                 continue
+            if probes is not None:
+                probes[i] = r.probe
             out.append(SearchResult(len(out) + 1, round(float(score), 6), i, r.path, r.heading or None, r.start_line,
                                     r.end_line, r.page, r.text, r.doc_key))
         return out

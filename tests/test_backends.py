@@ -62,7 +62,7 @@ def test_migrations_path_filters_and_chunk_texts_follow_generations(db_url, tmp_
     from llara_search.store.db import current_revision, head_revision
 
     store = Store(db_url or f"sqlite:///{tmp_path / 'm.sqlite'}")
-    assert current_revision(store.engine) == head_revision() == "0007"
+    assert current_revision(store.engine) == head_revision() == "0008"
     with store.engine.connect() as conn:  # BM25 lives in the lexical index files now, on both databases
         assert "chunks_fts" not in inspect(conn).get_table_names()
         assert {"fts", "fts_length"}.isdisjoint(c["name"] for c in inspect(conn).get_columns("chunks"))

@@ -43,3 +43,32 @@ def test_copies_deep_in_a_large_k_are_collapsed_and_others_kept():
     # the first k of a large answer are the answer at that k
     top = collapse_duplicates([_hit(h.rank, h.path, h.text) for h in results[:40]], 10)
     assert [h.path for h in top] == paths[:10]
+
+
+def test_stored_probes_collapse_as_the_texts_do(tmp_path):
+    """Ingest stores each chunk's probe (the hashes collapsing looks up); a search collapses the same copies with
+    the stored probes as with probes computed from the texts (rows from before migration 0008 have none)."""
+    from sqlalchemy import text as sql
+
+    from llara_search.collapse import probe
+    from llara_search.engine import Engine
+
+    rng = random.Random(4)
+    records = []
+    for i in range(120):
+        body = _prose(rng, 6)
+        records.append((f"d{i}", f"T{i}", body))
+        if i % 6 == 0:
+            records.append((f"d{i}-copy", f"T{i}", textwrap.fill(body, width=50)))  # the same text, re-wrapped
+    engine = Engine.open(tmp_path / "idx", create=True)
+    engine.ingest_records(records, "beir", model="none")
+    with engine.store.sessions() as s:
+        rows = s.execute(sql("SELECT text, probe FROM chunks")).all()
+    assert rows and all(p == probe(t) for t, p in rows)
+    query = " ".join(records[0][2].split()[:6]).rstrip(".")
+    stored = engine.search(query, k=100, mode="bm25")
+    with engine.store.session() as s:
+        s.execute(sql("UPDATE chunks SET probe = NULL"))
+    computed = engine.search(query, k=100, mode="bm25")
+    assert [(h.chunk_id, h.also_in) for h in stored] == [(h.chunk_id, h.also_in) for h in computed]
+    assert sum(len(h.also_in) for h in stored) >= 1  # copies were found

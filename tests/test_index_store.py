@@ -199,7 +199,7 @@ def test_migrations_run_from_an_installed_wheel(tmp_path):
                        text=True, cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     con = sqlite3.connect(tmp_path / "m.sqlite")
-    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0007"
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0008"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -70,7 +70,7 @@ def test_doctor_is_ok_on_a_healthy_index(small_index):
     code, r = _doctor(index)
     assert code == 0 and r["ok"] and r["problems"] == [] and r["warnings"] == []
     assert r["checked"]["chunks"] == r["checked"]["index_ntotal"] > 0 and r["checked"]["lexical"] == "ok"
-    assert r["checked"]["schema"] == "0007" and r["checked"]["database"] == "ok"
+    assert r["checked"]["schema"] == "0008" and r["checked"]["database"] == "ok"
 
 
 def test_doctor_finds_damage_and_repair_rebuilds_and_quarantines(small_index):

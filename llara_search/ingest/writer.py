@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from ..collapse import probe
 from ..store import Chunk, Document
 from ..store.models import utcnow
 from .chunking import CHUNKER_VERSION, ChunkData
@@ -25,7 +26,7 @@ LOOKUP_BATCH = 900  # paths or ids per IN list (SQLite's historic limit of bound
 _DOC = Document.__table__
 _CHUNK = Chunk.__table__
 _CHUNK_COLUMNS = ("id", "document_id", "ordinal", "heading", "text", "start_line", "end_line", "page", "char_start",
-                  "char_end", "content_hash", "n_tokens", "chunker_version", "added_gen", "removed_gen")
+                  "char_end", "content_hash", "n_tokens", "chunker_version", "added_gen", "removed_gen", "probe")
 
 
 class DocState(NamedTuple):
@@ -166,7 +167,8 @@ def insert_chunks(s: Session, rows: Sequence[tuple[int, ChunkData]], G: int) -> 
     values = [{"document_id": d, "ordinal": c.ordinal, "heading": c.heading, "text": c.text,
                "start_line": c.start_line, "end_line": c.end_line, "page": c.page, "char_start": c.char_start,
                "char_end": c.char_end, "content_hash": c.content_hash, "n_tokens": c.n_tokens,
-               "chunker_version": CHUNKER_VERSION, "added_gen": G, "removed_gen": None} for d, c in rows]
+               "chunker_version": CHUNKER_VERSION, "added_gen": G, "removed_gen": None, "probe": probe(c.text)}
+              for d, c in rows]
     return _insert_chunk_rows(conn, values)
 
 

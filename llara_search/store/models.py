@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -75,6 +75,7 @@ class Chunk(Base):
     chunker_version: Mapped[str] = mapped_column(String(16))
     added_gen: Mapped[int] = mapped_column(Integer)
     removed_gen: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    probe: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # collapse.probe(text); migration 0008
     document: Mapped[Document] = relationship(back_populates="chunks")
 
 

@@ -15,8 +15,8 @@ from .db import open_database
 from .fulltext import fulltext_for
 from .models import Chunk, Document, FileNote, Generation, IndexInfo
 
-_RECORDS_SQL = ("SELECT c.id, d.path, d.doc_key, d.format, c.heading, c.text, c.start_line, c.end_line, c.page "
-                "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id ")
+_RECORDS_SQL = ("SELECT c.id, d.path, d.doc_key, d.format, c.heading, c.text, c.start_line, c.end_line, c.page, "
+                "c.probe FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id ")
 _TEXTS = select(Chunk.id, Document.path, Chunk.heading, Chunk.text).join(Document, Document.id == Chunk.document_id)
 
 
@@ -38,6 +38,7 @@ class ChunkRecord:
     start_line: int | None
     end_line: int | None
     page: int | None
+    probe: bytes | None = None  # collapse.probe of the text (None in rows stored before migration 0008)
 
 
 class Store:
