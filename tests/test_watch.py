@@ -519,3 +519,21 @@ def test_sigterm_in_a_sync_stops_at_once_and_the_next_start_finishes(tmp_path):
     first = json.loads(r.stdout.splitlines()[0])
     assert first["kind"] == "catch-up" and first["documents"] == 601
     converges(index, docs, tmp_path)
+
+
+def test_watch_reads_links_out_of_the_folder_only_with_follow_symlinks(tmp_path):
+    docs, outside = tmp_path / "docs", tmp_path / "outside"
+    docs.mkdir()
+    outside.mkdir()
+    (docs / "own.md").write_text("# Own\n\nthe folder's own okapi\n")
+    (outside / "far.md").write_text("# Far\n\nthe linked narwhal\n")
+    os.symlink(outside / "far.md", docs / "far.md")
+    found = {}
+    for flag in ([], ["--follow-symlinks"]):
+        index = tmp_path / f"idx{len(flag)}"
+        r = runner.invoke(app, ["watch", str(docs), "--index", str(index), "--model", "none", "--exit-after", "0",
+                                *flag])
+        assert r.exit_code == 0, r.output
+        q = runner.invoke(app, ["query", "narwhal", "--index", str(index), "--json", "--local"])
+        found[bool(flag)] = [h["path"] for h in json.loads(q.stdout)["results"]]
+    assert found[False] == [] and found[True] == [str(docs / "far.md")]

@@ -45,17 +45,9 @@ def ingest(
     as_json: bool = JsonOpt,
 ) -> None:
     """Parse, chunk, encode and store files; only new and changed files are encoded."""
-    from ..ingest.report import IngestOptions
-
-    dtype = parse_dtype(dtype)
-    check_index_type(index_type)
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail(f"no such file or folder: {missing[0]}", 2)
-    opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, follow_symlinks=follow_symlinks,
-                         delete_missing=not no_delete,
-                         max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
-                         batch_size=batch_size)
+    dtype, opts = _checked(paths, dtype, include=include, exclude=exclude, hidden=hidden,
+                           follow_symlinks=follow_symlinks, delete_missing=not no_delete, max_file_mb=max_file_mb,
+                           index_type=index_type, index_factory=index_factory, batch_size=batch_size)
     memory = check_new_index(index, db_url, model, adapter, dtype)
 
     def run(pool, device):
@@ -81,6 +73,19 @@ def ingest(
 INGEST_FILES_FAILED = 3  # `ingest` exit status when some files could not be read (the rest is committed)
 
 
+def _checked(paths: List[Path], dtype: str, **options):
+    """What `ingest` and `watch` refuse before opening anything (a dtype or index type they do not know, a path
+    that is not there), and their options for the ingest."""
+    from ..ingest.report import IngestOptions
+
+    dtype = parse_dtype(dtype)
+    check_index_type(options.get("index_type"))
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {missing[0]}", 2)
+    return dtype, IngestOptions(**options)
+
+
 @guard
 def watch(
     paths: List[Path] = typer.Argument(..., help="Files or folders to keep in sync"),
@@ -96,6 +101,7 @@ def watch(
     vector_db: Optional[str] = VectorDbOpt,
     no_delete: bool = typer.Option(False, "--no-delete", help="Keep documents whose files are gone"),
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders"),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="As for ingest"),
     max_file_mb: float = typer.Option(20.0, "--max-file-mb", help="Larger files are reported and skipped"),
     debounce: float = typer.Option(0.5, "--debounce", min=0, help="Seconds a file must stop changing before it is "
                                    "taken; a burst is taken once the folder is quiet this long"),
@@ -106,18 +112,12 @@ def watch(
     dtype: str = DtypeOpt, as_json: bool = typer.Option(False, "--json", help="One JSON object per line and event"),
 ) -> None:
     """Keep the index in sync with folders: catch up, then one generation per settled batch of changes."""
-    from ..ingest.report import IngestOptions
     from ..watch import WatchSettings
     from ..watch.command import run_watch
 
-    dtype = parse_dtype(dtype)
-    check_index_type(index_type)
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail(f"no such file or folder: {missing[0]}", 2)
-    opts = IngestOptions(include=include, exclude=exclude, hidden=hidden, delete_missing=not no_delete,
-                         max_file_mb=max_file_mb, index_type=index_type, index_factory=index_factory,
-                         batch_size=batch_size)
+    dtype, opts = _checked(paths, dtype, include=include, exclude=exclude, hidden=hidden,
+                           follow_symlinks=follow_symlinks, delete_missing=not no_delete, max_file_mb=max_file_mb,
+                           index_type=index_type, index_factory=index_factory, batch_size=batch_size)
     engine = open_engine(index, db_url, create=True, model=model, vector_db=vector_db, dtype=dtype)
     run_watch(engine, paths, opts, WatchSettings(debounce=debounce, poll=poll), model=model,
               adapter=str(adapter) if adapter else None, chunk_tokens=chunk_tokens, as_json=as_json,
