@@ -344,3 +344,70 @@ def test_a_big_requests_checkpoint_waits_while_a_small_one_runs():
     with gate.small(), pytest.raises(DeadlineExceeded):
         late.check()  # never past its own deadline, however many small ones there are
     assert gate.wait_turn(max_wait=0.01) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transport", ["stdio", "streamable-http"])
+def test_sigterm_stops_mcp_at_once_with_a_session_open(index, transport):
+    """An agent host ending `llara-search mcp` (stdio) or an operator stopping its HTTP transport: the process is
+    gone within seconds, with a client session still open; MCP never writes, so nothing is left half-written."""
+    import socket
+
+    import anyio
+    from mcp.client.session import ClientSession
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [sys.executable, "-m", "llara_search", "mcp", "--index", str(index)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if transport == "stdio":
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env=env)
+    else:
+        proc = subprocess.Popen(args + ["--transport", transport, "--port", str(port)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+    opened = threading.Event()
+
+    def session():
+        async def run():
+            if transport == "stdio":  # the host's side of the pipes, by hand: one initialize request
+                proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"}}}).encode() + b"\n")
+                proc.stdin.flush()
+                assert b'"result"' in proc.stdout.readline()
+                opened.set()
+                return
+            from mcp.client.streamable_http import streamable_http_client
+
+            url = f"http://127.0.0.1:{port}/mcp"
+            for _ in range(600):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    await anyio.sleep(0.1)
+            async with streamable_http_client(url) as streams, ClientSession(streams[0], streams[1]) as s:
+                await s.initialize()
+                assert not (await s.call_tool("search", {"query": "llama port", "k": 2})).is_error
+                opened.set()
+                await anyio.sleep(60)
+
+        try:
+            anyio.run(run)
+        except BaseException:  # noqa: BLE001 - the server going away ends the session
+            pass
+
+    th = threading.Thread(target=session, daemon=True)
+    th.start()
+    try:
+        assert opened.wait(120), "no session"
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        assert time.monotonic() - t < 10
+        assert proc.returncode in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
