@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import (bm25, cli_query, dtype, encode, formats, gpu, hostile_serve, index, ingest, memory, milvus, page,
-               parsing, rerank, scale, serve, soak, watch)
+from . import (ahead, bm25, cli_query, dtype, encode, formats, gpu, hostile_serve, index, ingest, memory, milvus,
+               page, parsing, rerank, scale, serve, soak, watch)
 from .common import RESULTS_JSON, ROOT, machine
 
 
@@ -35,6 +35,7 @@ def report() -> str:
     if bm:
         lines += _bm25_rows(bm)
     lines += scale.report_rows(data)
+    lines += ahead.report_rows(data)
     lines += watch.report_rows(data)  # rows of the headline table
     gp = data.get("gpu_7b")
     if gp:
@@ -366,6 +367,7 @@ def main() -> None:
     if "--report" not in sys.argv:
         encode.main([])
         ingest.main([])
+        ahead.main([])
         bm25.main([])
         scale.main(["--passages", "100000"])
         serve.main(["--chunks", "100000", "--requests", "2000", "--concurrency", "32"])

@@ -214,3 +214,59 @@ def test_corpus_copy_of_real_docs_folder(tmp_path, tiny_model):
     engine, r = ingest(tmp_path / "idx", [docs], tiny_model)
     assert r.files_new > 20 and r.chunks_total > 500
     assert engine.ingest([str(docs)]).chunks_encoded == 0
+
+
+def test_encoding_ahead_writes_what_a_sequential_ingest_writes(tmp_path, tiny_model):
+    """A batch encoded beside the parsing of the next (ingest/ahead.py) leaves the rows, ids and vectors a
+    sequential ingest leaves: with small batches, an id repeated while its first version is being encoded, and a
+    record with a lone surrogate (replaced, said in a warning, never a failed run)."""
+    import numpy as np
+    from sqlalchemy import text as sql
+
+    from llara_search.ingest.report import IngestOptions
+
+    recs = [(f"d{i}", f"T{i}", f"passage {i} about herons and egrets. " * 6) for i in range(50)]
+    recs.insert(25, ("d3", "T3 again", "the third passage, changed while the first was encoded"))
+    recs.insert(35, ("odd", "Odd", "broken \ud800 text about herons"))
+    got = {}
+    for ahead in (True, False):
+        engine = Engine.open(tmp_path / f"idx-{ahead}", create=True)
+        report = engine.ingest_records(recs, "beir", model=str(tiny_model),
+                                       options=IngestOptions(commit_chunks=8, encode_ahead=ahead))
+        with engine.store.sessions() as s:
+            rows = s.execute(sql("SELECT c.id, d.doc_key, c.text FROM chunks c JOIN documents d ON d.id = "
+                                 "c.document_id WHERE c.removed_gen IS NULL ORDER BY c.id")).all()
+        ids = [r[0] for r in rows]
+        got[ahead] = (rows, engine.searcher.vectors.get(ids), report)
+    (rows_a, vecs_a, rep_a), (rows_s, vecs_s, rep_s) = got[True], got[False]
+    assert rows_a == rows_s and np.array_equal(vecs_a, vecs_s)
+    assert not rep_a.files_failed and rep_a.chunks_encoded == rep_s.chunks_encoded
+    assert any(r[1] == "d3" and "changed" in r[2] for r in rows_a)
+    assert any(r[1] == "odd" and "\ufffd" in r[2] for r in rows_a)
+    assert {"path": "beir:odd", "warning": "lone surrogates replaced by U+FFFD"} in rep_a.warnings
+    assert "encode_wait" in rep_a.stages and "encode_wait" not in rep_s.stages
+
+
+def test_a_run_that_fails_with_a_batch_encoding_ahead_ends_cleanly(tmp_path, tiny_model):
+    """The failing run waits for the encoder thread and drops its batch: a Python error and exit status 1, never the
+    C++ abort of a process ending under a running torch op."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        from llara_search.engine import Engine
+        from llara_search.ingest.report import IngestOptions
+
+        def records():
+            for i in range(400):
+                if i == 256:  # just after the fourth batch of 64 went to the encoder
+                    raise RuntimeError("the corpus file is truncated")
+                yield f"d{{i}}", "T", "a passage about herons and egrets " * 30
+
+        Engine.open({str(tmp_path / 'idx')!r}, create=True).ingest_records(
+            records(), "beir", model={str(tiny_model)!r}, options=IngestOptions(commit_chunks=64))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "the corpus file is truncated" in r.stderr, (r.returncode, r.stderr[-2000:])
+    assert "terminate called" not in r.stderr

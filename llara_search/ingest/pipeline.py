@@ -9,10 +9,12 @@ index/backend.py) and named in the database in a single commit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from . import writer
 from .chunking import ChunkData, Chunker, passage_text
 from .forecast import ChunkForecast, EncodeEstimate, min_seconds, text_bytes
 from .notes import one_line, record_file_notes
+from .ahead import Ahead
 from .report import _BATCH_COUNTERS, IngestOptions, IngestReport
 from .parsers import PARSER_VERSION, ParsedDocument, ParseError, SkipFile, parse_file, parse_underlined
 from .walk import walk
@@ -58,6 +61,26 @@ class _Work:
     chunks: list[ChunkData]
     doc_key: str | None = None
     text_bytes: int | None = None  # the size the forecast learns from (forecast.text_bytes)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _settled(run: Callable) -> Callable:
+    """A run that fails or is stopped leaves no encoder thread behind: the batch encoded ahead is waited for and
+    dropped (its rows were never written, as after a crash), so the process never ends under a running torch op
+    (which aborts it)."""
+    @functools.wraps(run)
+    def settled(self: "Ingestor", *args, **kwargs):
+        try:
+            return run(self, *args, **kwargs)
+        except BaseException:
+            ahead, self._ahead, self._ahead_paths = self._ahead, None, set()
+            if ahead is not None:
+                ahead[2].wait()
+            raise
+
+    return settled
 
 
 class Ingestor:
@@ -86,6 +109,8 @@ class Ingestor:
         self._known: dict[str, DocState | None] = {}  # rows of the batch of paths being read (`_prefetch`)
         self._touched: list[dict] = []  # same bytes, new size or mtime: written with the next batch's lookup
         self._pending_chunks = 0
+        self._ahead: tuple[list[_Work], list, Ahead] | None = None  # a batch being encoded, its rows not written
+        self._ahead_paths: set[str] = set()
         self.load_encoder: Callable[[], object] | None = None  # loads the model outside the first batch's timer
         self.info_on_commit: dict = {}  # index info committed with the generation (e.g. the passages' dtype)
         self._encoder = None
@@ -95,6 +120,7 @@ class Ingestor:
         self._roots: list[Path] | None = None  # the folders being ingested: where AsciiDoc includes may come from
 
     # ------------------------------------------------------------------------------------------------ files
+    @_settled
     def run_files(self, roots: list[Path]) -> IngestReport:
         t0 = time.perf_counter()
         run_id = self._start_run()
@@ -122,6 +148,7 @@ class Ingestor:
         record_file_notes(self.store, [to_stored(os.path.abspath(r)) for r in roots], self.run_id, self.report)
         return self.report
 
+    @_settled
     def run_changes(self, files: list[Path], gone: list[str]) -> IngestReport:
         """Sync only what a file watcher saw change (llara_search/watch): `files` read again where their size or
         mtime changed, the documents at or under each path in `gone` removed; one generation, like `run_files`."""
@@ -144,6 +171,7 @@ class Ingestor:
         self._finish(run_id, t0)
         return self.report
 
+    @_settled
     def run_records(self, records, source: str, expected: int | None = None) -> IngestReport:
         """Ingest in-memory documents `(doc_key, title, text)` (BEIR corpora), keyed as `<source>:<doc_key>`;
         `expected`: how many records there are, when known (for the encode forecast)."""
@@ -171,7 +199,14 @@ class Ingestor:
     def _sync_record(self, path: str, doc_key: str, title: str, text: str) -> None:
         t = time.perf_counter()
         body = passage_text(title, text)
-        digest = hashlib.sha256(body.encode()).hexdigest()
+        try:
+            data = body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (JSON may escape one): U+FFFD, as a decoder makes of bad bytes
+            title, text = _LONE_SURROGATE.sub("\ufffd", title or ""), _LONE_SURROGATE.sub("\ufffd", text)
+            body = passage_text(title, text)
+            data = body.encode("utf-8")
+            self.report.warnings.append({"path": path, "warning": "lone surrogates replaced by U+FFFD"})
+        digest = hashlib.sha256(data).hexdigest()
         doc = self._doc(path)
         if self._same_bytes(doc, digest):
             if doc.parser_version == PARSER_VERSION:
@@ -259,6 +294,9 @@ class Ingestor:
         self._known = {p: found.get(p) for p in paths}
 
     def _doc(self, path: str) -> DocState | None:
+        if path in self._ahead_paths:  # the same path again while its first version is being encoded: written first
+            self._drain()
+            self._known.pop(path, None)
         if path in self._known:
             return self._known[path]
         with self.store.sessions() as s:
@@ -279,15 +317,15 @@ class Ingestor:
         self._pending_chunks += len(work.chunks)
         # without an encoder a batch is only rows: larger ones save commits (each an fsync), memory stays per batch
         if self._pending_chunks >= (self.opt.commit_chunks if self.encode else max(self.opt.commit_chunks, 2048)):
-            self._flush_safely()
+            self._flush_safely(ahead=self.opt.encode_ahead)
 
-    def _flush_safely(self) -> None:
+    def _flush_safely(self, ahead: bool = False) -> None:
         """`_flush`, where a row the database refuses fails its own file only: the batch is written again file by
         file, and the one that is refused is reported (the rest of the run goes on)."""
         works = list(self._pending)
         counters = {k: getattr(self.report, k) for k in _BATCH_COUNTERS}
         try:
-            self._flush()
+            self._flush(ahead)
         except OperationalError:
             raise  # the database itself is away, locked or full: no file is to blame
         except (SQLAlchemyError, UnicodeError) as exc:
@@ -300,12 +338,15 @@ class Ingestor:
                 self._pending, self._pending_chunks = [w], len(w.chunks)
                 self._flush_safely()
 
-    def _flush(self) -> None:
-        """Encode what the queued documents need, append vectors, then commit their rows in one transaction."""
-        if not self._pending:
-            return
+    def _flush(self, ahead: bool = False) -> None:
+        """Encode what the queued documents need, append vectors, then commit their rows in one transaction.
+        `ahead`: the encode runs beside the caller, who goes on parsing; the rows are written by the next flush (or
+        `_drain`), which first writes the batch before it."""
         works, self._pending, self._pending_chunks = self._pending, [], 0
         self._pending_paths.clear()
+        self._drain()
+        if not works:
+            return
         t = time.perf_counter()
         with self.store.sessions() as s:
             plans = writer.plan(s, works)
@@ -313,9 +354,42 @@ class Ingestor:
         self.report.stages["store"] += time.perf_counter() - t
         if to_encode and self.encode:
             self._load_encoder()
+            if ahead:
+                self._ahead = (works, plans, Ahead(self._vectors_for, to_encode))
+                self._ahead_paths = {w.path for w in works}
+                return
         t = time.perf_counter()
         vecs, n_encoded = self._vectors_for(to_encode) if to_encode and self.encode else (None, 0)
         took = time.perf_counter() - t
+        if to_encode and self.encode and self.opt.encode_ahead:  # the run's last batch: nothing left to parse
+            self.report.stages["encode_wait"] += took
+        self._write(plans, vecs, n_encoded, took)
+
+    def _drain(self) -> None:
+        """Write the batch encoded ahead, once its vectors are ready. A row the database refuses fails its own
+        file only, as in `_flush_safely` (those files are encoded again, one at a time)."""
+        if self._ahead is None:
+            return
+        works, plans, job = self._ahead
+        self._ahead, self._ahead_paths = None, set()
+        t = time.perf_counter()
+        vecs, n_encoded = job.take()
+        self.report.stages["encode_wait"] += time.perf_counter() - t  # the ingest waiting for the encoder
+        counters = {k: getattr(self.report, k) for k in _BATCH_COUNTERS}
+        try:
+            self._write(plans, vecs, n_encoded, job.seconds)
+        except OperationalError:
+            raise
+        except (SQLAlchemyError, UnicodeError):
+            for k, v in counters.items():
+                setattr(self.report, k, v)
+            held = self._pending, self._pending_chunks, set(self._pending_paths)
+            for w in works:
+                self._pending, self._pending_chunks = [w], len(w.chunks)
+                self._flush_safely()
+            self._pending, self._pending_chunks, self._pending_paths = held
+
+    def _write(self, plans: list, vecs: np.ndarray | None, n_encoded: int, took: float) -> None:
         self.report.stages["encode"] += took
         self.report.chunks_encoded += n_encoded
         if n_encoded:

@@ -22,6 +22,7 @@ class IngestOptions:
     index_type: str | None = None
     index_factory: str | None = None
     batch_size: int | None = None
+    encode_ahead: bool = True  # a batch is encoded while the next one is parsed (ingest/ahead.py)
 
 
 @dataclass
