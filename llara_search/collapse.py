@@ -99,28 +99,6 @@ def _unpack(blob: bytes) -> list[int]:
     return a.tolist()
 
 
-class _Kept:
-    """The kept results' window hashes, each with the best kept result holding it, and their whole texts' hashes."""
-
-    def __init__(self) -> None:
-        self.windows: dict[int, int] = {}
-        self.flats: dict[int, int] = {}  # whole text hash -> first kept
-
-    def add(self, i: int, flat: int, windows: list[int]) -> None:
-        self.flats.setdefault(flat, i)
-        first = self.windows.setdefault
-        for w in windows:
-            first(w, i)
-
-    def sources(self, length: int, windows: list[int], n_kept: int) -> list[int]:
-        """The kept results this text could be a copy of, best first."""
-        if length < SHORT_CHARS and n_kept <= SMALL:
-            return list(range(n_kept))  # short texts among few results: the exact test is cheap
-        found = set(map(self.windows.get, windows))
-        found.discard(None)
-        return sorted(found)
-
-
 def collapse_duplicates(results: Iterable[T], k: int, probes: Callable[[T], bytes | None] | None = None
                         ) -> list[T]:
     """The first k results, in order, without copies of better ones; ranks renumbered; a kept result's `also_in`
@@ -132,7 +110,8 @@ def collapse_duplicates(results: Iterable[T], k: int, probes: Callable[[T], byte
     kept: list[T] = []
     lengths: list[int] = []
     starts: list[int] = []  # each kept result's first window
-    index = _Kept()
+    window_of: dict[int, int] = {}  # window hash -> the best kept result holding it
+    flat_of: dict[int, int] = {}  # whole text hash -> the first kept result with that text
     shingles: list[tuple[tuple[str, ...], frozenset] | None] = []  # tokenized only when a later result needs them
 
     def of(i: int) -> tuple[tuple[str, ...], frozenset]:
@@ -142,22 +121,30 @@ def collapse_duplicates(results: Iterable[T], k: int, probes: Callable[[T], byte
 
     for r in results:
         blob = probes(r) if probes is not None else None
-        flat, *windows = _unpack(blob if blob is not None else probe(r.text))
+        windows = _unpack(blob if blob is not None else probe(r.text))
+        flat = windows.pop(0)
         n = len(r.text)
-        dup = index.flats.get(flat)  # the same text, wrapped the same or otherwise
+        dup = flat_of.get(flat)  # the same text, wrapped the same or otherwise
         if dup is not None and _flat(kept[dup].text) != _flat(r.text):
             dup = None  # (two texts sharing a 64-bit hash)
-        sources = index.sources(n, windows, len(kept)) if dup is None else []
-        same = [i for i in sources if abs(lengths[i] - n) <= n // 8 + 8  # could hold its words
-                and (kept[i].path != r.path or starts[i] == windows[0])]  # (a file's overlapping chunks: not)
-        others = [i for i in sources if kept[i].path != r.path]  # (overlapping chunks of one file hold windows too)
-        if same or others:
-            words, sh = _shingles(r.text)
-            dup = next((i for i in same if of(i)[0] == words), None)  # the same words
-            if dup is None and others and len(sh) >= MIN_SHINGLES \
-                    and len(sh & set().union(*(of(i)[1] for i in others))) >= CONTAINMENT * len(sh):
-                overlap = {i: len(sh & of(i)[1]) for i in others}
-                dup = min(overlap, key=lambda i: (-overlap[i], i))
+        if dup is None:
+            if n < SHORT_CHARS and len(kept) <= SMALL:
+                sources = range(len(kept))  # short texts among few results: the exact test is cheap
+            else:  # the kept results this text could be a copy of, best first
+                found = set(map(window_of.get, windows))
+                found.discard(None)
+                sources = sorted(found) if found else ()
+            if sources:
+                same = [i for i in sources if abs(lengths[i] - n) <= n // 8 + 8  # could hold its words
+                        and (kept[i].path != r.path or starts[i] == windows[0])]  # (a file's overlapping chunks)
+                others = [i for i in sources if kept[i].path != r.path]  # (a file's overlapping chunks share windows)
+                if same or others:
+                    words, sh = _shingles(r.text)
+                    dup = next((i for i in same if of(i)[0] == words), None)  # the same words
+                    if dup is None and others and len(sh) >= MIN_SHINGLES \
+                            and len(sh & set().union(*(of(i)[1] for i in others))) >= CONTAINMENT * len(sh):
+                        overlap = {i: len(sh & of(i)[1]) for i in others}
+                        dup = min(overlap, key=lambda i: (-overlap[i], i))
         if dup is not None:
             other = kept[dup]
             if r.path != other.path and r.path not in other.also_in:
@@ -165,7 +152,9 @@ def collapse_duplicates(results: Iterable[T], k: int, probes: Callable[[T], byte
             continue
         if len(kept) == k:
             break
-        index.add(len(kept), flat, windows)
+        i = len(kept)
+        flat_of.setdefault(flat, i)
+        window_of.update({w: i for w in windows if w not in window_of})  # the best kept result keeps a window
         kept.append(r)
         lengths.append(n)
         starts.append(windows[0])
