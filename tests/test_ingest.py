@@ -265,7 +265,7 @@ def test_a_run_that_fails_with_a_batch_encoding_ahead_ends_cleanly(tmp_path, tin
                 yield f"d{{i}}", "T", "a passage about herons and egrets " * 30
 
         Engine.open({str(tmp_path / 'idx')!r}, create=True).ingest_records(
-            records(), "beir", model={str(tiny_model)!r}, options=IngestOptions(commit_chunks=64))
+            records(), "beir", model={str(tiny_model)!r}, options=IngestOptions(commit_chunks=64, encode_ahead=True))
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "the corpus file is truncated" in r.stderr, (r.returncode, r.stderr[-2000:])

@@ -22,7 +22,7 @@ class IngestOptions:
     index_type: str | None = None
     index_factory: str | None = None
     batch_size: int | None = None
-    encode_ahead: bool = True  # a batch is encoded while the next one is parsed (ingest/ahead.py)
+    encode_ahead: bool | None = None  # encode a batch while the next is parsed (ingest/ahead.py); None: on a GPU
 
 
 @dataclass
