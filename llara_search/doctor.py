@@ -85,8 +85,7 @@ class Doctor:
             d.checked["chunks"] = 0
             self._leftovers(d, None)
             return d
-        with self.store.sessions() as s:
-            live = np.fromiter(s.scalars(select(Chunk.id).where(visible(Chunk, gen.id)).order_by(Chunk.id)), np.int64)
+        live = self.store.ids(select(Chunk.id).where(visible(Chunk, gen.id)).order_by(Chunk.id))
         d.checked["chunks"] = int(len(live))
         self._documents(d, gen.id)
         self._lexical(d, gen.id, live)

@@ -27,13 +27,13 @@ class GenerationCommit:
         t = time.perf_counter()
         info_updates = {**self.info_on_commit, **(info_updates or {})}
         prev = self.store.current_generation()
+        ids = self.store.ids
+        all_ids = ids(select(Chunk.id).where(Chunk.removed_gen.is_(None)).order_by(Chunk.id))
+        added = ids(select(Chunk.id).where(Chunk.added_gen == G, Chunk.removed_gen.is_(None)).order_by(Chunk.id))
+        if np.array_equal(added, all_ids):  # a first ingest: one array, not two (8 MB a million chunks)
+            added = all_ids
+        removed = ids(select(Chunk.id).where(Chunk.removed_gen == G, Chunk.added_gen < G))
         with self.store.sessions() as s:
-            all_ids = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen.is_(None)).order_by(Chunk.id)),
-                                  np.int64)
-            added = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.added_gen == G, Chunk.removed_gen.is_(None))
-                                          .order_by(Chunk.id)), np.int64)
-            removed = np.fromiter(s.scalars(select(Chunk.id).where(Chunk.removed_gen == G, Chunk.added_gen < G)),
-                                  np.int64)
             docs_changed = s.scalar(select(Document.id).where((Document.added_gen == G) | (Document.removed_gen == G))
                                     .limit(1))
         info = self.store.get_info()
