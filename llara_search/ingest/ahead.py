@@ -43,12 +43,11 @@ class Ahead(Generic[T]):
 
     def wait(self) -> None:
         """Until fn has returned (its result or error left unread)."""
-        while not self._done.wait(0.5):
+        while not self._done.wait(0.5):  # in slices: a Ctrl-C on the waiting thread is not held off
             pass
 
     def take(self) -> T:
-        while not self._done.wait(0.5):  # in slices: a Ctrl-C on the waiting thread is not held off
-            pass
+        self.wait()
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[return-value]
