@@ -189,7 +189,7 @@ class Ingestor(GenerationCommit):
                     self.progress("parse", self.report.files_seen, 0)
                 seen.add(path)
                 self._sync_record(path, doc_key, title, text)
-        self._flush()
+        self._flush_safely()
         if self.opt.delete_missing:
             self._remove_prefix(f"{source}:", seen.freeze())
         self._finish(run_id, t0)
@@ -321,6 +321,7 @@ class Ingestor(GenerationCommit):
     def _flush_safely(self, ahead: bool = False) -> None:
         """`_flush`, where a row the database refuses fails its own file only: the batch is written again file by
         file, and the one that is refused is reported (the rest of the run goes on)."""
+        self._drain()  # the batch encoded ahead is written first, under its own counters
         works = list(self._pending)
         counters = {k: getattr(self.report, k) for k in _BATCH_COUNTERS}
         try:
@@ -328,14 +329,21 @@ class Ingestor(GenerationCommit):
         except OperationalError:
             raise  # the database itself is away, locked or full: no file is to blame
         except (SQLAlchemyError, UnicodeError) as exc:
-            for k, v in counters.items():
-                setattr(self.report, k, v)
-            if len(works) == 1:
-                self._fail(works[0].path, f"cannot store: {one_line(exc)}", "store-error")
-                return
-            for w in works:
-                self._pending, self._pending_chunks = [w], len(w.chunks)
-                self._flush_safely()
+            self._one_by_one(works, counters, exc)
+
+    def _one_by_one(self, works: list[_Work], counters: dict[str, int], exc: Exception) -> None:
+        """A batch the database refused: its counters as before it, then its files written one at a time, so the
+        one that is refused fails alone."""
+        for k, v in counters.items():
+            setattr(self.report, k, v)
+        if len(works) == 1:
+            self._fail(works[0].path, f"cannot store: {one_line(exc)}", "store-error")
+            return
+        held = self._pending, self._pending_chunks, set(self._pending_paths)
+        for w in works:
+            self._pending, self._pending_chunks = [w], len(w.chunks)
+            self._flush_safely()
+        self._pending, self._pending_chunks, self._pending_paths = held
 
     def _flush(self, ahead: bool = False) -> None:
         """Encode what the queued documents need, append vectors, then commit their rows in one transaction.
@@ -366,7 +374,7 @@ class Ingestor(GenerationCommit):
 
     def _drain(self) -> None:
         """Write the batch encoded ahead, once its vectors are ready. A row the database refuses fails its own
-        file only, as in `_flush_safely` (those files are encoded again, one at a time)."""
+        file only, as in `_flush_safely`."""
         if self._ahead is None:
             return
         works, plans, job = self._ahead
@@ -379,14 +387,8 @@ class Ingestor(GenerationCommit):
             self._write(plans, vecs, n_encoded, job.seconds)
         except OperationalError:
             raise
-        except (SQLAlchemyError, UnicodeError):
-            for k, v in counters.items():
-                setattr(self.report, k, v)
-            held = self._pending, self._pending_chunks, set(self._pending_paths)
-            for w in works:
-                self._pending, self._pending_chunks = [w], len(w.chunks)
-                self._flush_safely()
-            self._pending, self._pending_chunks, self._pending_paths = held
+        except (SQLAlchemyError, UnicodeError) as exc:
+            self._one_by_one(works, counters, exc)
 
     def _write(self, plans: list, vecs: np.ndarray | None, n_encoded: int, took: float) -> None:
         self.report.stages["encode"] += took
