@@ -204,3 +204,29 @@ def test_delete_and_change_lookups_use_the_document_index_on_sqlite(tmp_path):
             assert "removed_gen" not in plan and "ix_chunks_document" in plan, (statement[:120], plan)
     finally:
         conn.close()
+
+
+def test_a_refused_row_fails_its_record_alone_with_and_without_encoding_ahead(db_url, tmp_path, tiny_model):
+    """PostgreSQL refuses a NUL byte in text (SQLite stores it). The record holding one fails alone, even in the
+    run's last batch and through the COPY path, and the counts of the batches written before it are kept, whether
+    they were encoded ahead or in turn."""
+    from llara_search.ingest.report import IngestOptions
+
+    recs = [(f"d{i}", f"T{i}", f"passage {i} about herons and egrets. " * 6) for i in range(40)]
+    recs.insert(12, ("nul-early", "N", "a nul \x00 byte about herons"))
+    recs.append(("nul-last", "N", "another nul \x00 byte about egrets"))
+    got = []
+    for ahead in (True, False):
+        with (scratch_pg_database(db_url, "llara_nul") if db_url else _nothing()) as url:  # a database each
+            engine = Engine.open(tmp_path / f"idx-{ahead}", db_url=url, create=True)
+            r = engine.ingest_records(recs, "beir", model=str(tiny_model),
+                                      options=IngestOptions(commit_chunks=8, encode_ahead=ahead))
+            got.append((r.files_new, r.chunks_added, r.documents, sorted(f["path"] for f in r.files_failed)))
+            engine.close()
+    refused = ["beir:nul-early", "beir:nul-last"] if db_url else []
+    assert got[0] == got[1] == (42 - len(refused), 42 - len(refused), 42 - len(refused), refused)
+
+
+@contextmanager
+def _nothing():
+    yield None

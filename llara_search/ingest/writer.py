@@ -190,10 +190,17 @@ def _insert_chunk_rows(conn, values: list[dict]) -> list[int]:
     """Insert chunk rows with fresh ids: one executemany on SQLite, COPY on PostgreSQL."""
     ids = new_ids(conn, "chunks", len(values))
     if conn.dialect.name == "postgresql":
+        import psycopg
+        from sqlalchemy.exc import DBAPIError
+
+        statement = f"COPY chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN"
         cur = conn.connection.driver_connection.cursor()
-        with cur.copy(f"COPY chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN") as copy:
-            for i, v in zip(ids, values):
-                copy.write_row((i, *(v[c] for c in _CHUNK_COLUMNS[1:])))
+        try:
+            with cur.copy(statement) as copy:
+                for i, v in zip(ids, values):
+                    copy.write_row((i, *(v[c] for c in _CHUNK_COLUMNS[1:])))
+        except psycopg.Error as exc:  # as SQLAlchemy raises it for its own statements (a refused row: DataError)
+            raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
     else:
         for i, v in zip(ids, values):
             v["id"] = i
