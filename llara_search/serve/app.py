@@ -300,8 +300,12 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
         opening = jobs.dumps(payload)[:-1] + (b"," if payload else b"")
         return opening + b'"results":[' + b",".join(parts) + b"]}"
 
-    async def answered(head: dict, queries: list[str], k: int, mode: str, where: str | None,
+    async def answered(head: dict, queries: list[str], k: int, mode: str | None, where: str | None,
                        rerank_asked: bool | None, depth: int | None, collapse: bool, *, single: bool) -> Response:
+        """`mode` None: the index's default (dense, or BM25 on a text-only index), named in a single answer."""
+        mode = mode or default_mode(engine.info)
+        if single:
+            head = {**head, "mode": mode}
         results, outcomes = await run_search(queries, k, mode, where, rerank_asked, depth, collapse, single=single)
         if sum(map(len, results)) > 100:  # a big answer is serialized off the event loop too
             body = await asyncio.to_thread(answer, head, results, outcomes, single)
@@ -342,19 +346,16 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
                          rerank_depth: int | None = Query(None, description=RERANK_DEPTH_DOC,
                                                           json_schema_extra=K_SCHEMA),
                          collapse: bool = Query(True, description=COLLAPSE_DOC)):
-        mode = mode or default_mode(engine.info)
-        return await answered({"query": q, "mode": mode}, [q], k, mode, where, rerank, rerank_depth, collapse,
-                              single=True)
+        return await answered({"query": q}, [q], k, mode, where, rerank, rerank_depth, collapse, single=True)
 
     @app.post("/search", tags=["search"], dependencies=[Depends(auth)])
     async def search_post(body: SearchRequest):
-        mode = body.mode or default_mode(engine.info)
-        return await answered({"query": body.query, "mode": mode}, [body.query], body.k, mode, body.where,
-                              body.rerank, body.rerank_depth, body.collapse, single=True)
+        return await answered({"query": body.query}, [body.query], body.k, body.mode, body.where, body.rerank,
+                              body.rerank_depth, body.collapse, single=True)
 
     @app.post("/batch_search", tags=["search"], dependencies=[Depends(auth)])
     async def batch_search(body: BatchSearchRequest):
-        return await answered({}, body.queries, body.k, body.mode or default_mode(engine.info), body.where, body.rerank, body.rerank_depth,
+        return await answered({}, body.queries, body.k, body.mode, body.where, body.rerank, body.rerank_depth,
                               body.collapse, single=False)
 
     @app.post("/embed", tags=["embeddings"], dependencies=[Depends(auth)])
