@@ -17,6 +17,7 @@ import numpy as np
 
 from . import maintenance, retrieval, writing
 from .binding import check_binding, new_vector_db
+from .encoder.seats import EncoderSeats
 from .errors import EmptyIndexError, EngineError, StoreError, first_line
 from .identity import (TEXT_ONLY, check_encoder_memory, merge_dtypes, model_identity,  # noqa: F401 - re-exported
                        reencode_args)
@@ -54,7 +55,7 @@ class Engine:
         self._fresh_folder: Path | None = None  # the folder `open(create=True)` made: a failed first ingest removes it
         self.pool = None  # an EncodePool under torchrun: passages are encoded by every process (distributed.py)
         self._load_lock = threading.Lock()
-        self._encode_lock = threading.Lock()
+        self.seats = EncoderSeats()  # one forward at a time per seat: bulk work, and a server's quick queries
         self._rerankers: dict[tuple, Reranker] = {}  # loaded once per process and kept (the server keeps it warm)
         self._rerank_lock = threading.Lock()
 

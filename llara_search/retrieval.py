@@ -182,16 +182,17 @@ def rerank_candidates(engine, queries: Sequence[str], candidates: Sequence[Seque
     return out
 
 
-def encode_queries(engine, queries: Sequence[str]) -> np.ndarray:
-    return embed(engine, queries, "query")
+def encode_queries(engine, queries: Sequence[str], *, quick: bool = False) -> np.ndarray:
+    return embed(engine, queries, "query", quick=quick)
 
 
-def embed(engine, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
-    """Vectors of texts with the index's encoder; one forward at a time (torch is not re-entrant-friendly)."""
+def embed(engine, texts: Sequence[str], kind: str = "passage", *, quick: bool = False) -> np.ndarray:
+    """Vectors of texts with the index's encoder, one forward at a time per seat (encoder/seats.py). `quick`: the
+    seat of a few short interactive queries, which never waits behind a batch's forwards."""
     if kind not in ("passage", "query"):
         raise EngineError(f"kind must be 'passage' or 'query', not {kind!r}")
     encoder = engine.encoder
-    with engine._encode_lock:
+    with engine.seats.lock(quick=quick):
         return encoder.encode(list(texts), kind)
 
 

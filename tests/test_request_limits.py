@@ -18,6 +18,7 @@ import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -411,3 +412,69 @@ def test_sigterm_stops_mcp_at_once_with_a_session_open(index, transport):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_small_requests_encode_never_waits_for_a_batchs_forward(engine):
+    """The quick seat (encoder/seats.py): with the bulk seat held, as during a big request's slice or a watcher's
+    batch, a small search's encode still runs, and gives the vector the bulk seat gives."""
+    ref = engine.embed(["llama port"], "query")
+    got: dict = {}
+    with engine.seats.bulk:
+        th = threading.Thread(target=lambda: got.setdefault("v", engine.embed(["llama port"], "query", quick=True)))
+        th.start()
+        th.join(30)
+        assert "v" in got, "the quick encode waited for the bulk seat"
+    assert np.abs(got["v"] - ref).max() <= 1e-6
+
+
+def test_both_seats_encode_at_once_with_the_vectors_of_one_at_a_time(engine):
+    """Two threads, one per seat, encoding together with one model and one tokenizer (and counting tokens, as
+    `/embed` does outside any seat): no shared-tokenizer error ("Already borrowed") and every vector what it is
+    alone."""
+    texts = long_queries(12, 600, seed=3) + [f"llama {w}" for w in WORDS]
+    alone = {t: engine.embed([t], "query")[0] for t in texts}
+    errors: list[BaseException] = []
+    seen: list[tuple[str, np.ndarray]] = []
+
+    def work(quick: bool):
+        try:
+            for _ in range(3):
+                for t in texts:
+                    seen.append((t, engine.embed([t], "query", quick=quick)[0]))
+                    if not quick:
+                        assert engine.encoder.count_tokens([t])[0] > 0
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(q,)) for q in (True, False)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(300)
+    assert not errors, errors
+    assert len(seen) == 2 * 3 * len(texts)
+    assert max(float(np.abs(v - alone[t]).max()) for t, v in seen) <= 1e-5
+
+
+def test_serve_exempts_what_it_loaded_from_garbage_collection(engine):
+    """`run_server` builds its app with freeze_heap: at start-up the loaded objects leave the collector's sight (a full
+    collection over them paused every thread for ~240 ms; serve/heap.py). An app built for other uses does not."""
+    import gc
+
+    engine.embed(["llama"], "query")  # the model is loaded
+    plain = create_app(engine, token=TOKEN)
+    base, srv = serve_in_thread(plain)
+    try:
+        assert gc.get_freeze_count() == 0
+    finally:
+        srv.should_exit = True
+    model = engine.encoder.model
+    app_ = create_app(engine, token=TOKEN, freeze_heap=True)
+    base, srv = serve_in_thread(app_)
+    try:
+        assert gc.get_freeze_count() > 1000
+        assert not any(o is model for o in gc.get_objects(generation=2))  # frozen: never walked again
+        assert httpx.post(base + "/search", json={"query": "llama", "k": 3}, headers=AUTH).status_code == 200
+    finally:
+        srv.should_exit = True
+        gc.unfreeze()

@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import sys
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -30,6 +30,7 @@ from . import jobs, limits
 from ..modes import default_mode
 from .auth import require_token
 from .docs_page import add_docs_routes
+from .heap import freeze_startup_objects
 from .lanes import Busy, DeadlineExceeded, Lanes, SmallFirst
 from .limits import MAX_BODY_BYTES, MAX_K, MAX_QUERIES, MAX_TEXT_CHARS, MAX_TEXTS, MAX_WHERE_CHARS, LimitError
 from .openai_api import content_type_hint, error_body, openai_router
@@ -152,7 +153,7 @@ class MicroBatcher:
 
     def _encode(self, texts: list[str]):
         with self.gate.small():
-            return self.engine.encode_queries(texts)
+            return self.engine.encode_queries(texts, quick=True)
 
 
 class BodyLimit:
@@ -189,13 +190,21 @@ class BodyLimit:
 
 def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | None = None, *,
                request_timeout: float | None = limits.DEFAULT_DEADLINE_S, lanes: Lanes | None = None,
-               editor_url: str | None = None) -> FastAPI:
+               editor_url: str | None = None, freeze_heap: bool = False) -> FastAPI:
     """`rerank`: the server's reranker (loaded once, kept warm), whether it is on by default, its depth, the cap on
     a request's depth and the time budget per request, past which the answer is the first stage's, said so.
     `request_timeout`: seconds one request may take (None: no limit), past which it is answered 503 (or in
     first-stage order when the reranker is what ran out). `editor_url`: the search page's link template for
-    opening a result in an editor (serve/page.py)."""
+    opening a result in an editor (serve/page.py). `freeze_heap`: at start-up, exempt what is loaded from garbage
+    collection (heap.py); for a process that only serves (`run_server`), not for one that goes on to other work."""
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if freeze_heap:
+            freeze_startup_objects()
+        yield
+
     app = FastAPI(title="llara-search", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan,
                   description="Top-k semantic search over a llara-search index (LLaRA dense retrieval, BM25, "
                               "hybrid).\n\n" + limits.LIMITS_DOC)
     auth = require_token(token)
@@ -405,7 +414,8 @@ def run_server(engine: Engine, host: str = "127.0.0.1", port: int = 8000, token:
     if rerank is not None:  # and run the reranker once, so the first request does not pay for its warm-up
         rerank.reranker.score("warm-up", ["warm-up"])
     lanes = Lanes()
-    app = create_app(engine, token, rerank, request_timeout=request_timeout, lanes=lanes, editor_url=editor_url)
+    app = create_app(engine, token, rerank, request_timeout=request_timeout, lanes=lanes, editor_url=editor_url,
+                     freeze_heap=True)
     sock = _listen(host, port)
 
     class GracefulServer(uvicorn.Server):

@@ -3,8 +3,8 @@ checked between them, and the answer serialized here (in the worker thread) so t
 event loop that `/healthz` and everyone else's requests are answered on.
 
 Big encodes run in slices of about SLICE_CHARS characters, each slice a checkpoint: a deadline stops a big encode
-between slices, and a big request's next slice waits while small requests run (lanes.SmallFirst), so a small
-search's encode shares the machine with one slice of a big batch at most, never with all of it. Vectors do not
+between slices, and a big request's next slice waits while small requests run (lanes.SmallFirst). A small request's
+texts take the encoder's quick seat (encoder/seats.py), so they never wait for the slice in progress either. Vectors do not
 depend on how texts are grouped into batches (the micro-batcher relies on that too).
 """
 
@@ -51,10 +51,12 @@ def slices(texts: Sequence[str]) -> list[list[str]]:
 
 
 def encode(engine: Engine, texts: Sequence[str], kind: str, deadline: Deadline) -> np.ndarray:
+    """A big request's slices take the encoder's bulk seat; a small request's texts its quick seat (encoder/seats.py)."""
+    quick = not deadline.big
     parts = []
     for part in slices(texts):
         deadline.check()
-        parts.append(engine.embed(part, kind))
+        parts.append(engine.embed(part, kind, quick=quick))
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 

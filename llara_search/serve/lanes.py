@@ -12,7 +12,9 @@ server told to stop, ends at the next piece instead of running to completion for
 Why small first (`SmallFirst`): two lanes are not enough in one Python process. A big request's thread and a small
 one's share the interpreter lock and the cores, and a one-line search that had its own lane still took 55x longer
 while big ones ran (benchmarks/hostile_serve.py). So a big request's checkpoints also wait while any small request
-is running: a small search shares the machine with one piece of a big request at most, never with all of it.
+is running: a small search shares the machine with one piece of a big request at most, never with all of it. (Two
+more causes of the slow tail live elsewhere: the encoder's quick seat, encoder/seats.py, and the frozen start-up
+heap, heap.py.)
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ class Deadline:
         self.stop = stop or threading.Event()
         self.cancelled = False
         self.yields_to: SmallFirst | None = None
+
+    @property
+    def big(self) -> bool:
+        """Whether this is a big request's deadline (its work yields to small requests)."""
+        return self.yields_to is not None
 
     def remaining(self) -> float | None:
         return None if self.at is None else max(0.0, self.at - time.monotonic())

@@ -17,6 +17,7 @@ from ..errors import EmptyIndexError, EngineError, IndexFileError
 from ..modes import default_mode
 from ..results import SearchResult
 from . import jobs, limits
+from .heap import freeze_startup_objects
 from .lanes import Busy, DeadlineExceeded, Lanes
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ def run_mcp(engine: Engine, transport: Literal["stdio", "streamable-http"] = "st
     if rerank is not None:
         rerank.reranker.score("warm-up", ["warm-up"])
     server = create_mcp_server(engine, rerank, request_timeout=request_timeout)
+    freeze_startup_objects()  # loaded: no full collection walks the model's objects again (heap.py)
     if transport == "stdio":
         server.run("stdio")
     else:

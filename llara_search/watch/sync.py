@@ -51,8 +51,8 @@ def _ingestor(engine: Engine, options: IngestOptions, model: str | None, adapter
     _, chunker, fp = writing.prepare_write(engine, model, adapter, chunk_tokens, options.index_type,
                                            options.index_factory)
     ing = writing.ingestor(engine, chunker, fp, options, None)
-    if ing.encode is not None:  # a server shares the model with its queries: one forward at a time
-        encode, lock = ing.encode, engine._encode_lock
+    if ing.encode is not None:  # a server shares the model with its queries: the watcher's forwards take the bulk seat
+        encode, lock = ing.encode, engine.seats.bulk
 
         def locked(texts):
             with lock:
