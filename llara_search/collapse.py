@@ -13,7 +13,10 @@ Cost: a result is compared only with the better results it could be a copy of, f
 in a dictionary of the windows of the results kept so far (and its whole text, for exact copies). The windows'
 hashes are computed once, when the chunk is stored (`probe`, the `chunks.probe` column): finding them in each
 result's text at query time cost more than the BM25 search it trimmed at k=1000 (1.2-2x); looking up stored hashes
-costs a fifth of it. Rows stored before the column existed have them computed from their text, as before. The windows
+costs a fifth of it. Rows stored before the column existed have them computed from their text, as before. A
+candidate's words are compared first and its trigrams hashed only when a containment test needs them (most candidates
+are a file's own chunks that start alike, for which the words settle it), and the containment test stops as soon as
+enough of the text is found: a quarter less time per query at k=1000 on HAProxy's docs. The windows
 start where every format cuts a text the same way (after a sentence end; for texts with few sentences, after
 clause ends and line breaks too), so a copy cut or wrapped elsewhere still shares them. The lookup costs the same
 per result at k=1000 as at k=10: scanning all kept text for each result instead (as this module once did) made
@@ -48,13 +51,16 @@ def collapse_depth(k: int) -> int:
     return k + max(10, k)
 
 
-def _shingles(text: str) -> tuple[tuple[str, ...], frozenset]:
-    """The words and the hashes of their trigrams (ints: a set of tuples would give the garbage collector
-    thousands of objects to walk at k=1000)."""
-    words = tuple(_WORD.findall(text.lower()))
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(text.lower()))
+
+
+def _trigrams(words: tuple[str, ...]) -> frozenset:
+    """The hashes of the words' trigrams (ints: a set of tuples would give the garbage collector thousands of objects
+    to walk at k=1000)."""
     if len(words) < 3:
-        return words, frozenset([hash(words)])
-    return words, frozenset(map(hash, zip(words, words[1:], words[2:])))
+        return frozenset([hash(words)])
+    return frozenset(map(hash, zip(words, words[1:], words[2:])))
 
 
 def _windows(low: str, flat: str) -> list[str]:
@@ -93,10 +99,17 @@ def probe(text: str) -> bytes:
     return array("Q", [_hash(flat), *map(_hash, _windows(low, flat))]).tobytes()
 
 
-def _unpack(blob: bytes) -> list[int]:
-    a = array("Q")
-    a.frombytes(blob)
-    return a.tolist()
+def _contained(sh: frozenset, others: list[int], trigrams_of: Callable[[int], frozenset]) -> bool:
+    """Whether CONTAINMENT of `sh` is in the union of the others' trigrams: what is left of `sh` shrinks one other at
+    a time, and the answer is known as soon as few enough are left (building the union cost a set of every other's
+    trigrams per result)."""
+    allowed = len(sh) - CONTAINMENT * len(sh)  # at most this many may be missing
+    left: set | frozenset = sh
+    for i in others:
+        left = left.difference(trigrams_of(i))
+        if len(left) <= allowed:
+            return True
+    return False
 
 
 def collapse_duplicates(results: Iterable[T], k: int, probes: Callable[[T], bytes | None] | None = None
@@ -112,16 +125,24 @@ def collapse_duplicates(results: Iterable[T], k: int, probes: Callable[[T], byte
     starts: list[int] = []  # each kept result's first window
     window_of: dict[int, int] = {}  # window hash -> the best kept result holding it
     flat_of: dict[int, int] = {}  # whole text hash -> the first kept result with that text
-    shingles: list[tuple[tuple[str, ...], frozenset] | None] = []  # tokenized only when a later result needs them
+    words: list[tuple[str, ...] | None] = []  # each kept result's words, tokenized only when a later result needs them
+    trigrams: list[frozenset | None] = []  # and their trigrams, hashed only when a containment test needs them
+    hold_window = window_of.setdefault  # the best kept result keeps a window
+    window_holder = window_of.get
 
-    def of(i: int) -> tuple[tuple[str, ...], frozenset]:
-        if shingles[i] is None:
-            shingles[i] = _shingles(kept[i].text)
-        return shingles[i]
+    def words_of(i: int) -> tuple[str, ...]:
+        if words[i] is None:
+            words[i] = _words(kept[i].text)
+        return words[i]
+
+    def trigrams_of(i: int) -> frozenset:
+        if trigrams[i] is None:
+            trigrams[i] = _trigrams(words_of(i))
+        return trigrams[i]
 
     for r in results:
         blob = probes(r) if probes is not None else None
-        windows = _unpack(blob if blob is not None else probe(r.text))
+        windows = memoryview(blob if blob is not None else probe(r.text)).cast("Q").tolist()
         flat = windows.pop(0)
         n = len(r.text)
         dup = flat_of.get(flat)  # the same text, wrapped the same or otherwise
@@ -131,20 +152,22 @@ def collapse_duplicates(results: Iterable[T], k: int, probes: Callable[[T], byte
             if n < SHORT_CHARS and len(kept) <= SMALL:
                 sources = range(len(kept))  # short texts among few results: the exact test is cheap
             else:  # the kept results this text could be a copy of, best first
-                found = set(map(window_of.get, windows))
+                found = set(map(window_holder, windows))
                 found.discard(None)
                 sources = sorted(found) if found else ()
             if sources:
+                path = r.path
                 same = [i for i in sources if abs(lengths[i] - n) <= n // 8 + 8  # could hold its words
-                        and (kept[i].path != r.path or starts[i] == windows[0])]  # (a file's overlapping chunks)
-                others = [i for i in sources if kept[i].path != r.path]  # (a file's overlapping chunks share windows)
+                        and (kept[i].path != path or starts[i] == windows[0])]  # (a file's overlapping chunks)
+                others = [i for i in sources if kept[i].path != path]  # (a file's overlapping chunks share windows)
                 if same or others:
-                    words, sh = _shingles(r.text)
-                    dup = next((i for i in same if of(i)[0] == words), None)  # the same words
-                    if dup is None and others and len(sh) >= MIN_SHINGLES \
-                            and len(sh & set().union(*(of(i)[1] for i in others))) >= CONTAINMENT * len(sh):
-                        overlap = {i: len(sh & of(i)[1]) for i in others}
-                        dup = min(overlap, key=lambda i: (-overlap[i], i))
+                    mine = _words(r.text)
+                    dup = next((i for i in same if words_of(i) == mine), None)  # the same words
+                    if dup is None and others:
+                        sh = _trigrams(mine)
+                        if len(sh) >= MIN_SHINGLES and _contained(sh, others, trigrams_of):
+                            overlap = {i: len(sh & trigrams_of(i)) for i in others}
+                            dup = min(overlap, key=lambda i: (-overlap[i], i))
         if dup is not None:
             other = kept[dup]
             if r.path != other.path and r.path not in other.also_in:
@@ -154,11 +177,13 @@ def collapse_duplicates(results: Iterable[T], k: int, probes: Callable[[T], byte
             break
         i = len(kept)
         flat_of.setdefault(flat, i)
-        window_of.update({w: i for w in windows if w not in window_of})  # the best kept result keeps a window
+        for w in windows:
+            hold_window(w, i)
         kept.append(r)
         lengths.append(n)
         starts.append(windows[0])
-        shingles.append(None)
+        words.append(None)
+        trigrams.append(None)
     for rank, r in enumerate(kept, start=1):
         r.rank = rank
     return kept
