@@ -345,6 +345,13 @@ def test_a_big_requests_checkpoint_waits_while_a_small_one_runs():
     with gate.small(), pytest.raises(DeadlineExceeded):
         late.check()  # never past its own deadline, however many small ones there are
     assert gate.wait_turn(max_wait=0.01) is None
+    patient = Deadline(30)
+    patient.yields_to = gate
+    with gate.small():  # a small request that never ends (a steady stream of them) slows a big one, never stops it
+        th = threading.Thread(target=patient.check)
+        th.start()
+        th.join(10)
+        assert not th.is_alive()
 
 
 @pytest.mark.slow
@@ -478,3 +485,18 @@ def test_serve_exempts_what_it_loaded_from_garbage_collection(engine):
     finally:
         srv.should_exit = True
         gc.unfreeze()
+
+
+def test_a_small_batch_never_waits_for_itself(server):
+    """A small request counts as running from its arrival to its answer, and a big answer's serialization waits
+    while any does: a small batch's own answer must not wait for it (four queries would have waited 4 x 0.5 s)."""
+    from llara_search.serve.lanes import BIG_MAX_WAIT_S
+
+    base, _ = server
+    body = {"queries": ["llama port", "alpaca cache", "proxy index", "vector query"], "k": 3, "mode": "bm25"}
+    httpx.post(base + "/batch_search", json=body, headers=AUTH, timeout=60)  # warm
+    t = time.perf_counter()
+    r = httpx.post(base + "/batch_search", json=body, headers=AUTH, timeout=60)
+    took = time.perf_counter() - t
+    assert r.status_code == 200 and [len(x) for x in r.json()["results"]] == [3, 3, 3, 3]
+    assert took < 3 * BIG_MAX_WAIT_S, took

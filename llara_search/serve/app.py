@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import sys
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -31,7 +31,7 @@ from ..modes import default_mode
 from .auth import require_token
 from .docs_page import add_docs_routes
 from .heap import freeze_startup_objects
-from .lanes import Busy, DeadlineExceeded, Lanes, SmallFirst
+from .lanes import BIG_MAX_WAIT_S, Busy, DeadlineExceeded, Lanes, SmallFirst
 from .limits import MAX_BODY_BYTES, MAX_K, MAX_QUERIES, MAX_TEXT_CHARS, MAX_TEXTS, MAX_WHERE_CHARS, LimitError
 from .openai_api import content_type_hint, error_body, openai_router
 from .page import page_router
@@ -293,9 +293,9 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
         return await lanes.run(lambda d: jobs.search(engine, job, policy, d), deadline,
                                small=cost.small)
 
-    def answer(head: dict, results: list, outcomes: list | None, single: bool) -> bytes:
-        """The JSON answer; a batch's a query at a time, waiting (up to a second each) while small requests run:
-        8 MB of results serialized in one go held the interpreter lock from everyone else's searches."""
+    def answer(head: dict, results: list, outcomes: list | None, single: bool, big: bool = False) -> bytes:
+        """The JSON answer; a batch's a query at a time, a big one's waiting (up to BIG_MAX_WAIT_S each) while small
+        requests run: 8 MB of results serialized in one go held the interpreter lock from everyone else's searches."""
         payload = dict(head)
         if outcomes is not None:
             payload["rerank"] = outcomes[0].to_dict() if single else [o.to_dict() for o in outcomes]
@@ -304,7 +304,8 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
             return jobs.dumps(payload)
         parts = []
         for rs in results:
-            lanes.gate.wait_turn(max_wait=1.0)
+            if big:
+                lanes.gate.wait_turn(max_wait=BIG_MAX_WAIT_S)
             parts.append(jobs.dumps([jobs.public(r) for r in rs]))
         opening = jobs.dumps(payload)[:-1] + (b"," if payload else b"")
         return opening + b'"results":[' + b",".join(parts) + b"]}"
@@ -315,11 +316,14 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
         mode = mode or default_mode(engine.info)
         if single:
             head = {**head, "mode": mode}
-        results, outcomes = await run_search(queries, k, mode, where, rerank_asked, depth, collapse, single=single)
-        if sum(map(len, results)) > 100:  # a big answer is serialized off the event loop too
-            body = await asyncio.to_thread(answer, head, results, outcomes, single)
-        else:
-            body = answer(head, results, outcomes, single)
+        small = limits.check_search(queries, k, rerank_depth=depth, where=where, single=single).small
+        with lanes.gate.small() if small else nullcontext():  # big work pauses from its arrival to its answer
+            results, outcomes = await run_search(queries, k, mode, where, rerank_asked, depth, collapse,
+                                                 single=single)
+            if sum(map(len, results)) > 100:  # a big answer is serialized off the event loop too
+                body = await asyncio.to_thread(answer, head, results, outcomes, single, not small)
+            else:
+                body = answer(head, results, outcomes, single, not small)
         return Response(body, media_type="application/json")
 
     @app.get("/healthz", tags=["ops"])

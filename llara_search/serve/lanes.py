@@ -12,7 +12,8 @@ server told to stop, ends at the next piece instead of running to completion for
 Why small first (`SmallFirst`): two lanes are not enough in one Python process. A big request's thread and a small
 one's share the interpreter lock and the cores, and a one-line search that had its own lane still took 55x longer
 while big ones ran (benchmarks/hostile_serve.py). So a big request's checkpoints also wait while any small request
-is running: a small search shares the machine with one piece of a big request at most, never with all of it. (Two
+is in the server (from its arrival to its answer; up to BIG_MAX_WAIT_S at each checkpoint): a small search shares
+the machine with one piece of a big request at most, never with all of it. (Two
 more causes of the slow tail live elsewhere: the encoder's quick seat, encoder/seats.py, and the frozen start-up
 heap, heap.py.)
 """
@@ -32,6 +33,7 @@ SMALL_WORKERS = 4
 BIG_WORKERS = 1
 BIG_QUEUE = 2  # big requests waiting for the big lane before more are refused
 STOP_POLL_S = 0.1  # how often a waiting request looks at the server's stop
+BIG_MAX_WAIT_S = 0.5  # the longest a big request's checkpoint waits for small requests
 
 
 class DeadlineExceeded(Exception):
@@ -103,9 +105,10 @@ class Deadline:
         return self.cancelled or self.stop.is_set() or (self.at is not None and time.monotonic() > self.at)
 
     def check(self) -> None:
-        """Raise DeadlineExceeded past the deadline; for a big request, first let the small ones finish."""
+        """Raise DeadlineExceeded past the deadline; for a big request, first let the small ones finish (for at most
+        BIG_MAX_WAIT_S: a steady stream of small requests slows a big one down, it never stops it)."""
         if self.yields_to is not None:
-            self.yields_to.wait_turn(self)
+            self.yields_to.wait_turn(self, max_wait=BIG_MAX_WAIT_S)
         self.check_time()
 
     def check_time(self) -> None:
