@@ -8,6 +8,7 @@ import json
 import random
 import subprocess
 import sys
+import time
 
 import httpx
 import numpy as np
@@ -363,3 +364,29 @@ def test_commands_that_do_not_rerank_import_no_more_than_before():
             "if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_the_requests_deadline_cuts_the_reranker_and_keeps_the_first_stage(index, cross_encoders):
+    """The reranker busy with another request past this one's deadline (`--request-timeout`): the answer is the first
+    stage's order, in time, saying that the request's deadline is what cut it; once free, re-ranking resumes."""
+    from llara_search.serve import create_app
+
+    engine = Engine.open(index)
+    reranker = engine.reranker(str(cross_encoders["bert"]))
+    app_ = create_app(engine, rerank=RerankPolicy(reranker, depth=8, budget_ms=None), request_timeout=1.0)
+    base, srv = serve_in_thread(app_)
+    try:
+        first = [h.chunk_id for h in engine.search("llama packing", k=3)]
+        with reranker._lock:  # another request's scoring holds the reranker
+            t = time.perf_counter()
+            r = httpx.post(base + "/search", json={"query": "llama packing", "k": 3}, timeout=30)
+            took = time.perf_counter() - t
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert not body["rerank"]["applied"] and "--request-timeout" in body["rerank"]["reason"], body["rerank"]
+        assert [x["chunk_id"] for x in body["results"]] == first
+        assert took < 5, took
+        r = httpx.post(base + "/search", json={"query": "llama packing", "k": 3}, timeout=30).json()
+        assert r["rerank"]["applied"]
+    finally:
+        srv.should_exit = True

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 SLICE_CHARS = 2048  # characters of one slice of a big encode (at least one text)
 SLICE_TEXTS = 16
+ANSWER_MARGIN_S = 0.2  # of a re-ranked request's time, kept for answering in first-stage order when the reranker is late
 
 
 @dataclass
@@ -71,13 +72,15 @@ def search(engine: Engine, job: SearchJob, policy: RerankPolicy | None, deadline
         return first, None
     if deadline.stop.is_set():
         deadline.check()
-    # past the deadline already, the reranker gives up at once: the answer is the first stage's order, said so
+    # past the deadline already, the reranker gives up at once: the answer is the first stage's order, said so. It
+    # gives up a little before the request's deadline, or the server would answer 503 at the deadline instead
     budget = None if policy.budget_ms is None else time.monotonic() + policy.budget_ms / 1000
-    cut_by_request = deadline.at is not None and (budget is None or deadline.at < budget)
-    until = deadline.at if cut_by_request else budget
+    request_end = None if deadline.at is None else deadline.at - min(ANSWER_MARGIN_S, deadline.seconds / 5)
+    cut_by_request = request_end is not None and (budget is None or request_end < budget)
+    until = request_end if cut_by_request else budget
     outcomes = engine.rerank(job.queries, first, job.k, policy.reranker, deadline=until, fallback=True)
     for o in outcomes:
-        if not o.applied and cut_by_request and time.monotonic() >= deadline.at and "time budget" in (o.reason or ""):
+        if not o.applied and cut_by_request and time.monotonic() >= request_end and "time budget" in (o.reason or ""):
             o.reason = (f"the request's deadline ({deadline.seconds:g} s, --request-timeout) came before the "
                         "reranker finished; answered in first-stage order")
     return [o.results for o in outcomes], outcomes
