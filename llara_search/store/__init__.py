@@ -8,7 +8,8 @@ from importlib import import_module
 
 _WHERE = {"StoreError": "db", "open_database": "db", "Chunk": "models", "Document": "models",
           "FileNote": "models", "Generation": "models", "IndexInfo": "models", "IngestFailure": "models",
-          "IngestRun": "models", "path_glob": "fulltext", "ChunkRecord": "store", "Store": "store", "visible": "store"}
+          "IngestRun": "models", "path_glob": "fulltext", "ChunkRecord": "store", "Store": "store", "visible": "store",
+          "still_live": "store"}
 
 
 def __getattr__(name: str):
@@ -20,4 +21,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["Chunk", "ChunkRecord", "Document", "FileNote", "Generation", "IndexInfo", "IngestFailure", "IngestRun",
-           "Store", "StoreError", "open_database", "path_glob", "visible"]
+           "Store", "StoreError", "open_database", "path_glob", "still_live", "visible"]

@@ -25,6 +25,13 @@ def visible(model, gen: int):
     return and_(model.added_gen <= gen, or_(model.removed_gen.is_(None), model.removed_gen > gen))
 
 
+def still_live(column):
+    """`column IS NULL` (the row is live) in a form no index can serve. Next to an `IN` list of ids or paths, SQLite
+    chose the `removed_gen` index for `IS NULL`, which every live row shares: at a million chunks each batch of a
+    `delete` scanned the whole table (0.39 s instead of 0.001 s; a folder of 100,000 documents took 117 s)."""
+    return func.coalesce(column, 0) == 0  # generations count from 1
+
+
 @dataclass
 class ChunkRecord:
     """What a search result needs to say about one chunk."""

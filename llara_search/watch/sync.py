@@ -97,17 +97,25 @@ def expand(changed: list[str], filt: PathFilter, options: IngestOptions) -> tupl
 
 
 def _indexed(engine: Engine, gone: list[str]) -> list[str]:
-    """The gone paths that hold live documents (a vanished editor temp file or empty folder needs no generation)."""
+    """The gone paths that hold live documents (a vanished editor temp file or empty folder needs no generation).
+
+    Each is looked up through the path index: the path itself, and on SQLite the paths under it as a range
+    (`folder/` <= path < `folder0`, '0' being the character after '/'), with liveness in a form no index serves.
+    Written as `removed_gen IS NULL AND (path = g OR path LIKE 'g/%')`, SQLite walked the `removed_gen` index, every
+    live document, for each vanished path (an editor's temp files, an `rm -rf` of thousands of files)."""
     from sqlalchemy import or_, select
 
-    from ..store import Document
+    from ..store import Document, still_live
 
     out = []
     with engine.store.sessions() as s:
+        sqlite = s.get_bind().dialect.name == "sqlite"
         for g in gone:
-            prefix = g.rstrip("/") + "/"
-            hit = s.scalar(select(Document.id).where(Document.removed_gen.is_(None), or_(
-                Document.path == g, Document.path.startswith(prefix, autoescape=True))).limit(1))
+            folder = g.rstrip("/")
+            under = ((Document.path >= folder + "/") & (Document.path < folder + "0")) if sqlite else \
+                Document.path.startswith(folder + "/", autoescape=True)  # (a collation may not sort by code point)
+            hit = s.scalar(select(Document.id).where(or_(Document.path == g, under),
+                                                     still_live(Document.removed_gen)).limit(1))
             if hit is not None:
                 out.append(g)
     return out
