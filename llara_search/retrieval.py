@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -26,17 +26,38 @@ log = logging.getLogger(__name__)
 MAX_K = 1000
 
 
-def collapsed(searcher: Searcher, hits: list[tuple[int, float]], k: int) -> list[SearchResult]:
+PIECE = 256  # results read between two calls of a server's `check` (where a big request pauses for small ones)
+
+
+def read(searcher: Searcher, hits: list[tuple[int, float]], probes: dict | None = None,
+         check: Callable[[], None] | None = None) -> Iterator[SearchResult]:
+    """The hits' rows, PIECE at a time with `check()` between (ranks count from 1 in each piece): reading and
+    building a thousand results is a piece of work long enough to hold a small search waiting."""
+    for start in range(0, len(hits), PIECE):
+        if start and check is not None:
+            check()
+        yield from searcher.results(hits[start:start + PIECE], probes)
+
+
+def collapsed(searcher: Searcher, hits: list[tuple[int, float]], k: int,
+              check: Callable[[], None] | None = None) -> list[SearchResult]:
     """The top k of `hits` without near-copies. Copies are rare, so the texts of the first k alone are read first;
     deeper hits (fetched for the copies' places) are read, a slice at a time, only as far as copies made room."""
     probes: dict[int, bytes | None] = {}
 
     def texts():
-        yield from searcher.results(hits[:k], probes)
+        yield from read(searcher, hits[:k], probes, check)
         for start in range(k, len(hits), 64):
             yield from searcher.results(hits[start:start + 64], probes)
 
     return collapse_duplicates(texts(), k, lambda r: probes.get(r.chunk_id))
+
+
+def _ranked(results: Iterable[SearchResult]) -> list[SearchResult]:
+    out = list(results)
+    for rank, r in enumerate(out, start=1):
+        r.rank = rank
+    return out
 
 
 def search(engine, query: str, k: int = 10, mode: str | None = None, where: str | None = None, *,
@@ -106,7 +127,7 @@ def search_many(engine, queries: Sequence[str], k: int = 10, mode: str | None = 
             hits = searcher.bm25(q, fetch, where, pinned=pinned)
         else:
             hits = fuse(dense[qi], searcher.bm25(q, depth, where, pinned=pinned), fetch, **fusion)
-        out.append(collapsed(searcher, hits, k) if collapse else searcher.results(hits))
+        out.append(collapsed(searcher, hits, k, check) if collapse else _ranked(read(searcher, hits, None, check)))
     return out
 
 

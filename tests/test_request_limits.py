@@ -500,3 +500,27 @@ def test_a_small_batch_never_waits_for_itself(server):
     took = time.perf_counter() - t
     assert r.status_code == 200 and [len(x) for x in r.json()["results"]] == [3, 3, 3, 3]
     assert took < 3 * BIG_MAX_WAIT_S, took
+
+
+@pytest.mark.parametrize("collapse", [True, False])
+def test_a_large_answer_read_and_written_in_pieces_is_the_engines_answer(tmp_path, collapse):
+    """Past PIECE results a server reads (and past ANSWER_PIECE writes) an answer in pieces, pausing between them
+    for small requests: the answer is still the engine's, ranks 1..n, one JSON document."""
+    rng = random.Random(4)
+    records = [(f"d{i}", f"T{i}", " ".join(rng.choice(WORDS) for _ in range(30)) + f" tag{i % 7}") for i in range(700)]
+    engine = Engine.open(tmp_path / "big", create=True)
+    engine.ingest_records(records, "beir", model="none")
+    base, srv = serve_in_thread(create_app(engine, token=TOKEN))
+    try:
+        queries = ["llama proxy tag3", "cache index tag5"]
+        r = httpx.post(base + "/batch_search", json={"queries": queries, "k": 600, "mode": "bm25",
+                                                     "collapse": collapse}, headers=AUTH, timeout=60)
+        assert r.status_code == 200, r.text[:300]
+        got = r.json()["results"]
+        want = engine.search_many(queries, k=600, mode="bm25", collapse=collapse)
+        assert [len(x) for x in got] == [len(x) for x in want] and min(len(x) for x in got) > 300
+        for g, w in zip(got, want):
+            assert [x["chunk_id"] for x in g] == [h.chunk_id for h in w]
+            assert [x["rank"] for x in g] == list(range(1, len(g) + 1))
+    finally:
+        srv.should_exit = True

@@ -46,6 +46,7 @@ SHUTDOWN_GRACE_S = 3.0
 # how often Python hands the GIL between threads (default 5 ms): a small search's Python steps wait less for a
 # big request's, at a small cost in the big one's throughput
 SWITCH_INTERVAL_S = 0.001
+ANSWER_PIECE = 250  # results of a batch answer serialized between two pauses for small requests
 
 
 RERANK_DOC = ("re-rank the first stage's top candidates with the server's reranker (`serve --rerank MODEL`); "
@@ -294,8 +295,9 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
                                small=cost.small)
 
     def answer(head: dict, results: list, outcomes: list | None, single: bool, big: bool = False) -> bytes:
-        """The JSON answer; a batch's a query at a time, a big one's waiting (up to BIG_MAX_WAIT_S each) while small
-        requests run: 8 MB of results serialized in one go held the interpreter lock from everyone else's searches."""
+        """The JSON answer; a batch's ANSWER_PIECE results at a time, a big one's waiting (up to BIG_MAX_WAIT_S each)
+        while small requests run: 8 MB of results serialized in one go held the interpreter lock from everyone else's
+        searches."""
         payload = dict(head)
         if outcomes is not None:
             payload["rerank"] = outcomes[0].to_dict() if single else [o.to_dict() for o in outcomes]
@@ -304,9 +306,12 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
             return jobs.dumps(payload)
         parts = []
         for rs in results:
-            if big:
-                lanes.gate.wait_turn(max_wait=BIG_MAX_WAIT_S)
-            parts.append(jobs.dumps([jobs.public(r) for r in rs]))
+            pieces = []
+            for start in range(0, len(rs), ANSWER_PIECE):
+                if big:
+                    lanes.gate.wait_turn(max_wait=BIG_MAX_WAIT_S)
+                pieces.append(jobs.dumps([jobs.public(r) for r in rs[start:start + ANSWER_PIECE]])[1:-1])
+            parts.append(b"[" + b",".join(pieces) + b"]")
         opening = jobs.dumps(payload)[:-1] + (b"," if payload else b"")
         return opening + b'"results":[' + b",".join(parts) + b"]}"
 
