@@ -49,6 +49,7 @@ from .milvus_common import (CONNECT_TIMEOUT_S, LITE_INDEX_TYPES, LIVE, MAX_ID_LI
                             visible_at)
 
 log = logging.getLogger(__name__)
+LITE_LOAD_TRIES = 4  # loads of a collection whose index files Milvus Lite may still be writing
 
 
 # -------------------------------------------------------------------------------------------------- backend
@@ -232,7 +233,17 @@ class MilvusBackend(VectorBackend):
     def _loaded(self, name: str) -> None:
         state = self._call("read the load state", self.client.get_load_state, name)
         if "Loaded" not in str(state.get("state", state)) or "NotLoad" in str(state.get("state", state)):
-            self._call(f"load collection {name}", self.client.load_collection, name)
+            for attempt in range(LITE_LOAD_TRIES if self.lite else 1):
+                try:
+                    return self._call(f"load collection {name}", self.client.load_collection, name)
+                except VectorDBError as exc:
+                    # Milvus Lite writes a new segment's index files in the background after a flush; a load that
+                    # comes first reads a short file (faiss "read_vector_with_known_size"), seen on a busy 2-core box
+                    if attempt + 1 == LITE_LOAD_TRIES or "index_read" not in str(exc):
+                        raise
+                    log.warning("Milvus Lite could not load %s yet (its index files are still being written); "
+                                "trying again", name)
+                    time.sleep(1.0 + attempt)
 
     def _check_prefix(self) -> None:
         """No collection under this prefix may belong to another index (a shared `#name`)."""
