@@ -1,5 +1,5 @@
-"""Two seats at one loaded model: `bulk` for batches (ingest, the watcher, a big request's slices, `/embed`) and
-`quick` for the few short queries of an interactive search.
+"""Two seats at one loaded model: `bulk` for batches (ingest, the watcher, a big request's slices) and `quick` for
+the few short texts of a small request (a search's queries, a small `/embed`).
 
 Why two: a Python lock is not fair. A thread that releases it and asks again at once nearly always gets it back, so
 with one lock a server's one-line query waited behind a big request's slices one after another: p99 483 ms against
