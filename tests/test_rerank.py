@@ -390,3 +390,26 @@ def test_the_requests_deadline_cuts_the_reranker_and_keeps_the_first_stage(index
         assert r["rerank"]["applied"]
     finally:
         srv.should_exit = True
+
+
+def test_a_request_made_big_by_its_default_rerank_depth_does_not_wait_for_itself(index, cross_encoders):
+    """Four queries at k=3 ask for 12 results, a small request; re-ranked at the server's default depth of 100 they
+    read 400, a big one, and run in the big lane, whose checkpoints pause while small requests are in the server.
+    The request must be counted as what it runs as, or it pauses for itself (0.5 s at each checkpoint)."""
+    from llara_search.serve import create_app
+    from llara_search.serve.lanes import BIG_MAX_WAIT_S
+
+    engine = Engine.open(index)
+    reranker = engine.reranker(str(cross_encoders["bert"]))
+    base, srv = serve_in_thread(create_app(engine, rerank=RerankPolicy(reranker, depth=100, max_depth=100)))
+    try:
+        body = {"queries": ["llama packing", "alpaca wool", "proxy port", "vector index"], "k": 3, "mode": "bm25"}
+        httpx.post(base + "/batch_search", json=body, timeout=60)  # warm
+        t = time.perf_counter()
+        r = httpx.post(base + "/batch_search", json=body, timeout=60)
+        took = time.perf_counter() - t
+        assert r.status_code == 200, r.text
+        assert [o["applied"] for o in r.json()["rerank"]] == [True] * 4
+        assert took < 3 * BIG_MAX_WAIT_S, took
+    finally:
+        srv.should_exit = True

@@ -274,12 +274,17 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
                                      "candidates per query; lower rerank_depth (or k), or pass rerank=false")
         return depth
 
-    async def run_search(queries: list[str], k: int, mode: str, where: str | None, rerank_asked: bool | None,
-                         asked_depth: int | None, collapse: bool, *, single: bool) -> tuple[list, list | None]:
-        """Checked against the limits, then run in its lane under the request's deadline."""
+    def checked(queries: list[str], k: int, where: str | None, rerank_asked: bool | None, asked_depth: int | None,
+                single: bool) -> tuple[int | None, limits.Cost]:
+        """The request checked against the limits as sent, then with the depth it will be re-ranked from (the
+        server's default depth may make a small request big): that depth, and what the request will cost."""
         limits.check_search(queries, k, rerank_depth=asked_depth, where=where, single=single)
         depth = rerank_depth(k, rerank_asked, asked_depth)
-        cost = limits.check_search(queries, k, rerank_depth=depth, where=where, single=single)
+        return depth, limits.check_search(queries, k, rerank_depth=depth, where=where, single=single)
+
+    async def run_search(queries: list[str], k: int, mode: str, where: str | None, depth: int | None,
+                         cost: limits.Cost, collapse: bool, *, single: bool) -> tuple[list, list | None]:
+        """Run in its lane (by `cost`) under the request's deadline."""
         deadline = lanes.deadline(app.state.request_timeout)
         job = jobs.SearchJob(list(queries), k, mode, where, collapse, depth)
         if single and mode != "bm25":  # concurrent single queries share encoder forwards
@@ -321,14 +326,13 @@ def create_app(engine: Engine, token: str | None = None, rerank: RerankPolicy | 
         mode = mode or default_mode(engine.info)
         if single:
             head = {**head, "mode": mode}
-        small = limits.check_search(queries, k, rerank_depth=depth, where=where, single=single).small
-        with lanes.gate.small() if small else nullcontext():  # big work pauses from its arrival to its answer
-            results, outcomes = await run_search(queries, k, mode, where, rerank_asked, depth, collapse,
-                                                 single=single)
+        depth, cost = checked(queries, k, where, rerank_asked, depth, single)
+        with lanes.gate.small() if cost.small else nullcontext():  # big work pauses from its arrival to its answer
+            results, outcomes = await run_search(queries, k, mode, where, depth, cost, collapse, single=single)
             if sum(map(len, results)) > 100:  # a big answer is serialized off the event loop too
-                body = await asyncio.to_thread(answer, head, results, outcomes, single, not small)
+                body = await asyncio.to_thread(answer, head, results, outcomes, single, not cost.small)
             else:
-                body = answer(head, results, outcomes, single, not small)
+                body = answer(head, results, outcomes, single, not cost.small)
         return Response(body, media_type="application/json")
 
     @app.get("/healthz", tags=["ops"])
