@@ -322,10 +322,13 @@ class Ingestor(GenerationCommit):
         """`_flush`, where a row the database refuses fails its own file only: the batch is written again file by
         file, and the one that is refused is reported (the rest of the run goes on)."""
         self._drain()  # the batch encoded ahead is written first, under its own counters
-        works = list(self._pending)
+        self._refused_rows_fail_alone(list(self._pending), lambda: self._flush(ahead))
+
+    def _refused_rows_fail_alone(self, works: list[_Work], write: Callable[[], None]) -> None:
+        """`write()` of the batch `works`; should the database refuse a row, the batch again one file at a time."""
         counters = {k: getattr(self.report, k) for k in _BATCH_COUNTERS}
         try:
-            self._flush(ahead)
+            write()
         except OperationalError:
             raise  # the database itself is away, locked or full: no file is to blame
         except (SQLAlchemyError, UnicodeError) as exc:
@@ -382,13 +385,7 @@ class Ingestor(GenerationCommit):
         t = time.perf_counter()
         vecs, n_encoded = job.take()
         self.report.stages["encode_wait"] += time.perf_counter() - t  # the ingest waiting for the encoder
-        counters = {k: getattr(self.report, k) for k in _BATCH_COUNTERS}
-        try:
-            self._write(plans, vecs, n_encoded, job.seconds)
-        except OperationalError:
-            raise
-        except (SQLAlchemyError, UnicodeError) as exc:
-            self._one_by_one(works, counters, exc)
+        self._refused_rows_fail_alone(works, lambda: self._write(plans, vecs, n_encoded, job.seconds))
 
     def _write(self, plans: list, vecs: np.ndarray | None, n_encoded: int, took: float) -> None:
         self.report.stages["encode"] += took
