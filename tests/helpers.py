@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,31 @@ def by_heading(doc) -> dict[str, str]:
         key = " > ".join(s.heading)
         out[key] = (out.get(key, "") + "\n\n" + "\n\n".join(b.text for b in s.blocks)).strip()
     return out
+
+
+
+@contextmanager
+def statements_sent(engine):
+    """What `engine`'s database is sent while the context is open: `(statement, params, executemany)`, an
+    executemany once per batch the driver is given."""
+    from sqlalchemy import event
+
+    sent: list[tuple[str, object, bool]] = []
+
+    def on_execute(conn, cursor, statement, params, context, executemany):
+        sent.append((statement, params, executemany))
+
+    event.listen(engine.store.engine, "before_cursor_execute", on_execute)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.store.engine, "before_cursor_execute", on_execute)
+
+def sqlite_plans(engine, statements: list[tuple[str, object]]) -> list[str]:
+    """SQLite's query plan of each `(statement, params)`, in one line each."""
+    conn = sqlite3.connect(engine.paths.root / "meta.sqlite")
+    try:
+        return [" ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params))
+                for statement, params in statements]
+    finally:
+        conn.close()

@@ -9,8 +9,9 @@ import random
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
+from helpers import sqlite_plans, statements_sent
 from llara_search.engine import Engine
 from llara_search.lexical import index as lexical_index
 from llara_search.lexical import segment as lexical_segment
@@ -40,21 +41,6 @@ def records(n: int, seed: int = 0, start: int = 0) -> list[tuple[str, str, str]]
             for i in range(start, start + n)]
 
 
-@contextmanager
-def counted(engine: Engine):
-    """Statements sent to the database (an executemany counts once per batch the driver is given)."""
-    seen = []
-
-    def on_execute(conn, cursor, statement, params, context, executemany):
-        seen.append(statement)
-
-    event.listen(engine.store.engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.store.engine, "before_cursor_execute", on_execute)
-
-
 def _ids_by_doc(engine: Engine) -> dict[str, list[int]]:
     with engine.store.sessions() as s:
         rows = s.execute(text("SELECT d.doc_key, c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
@@ -68,7 +54,7 @@ def _ids_by_doc(engine: Engine) -> dict[str, list[int]]:
 def test_bulk_ingest_costs_statements_per_batch_not_per_row_and_keeps_generations(tmp_path, db_url):
     corpus = records(2000)
     eng = Engine.open(tmp_path / "ix", db_url=db_url, create=True)
-    with counted(eng) as stmts:
+    with statements_sent(eng) as stmts:
         rep = eng.ingest_records(iter(corpus), "beir:t", model="none")
     assert rep.files_new == 2000 and rep.chunks_total == rep.chunks_added >= 2000
     # the per-row path sent three queries and a flush per document (over 6,000 here)
@@ -76,7 +62,7 @@ def test_bulk_ingest_costs_statements_per_batch_not_per_row_and_keeps_generation
     first = _ids_by_doc(eng)
     assert eng.search("uniq1234", k=1, mode="bm25")[0].doc_key == "d1234"
 
-    with counted(eng) as stmts:
+    with statements_sent(eng) as stmts:
         again = eng.ingest_records(iter(corpus), "beir:t", model="none")
     assert again.files_unchanged == 2000 and again.chunks_added == 0 and again.generation == rep.generation
     assert len(stmts) < 60, len(stmts)
@@ -148,10 +134,10 @@ def test_touched_files_have_their_new_mtime_recorded_in_one_statement_per_batch(
     eng.ingest([str(docs)], model="none")
     for i in range(30):
         os.utime(docs / f"f{i}.md", ns=(10**18 + i, 10**18 + i))
-    with counted(eng) as stmts:
+    with statements_sent(eng) as stmts:
         rep = eng.ingest([str(docs)])
     assert rep.files_unchanged == 30 and rep.chunks_added == 0
-    assert sum(s.lstrip().startswith("UPDATE documents") for s in stmts) == 1
+    assert sum(s.lstrip().startswith("UPDATE documents") for s, _, _ in stmts) == 1
     with eng.store.sessions() as s:
         got = dict(s.execute(text("SELECT path, mtime_ns FROM documents")).all())
     assert got == {str(docs / f"f{i}.md"): 10**18 + i for i in range(30)}
@@ -182,28 +168,13 @@ def test_delete_and_change_lookups_use_the_document_index_on_sqlite(tmp_path):
     IN list, which made a 100,000-document delete take 117 s at a million chunks)."""
     engine = Engine.open(tmp_path / "idx", create=True)
     engine.ingest_records(records(300), "beir", model="none")
-    captured: list[tuple[str, object]] = []
-
-    def on_execute(conn, cursor, statement, params, context, executemany):
-        if not executemany and "chunks.document_id IN" in statement:
-            captured.append((statement, params))
-
-    event.listen(engine.store.engine, "before_cursor_execute", on_execute)
-    try:
+    with statements_sent(engine) as sent:
         engine.ingest_records(records(300, seed=1), "beir", model="none")  # every text changed: plan() looks up
         engine.delete(["beir:d1", "beir:d2", "beir:d3"])
-    finally:
-        event.remove(engine.store.engine, "before_cursor_execute", on_execute)
+    captured = [(s, p) for s, p, many in sent if not many and "chunks.document_id IN" in s]
     assert captured
-    import sqlite3
-
-    conn = sqlite3.connect(engine.paths.root / "meta.sqlite")
-    try:
-        for statement, params in captured:
-            plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params))
-            assert "removed_gen" not in plan and "ix_chunks_document" in plan, (statement[:120], plan)
-    finally:
-        conn.close()
+    for (statement, _), plan in zip(captured, sqlite_plans(engine, captured)):
+        assert "removed_gen" not in plan and "ix_chunks_document" in plan, (statement[:120], plan)
 
 
 def test_a_refused_row_fails_its_record_alone_with_and_without_encoding_ahead(db_url, tmp_path, tiny_model):

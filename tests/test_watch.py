@@ -543,8 +543,7 @@ def test_vanished_paths_are_looked_up_through_the_path_index(tmp_path):
     """Which vanished paths held live documents: the path itself or anything under it as a folder, never a sibling
     that merely starts alike, LIKE's wildcards taken literally; each found through the path index on SQLite, not by
     walking every live document through `removed_gen` (an editor's temp files vanish all day long)."""
-    from sqlalchemy import event
-
+    from helpers import sqlite_plans, statements_sent
     from llara_search.watch.sync import _indexed
 
     docs = tmp_path / "docs"
@@ -557,23 +556,10 @@ def test_vanished_paths_are_looked_up_through_the_path_index(tmp_path):
     root = str(docs.resolve())
     asked = [f"{root}/a", f"{root}/a/", f"{root}/a-", f"{root}/aXc", f"{root}/a_c", f"{root}/100%", f"{root}/1000",
              f"{root}/gone.md", f"{root}/ab.md", f"{root}/nothing"]
-    captured: list[tuple[str, object]] = []
-
-    def on_execute(conn, cursor, statement, params, context, executemany):
-        if "FROM documents" in statement and "LIMIT" in statement:
-            captured.append((statement, params))
-
-    event.listen(engine.store.engine, "before_cursor_execute", on_execute)
-    try:
+    with statements_sent(engine) as sent:
         found = _indexed(engine, asked)
-    finally:
-        event.remove(engine.store.engine, "before_cursor_execute", on_execute)
+    captured = [(s, p) for s, p, _ in sent if "FROM documents" in s and "LIMIT" in s]
     assert found == [f"{root}/a", f"{root}/a/", f"{root}/a_c", f"{root}/100%", f"{root}/ab.md"]
     assert len(captured) == len(asked)
-    conn = sqlite3.connect(engine.paths.root / "meta.sqlite")
-    try:
-        for statement, params in captured:
-            plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params))
-            assert "removed_gen" not in plan and "sqlite_autoindex_documents" in plan, (statement[:160], plan)
-    finally:
-        conn.close()
+    for (statement, _), plan in zip(captured, sqlite_plans(engine, captured)):
+        assert "removed_gen" not in plan and "sqlite_autoindex_documents" in plan, (statement[:160], plan)
