@@ -18,9 +18,8 @@ from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..collapse import probe
-from ..store import Chunk, Document
+from ..store import Chunk, Document, still_live
 from ..store.models import utcnow
-from ..store.store import still_live
 from .chunking import CHUNKER_VERSION, ChunkData
 
 LOOKUP_BATCH = 900  # paths or ids per IN list (SQLite's historic limit of bound variables is 999)

@@ -4,8 +4,8 @@ event loop that `/healthz` and everyone else's requests are answered on.
 
 Big encodes run in slices of about SLICE_CHARS characters, each slice a checkpoint: a deadline stops a big encode
 between slices, and a big request's next slice waits while small requests run (lanes.SmallFirst). A small request's
-texts take the encoder's quick seat (encoder/seats.py), so they never wait for the slice in progress either. Vectors do not
-depend on how texts are grouped into batches (the micro-batcher relies on that too).
+texts take the encoder's quick seat (encoder/seats.py), so they never wait for the slice in progress either.
+Vectors do not depend on how texts are grouped into batches (the micro-batcher relies on that too).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 SLICE_CHARS = 2048  # characters of one slice of a big encode (at least one text)
 SLICE_TEXTS = 16
-ANSWER_MARGIN_S = 0.2  # of a re-ranked request's time, kept for answering in first-stage order when the reranker is late
+ANSWER_MARGIN_S = 0.2  # of a re-ranked request's time, kept to answer in first-stage order when the reranker is late
 
 
 @dataclass
@@ -52,7 +52,7 @@ def slices(texts: Sequence[str]) -> list[list[str]]:
 
 
 def encode(engine: Engine, texts: Sequence[str], kind: str, deadline: Deadline) -> np.ndarray:
-    """A big request's slices take the encoder's bulk seat; a small request's texts its quick seat (encoder/seats.py)."""
+    """A big request's slices take the encoder's bulk seat, a small request's texts its quick one (encoder/seats.py)."""
     quick = not deadline.big
     parts = []
     for part in slices(texts):

@@ -13,9 +13,8 @@ Why small first (`SmallFirst`): two lanes are not enough in one Python process. 
 one's share the interpreter lock and the cores, and a one-line search that had its own lane still took 55x longer
 while big ones ran (benchmarks/hostile_serve.py). So a big request's checkpoints also wait while any small request
 is in the server (from its arrival to its answer; up to BIG_MAX_WAIT_S at each checkpoint): a small search shares
-the machine with one piece of a big request at most, never with all of it. (Two
-more causes of the slow tail live elsewhere: the encoder's quick seat, encoder/seats.py, and the frozen start-up
-heap, heap.py.)
+the machine with one piece of a big request at most, never with all of it. (Two more causes of the slow tail are
+mended elsewhere: the encoder's quick seat, encoder/seats.py, and the frozen start-up heap, heap.py.)
 """
 
 from __future__ import annotations
